@@ -1,0 +1,176 @@
+//! The application edge: runs a parsed [`Command`](crate::cli::Command) against the real
+//! file system and terminal, and turns every failure into one [`AppError`] with an exit code.
+
+mod create;
+mod info;
+
+pub use info::{render_json, render_text};
+
+use crate::cli::{Cli, CliError, Command, HELP};
+use crate::create::CreateError;
+use crate::metainfo::{Metainfo, MetainfoError};
+use std::fmt;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Torrent files larger than this are refused before they are read: the largest real ones
+/// (hundreds of thousands of pieces) are a few MiB.
+pub const MAX_TORRENT_FILE: u64 = 64 * 1024 * 1024;
+
+/// A failure the user sees as one line, `btmini: error: …`.
+#[derive(Debug)]
+pub enum AppError {
+    /// The command line is wrong (exit status 2).
+    Cli(CliError),
+    /// A magnet link was given where a .torrent file is needed.
+    Magnet,
+    /// The torrent file could not be read.
+    ReadTorrent {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The path names a folder, not a torrent file.
+    TorrentIsDir(PathBuf),
+    /// The file is far too large to be a torrent.
+    TorrentTooLarge(PathBuf, u64),
+    /// The file is not a valid torrent.
+    BadTorrent {
+        /// The path given.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: MetainfoError,
+    },
+    /// `btmini create` failed.
+    Create(CreateError),
+    /// The output file of `create` exists and `--force` was not given.
+    OutputExists(PathBuf),
+    /// Writing a file failed.
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A feature this build does not have yet.
+    NotImplemented(&'static str),
+}
+
+impl AppError {
+    /// The process exit status: 2 for a bad command line, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Cli(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cli(e) => write!(f, "{e}"),
+            Self::Magnet => {
+                f.write_str("magnet links are not supported: give the path of a .torrent file")
+            }
+            Self::ReadTorrent { path, source } => {
+                write!(f, "cannot read '{}': {}", path.display(), io_reason(source))
+            }
+            Self::TorrentIsDir(p) => {
+                write!(f, "'{}' is a folder, not a .torrent file", p.display())
+            }
+            Self::TorrentTooLarge(p, n) => write!(
+                f,
+                "'{}' is {n} bytes, too large to be a .torrent file (limit {MAX_TORRENT_FILE})",
+                p.display()
+            ),
+            Self::BadTorrent { path, source } => {
+                write!(f, "'{}' is not a usable torrent: {source}", path.display())
+            }
+            Self::Create(e) => write!(f, "{e}"),
+            Self::OutputExists(p) => write!(
+                f,
+                "'{}' already exists (use --force to overwrite, or -o to choose another name)",
+                p.display()
+            ),
+            Self::Write { path, source } => {
+                write!(
+                    f,
+                    "cannot write '{}': {}",
+                    path.display(),
+                    io_reason(source)
+                )
+            }
+            Self::NotImplemented(what) => write!(f, "{what} is not in this build of btmini yet"),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+/// An I/O error without Rust's "(os error N)" suffix.
+fn io_reason(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(at) => s[..at].to_owned(),
+        None => s,
+    }
+}
+
+/// Reads and validates a `.torrent` file, with errors that say what to do.
+pub fn load_torrent(path: &Path) -> Result<Metainfo, AppError> {
+    if path.to_string_lossy().starts_with("magnet:") {
+        return Err(AppError::Magnet);
+    }
+    let read_err = |source| AppError::ReadTorrent {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if meta.is_dir() {
+        return Err(AppError::TorrentIsDir(path.to_owned()));
+    }
+    if meta.len() > MAX_TORRENT_FILE {
+        return Err(AppError::TorrentTooLarge(path.to_owned(), meta.len()));
+    }
+    let bytes = std::fs::read(path).map_err(read_err)?;
+    Metainfo::from_bytes(&bytes).map_err(|source| AppError::BadTorrent {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes `text` to standard output; a closed pipe (`btmini info x | head`) is not an error.
+fn print(text: &str) -> Result<(), AppError> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(AppError::Write {
+            path: "standard output".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the command.
+pub fn run(cli: Cli) -> Result<(), AppError> {
+    match cli.command {
+        Command::Help => print(HELP),
+        Command::Version => print(&format!("btmini {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Info { torrent, json } => {
+            let m = load_torrent(&torrent)?;
+            if json {
+                print(&(render_json(&m) + "\n"))
+            } else {
+                print(&render_text(&m))
+            }
+        }
+        Command::Create(args) => create::run(&args),
+        Command::Download { torrent, .. } => {
+            // Validate the torrent now, so that mistakes are reported as they will be later.
+            load_torrent(&torrent)?;
+            Err(AppError::NotImplemented("downloading"))
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! Command-line parsing: raw arguments in, a validated [`Cli`] out, with no access to the
+//! environment so that tests can call it directly.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Text of `btmini --help`.
+pub const HELP: &str = "\
+btmini: a small BitTorrent client
+
+USAGE:
+    btmini [OPTIONS] FILE.torrent [-o DIR]     download a torrent (not in this build yet)
+    btmini info [--json] FILE.torrent          show what a torrent holds
+    btmini create PATH [CREATE OPTIONS]        make a torrent of a file or folder
+
+DOWNLOAD OPTIONS:
+    -o, --output DIR         where the data goes [default: ./downloads]
+
+INFO OPTIONS:
+        --json               print one JSON object instead of text
+
+CREATE OPTIONS:
+    -t, --tracker URL        tracker announce URL; repeat for more (each its own tier)
+                             [default: none, a trackerless torrent]
+    -o, --output FILE        where to write the torrent [default: NAME.torrent]
+    -l, --piece-length N     bytes per piece, a power of two from 16K to 128M; suffixes
+                             K and M (powers of 1024) [default: 1,000-2,000 pieces,
+                             16K to 16M]
+    -p, --private            set the private flag (BEP 27: trackers only)
+    -c, --comment TEXT       a comment [default: none]
+        --no-date            leave out the creation date (byte-reproducible torrents)
+    -f, --force              overwrite the output file if it exists
+
+GENERAL OPTIONS:
+    -v, --verbose            more log output (repeat for more)
+    -q, --quiet              only errors
+    -h, --help               this text
+    -V, --version            the version
+
+EXIT STATUS:
+    0 success, 1 failure (the message says why), 2 bad command line
+";
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cli {
+    /// Log level offset: 0 is the default (info), positive more, negative less.
+    pub verbosity: i8,
+    /// The command to run.
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Print [`HELP`].
+    Help,
+    /// Print the version.
+    Version,
+    /// `btmini FILE.torrent [-o DIR]`.
+    Download {
+        /// The torrent file.
+        torrent: PathBuf,
+        /// The output folder.
+        output: PathBuf,
+    },
+    /// `btmini info`.
+    Info {
+        /// The torrent file.
+        torrent: PathBuf,
+        /// Print JSON.
+        json: bool,
+    },
+    /// `btmini create`.
+    Create(CreateArgs),
+}
+
+/// Arguments of `btmini create`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreateArgs {
+    /// File or folder to share.
+    pub path: PathBuf,
+    /// Tracker URLs, in order.
+    pub trackers: Vec<String>,
+    /// Output file; `None` means `NAME.torrent` in the current folder.
+    pub output: Option<PathBuf>,
+    /// Piece length; `None` means automatic.
+    pub piece_length: Option<u64>,
+    /// Set the private flag.
+    pub private: bool,
+    /// Comment.
+    pub comment: Option<String>,
+    /// Leave out `creation date`.
+    pub no_date: bool,
+    /// Overwrite the output.
+    pub force: bool,
+}
+
+/// A command line that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (see 'btmini --help')", self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<lexopt::Error> for CliError {
+    fn from(e: lexopt::Error) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sub {
+    Download,
+    Info,
+    Create,
+}
+
+/// Parses the arguments that follow the program name.
+pub fn parse<I>(args: I) -> Result<Cli, CliError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut verbosity: i8 = 0;
+    let mut sub: Option<Sub> = None;
+    let mut positional: Vec<OsString> = Vec::new();
+    let mut output: Option<PathBuf> = None;
+    let mut json = false;
+    let mut c = CreateArgs::default();
+    let mut help = false;
+    let mut version = false;
+    let mut any = false;
+
+    while let Some(arg) = p.next()? {
+        any = true;
+        match arg {
+            Short('h') | Long("help") => help = true,
+            Short('V') | Long("version") => version = true,
+            Short('v') | Long("verbose") => verbosity = verbosity.saturating_add(1),
+            Short('q') | Long("quiet") => verbosity = verbosity.saturating_sub(1),
+            Short('o') | Long("output") => output = Some(p.value()?.into()),
+            Long("json") => json = true,
+            Short('t') | Long("tracker") => c.trackers.push(string(p.value()?, "--tracker")?),
+            Short('l') | Long("piece-length") => {
+                let v = string(p.value()?, "--piece-length")?;
+                c.piece_length = Some(parse_size(&v).ok_or_else(|| {
+                    CliError(format!(
+                        "--piece-length: '{v}' is not a size like 262144 or 256K"
+                    ))
+                })?);
+            }
+            Short('p') | Long("private") => c.private = true,
+            Short('c') | Long("comment") => c.comment = Some(string(p.value()?, "--comment")?),
+            Long("no-date") => c.no_date = true,
+            Short('f') | Long("force") => c.force = true,
+            Value(v) if sub.is_none() && positional.is_empty() && v == "info" => {
+                sub = Some(Sub::Info)
+            }
+            Value(v) if sub.is_none() && positional.is_empty() && v == "create" => {
+                sub = Some(Sub::Create)
+            }
+            Value(v) => positional.push(v),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let command = if help {
+        Command::Help
+    } else if version {
+        Command::Version
+    } else {
+        let sub = sub.unwrap_or(Sub::Download);
+        reject_foreign_options(sub, &c, json, output.is_some())?;
+        let one = |what: &str| -> Result<PathBuf, CliError> {
+            match positional.as_slice() {
+                [one] => Ok(PathBuf::from(one)),
+                [] => Err(CliError(format!("missing {what}"))),
+                [_, extra, ..] => Err(CliError(format!(
+                    "unexpected argument '{}'",
+                    extra.to_string_lossy()
+                ))),
+            }
+        };
+        match sub {
+            Sub::Download if !any => Command::Help,
+            Sub::Download => Command::Download {
+                torrent: one("the .torrent file")?,
+                output: output.unwrap_or_else(|| PathBuf::from("downloads")),
+            },
+            Sub::Info => Command::Info {
+                torrent: one("the .torrent file")?,
+                json,
+            },
+            Sub::Create => {
+                c.path = one("the file or folder to share")?;
+                c.output = output;
+                Command::Create(c)
+            }
+        }
+    };
+    Ok(Cli { verbosity, command })
+}
+
+fn reject_foreign_options(
+    sub: Sub,
+    c: &CreateArgs,
+    json: bool,
+    output: bool,
+) -> Result<(), CliError> {
+    let create_only = [
+        (!c.trackers.is_empty(), "--tracker"),
+        (c.piece_length.is_some(), "--piece-length"),
+        (c.private, "--private"),
+        (c.comment.is_some(), "--comment"),
+        (c.no_date, "--no-date"),
+        (c.force, "--force"),
+    ];
+    for (given, name) in create_only {
+        if given && sub != Sub::Create {
+            return Err(CliError(format!("{name} is an option of 'btmini create'")));
+        }
+    }
+    if json && sub != Sub::Info {
+        return Err(CliError("--json is an option of 'btmini info'".into()));
+    }
+    if output && sub == Sub::Info {
+        return Err(CliError("'btmini info' takes no --output".into()));
+    }
+    Ok(())
+}
+
+fn string(v: OsString, flag: &str) -> Result<String, CliError> {
+    v.into_string()
+        .map_err(|_| CliError(format!("{flag}: value is not valid UTF-8")))
+}
+
+/// Parses `262144`, `256K`, `256k`, `256KiB`, `4M`, `4MiB` (powers of 1024).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits_end);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(args: &[&str]) -> Cli {
+        parse(args.iter().copied()).expect("valid command line")
+    }
+
+    fn bad(args: &[&str]) -> String {
+        parse(args.iter().copied()).expect_err("must be refused").0
+    }
+
+    #[test]
+    fn download_is_the_main_form() {
+        assert_eq!(
+            ok(&["a.torrent", "-o", "dir"]).command,
+            Command::Download {
+                torrent: "a.torrent".into(),
+                output: "dir".into()
+            }
+        );
+        assert_eq!(
+            ok(&["a.torrent"]).command,
+            Command::Download {
+                torrent: "a.torrent".into(),
+                output: "downloads".into()
+            }
+        );
+        assert_eq!(ok(&[]).command, Command::Help);
+    }
+
+    #[test]
+    fn info_and_flags_anywhere() {
+        let cli = ok(&["-v", "info", "x.torrent", "--json", "-v"]);
+        assert_eq!(cli.verbosity, 2);
+        assert_eq!(
+            cli.command,
+            Command::Info {
+                torrent: "x.torrent".into(),
+                json: true
+            }
+        );
+        assert_eq!(ok(&["info", "-q", "x"]).verbosity, -1);
+        // A torrent file that happens to be called "info" can still be downloaded.
+        assert!(matches!(ok(&["./info"]).command, Command::Download { .. }));
+    }
+
+    #[test]
+    fn create_with_every_option() {
+        let cli = ok(&[
+            "create",
+            "data",
+            "-t",
+            "http://a/announce",
+            "--tracker=udp://b:1",
+            "-o",
+            "out.torrent",
+            "-l",
+            "256K",
+            "--private",
+            "-c",
+            "hello",
+            "--no-date",
+            "-f",
+        ]);
+        assert_eq!(
+            cli.command,
+            Command::Create(CreateArgs {
+                path: "data".into(),
+                trackers: vec!["http://a/announce".into(), "udp://b:1".into()],
+                output: Some("out.torrent".into()),
+                piece_length: Some(262_144),
+                private: true,
+                comment: Some("hello".into()),
+                no_date: true,
+                force: true,
+            })
+        );
+    }
+
+    #[test]
+    fn help_and_version_win() {
+        assert_eq!(ok(&["create", "--help"]).command, Command::Help);
+        assert_eq!(ok(&["-V"]).command, Command::Version);
+        assert_eq!(ok(&["--version", "x.torrent"]).command, Command::Version);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert_eq!(bad(&["info"]), "missing the .torrent file");
+        assert_eq!(bad(&["info", "a", "b"]), "unexpected argument 'b'");
+        assert_eq!(bad(&["create"]), "missing the file or folder to share");
+        assert_eq!(bad(&["--frobnicate"]), "invalid option '--frobnicate'");
+        assert_eq!(
+            bad(&["a.torrent", "-t", "x"]),
+            "--tracker is an option of 'btmini create'"
+        );
+        assert_eq!(
+            bad(&["a.torrent", "--json"]),
+            "--json is an option of 'btmini info'"
+        );
+        assert_eq!(
+            bad(&["info", "a", "-o", "x"]),
+            "'btmini info' takes no --output"
+        );
+        assert!(bad(&["create", "x", "-l", "lots"]).contains("not a size"));
+        assert!(bad(&["create", "x", "-o"]).contains("missing argument"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16384"), Some(16384));
+        assert_eq!(parse_size("16k"), Some(16384));
+        assert_eq!(parse_size("4MiB"), Some(4 << 20));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size("1T"), None);
+        assert_eq!(parse_size("99999999999999999999"), None);
+    }
+
+    #[test]
+    fn help_lists_every_option() {
+        for flag in [
+            "--output",
+            "--json",
+            "--tracker",
+            "--piece-length",
+            "--private",
+            "--comment",
+            "--no-date",
+            "--force",
+            "--verbose",
+            "--quiet",
+            "--help",
+            "--version",
+        ] {
+            assert!(HELP.contains(flag), "{flag} missing from --help");
+        }
+    }
+}

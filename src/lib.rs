@@ -1,0 +1,31 @@
+//! btmini: a small BitTorrent client for small Linux boxes.
+//!
+//! `btmini file.torrent -o dir` downloads a torrent, verifies every piece, shares with the
+//! swarm and resumes after a stop. This crate is the whole client as a library; the `btmini`
+//! binary is a thin layer on [`cli`] and [`app`].
+//!
+//! # Layers
+//!
+//! 1. **Pure codecs**: bytes in, values out, no I/O. [`bencode`] (BEP 3) and [`metainfo`]
+//!    (`.torrent` files: BEP 3, 12, 27, 47; hybrid BEP 52 torrents load as v1).
+//! 2. **Pure state machines** (peers, piece picker, session): time comes in as `now`, actions
+//!    come out; none yet in this build.
+//! 3. **The I/O shell**: the command line ([`cli`], [`app`], [`logging`]) and torrent
+//!    creation ([`create`]), which reads the files it hashes.
+//!
+//! # BEPs
+//!
+//! - BEP 3: bencode, metainfo, info-hash over the raw `info` bytes.
+//! - BEP 12: `announce-list` tiers.
+//! - BEP 27: the `private` flag.
+//! - BEP 47: padding files (`attr` containing `p`) are hashed as zeros, never stored.
+//! - BEP 52: hybrid torrents work as v1; v2-only torrents are refused with a clear error.
+
+pub mod app;
+pub mod bencode;
+pub mod cli;
+pub mod create;
+pub mod json;
+pub mod logging;
+pub mod metainfo;
+pub mod util;
