@@ -18,6 +18,7 @@ pub fn init(level: LevelFilter) {
     let _ = fern::Dispatch::new()
         .format(|out, message, record| match record.level() {
             log::Level::Info => out.finish(format_args!("btmini: {message}")),
+            log::Level::Warn => out.finish(format_args!("btmini: warning: {message}")),
             l => out.finish(format_args!(
                 "btmini: {}: {message}",
                 l.as_str().to_ascii_lowercase()

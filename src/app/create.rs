@@ -27,8 +27,11 @@ pub(super) fn run(args: &CreateArgs) -> Result<(), AppError> {
         created_by: Some(format!("btmini {}", env!("CARGO_PKG_VERSION"))),
         creation_date,
     };
-    if opts.trackers.is_empty() {
-        log::warn!("no --tracker given: peers can only find this torrent with --peer");
+    let out = output_path(args);
+    // Checked again, atomically, when the file is created; this early look spares the user
+    // a long hash of data whose torrent could not be written.
+    if !args.force && out.exists() {
+        return Err(AppError::OutputExists(out));
     }
     let started = Instant::now();
     let created = create(&opts).map_err(AppError::Create)?;
@@ -42,18 +45,6 @@ pub(super) fn run(args: &CreateArgs) -> Result<(), AppError> {
         created.total_length as f64 / secs.max(1e-9) / 1e6
     );
 
-    let out = match &args.output {
-        Some(p) => p.clone(),
-        None => {
-            let name = std::fs::canonicalize(&args.path)
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_owned()))
-                .unwrap_or_else(|| args.path.as_os_str().to_owned());
-            let mut file = name;
-            file.push(".torrent");
-            PathBuf::from(file)
-        }
-    };
     let write_err = |source| AppError::Write {
         path: out.clone(),
         source,
@@ -75,10 +66,27 @@ pub(super) fn run(args: &CreateArgs) -> Result<(), AppError> {
     file.write_all(&created.bytes).map_err(write_err)?;
     file.sync_all().map_err(write_err)?;
     log::info!(
-        "wrote {} ({} files, info-hash {})",
+        "wrote {} ({} file{}, info-hash {})",
         out.display(),
         created.file_count,
+        if created.file_count == 1 { "" } else { "s" },
         created.info_hash
     );
+    if args.trackers.is_empty() {
+        log::warn!("no --tracker given: peers can only find this torrent with --peer");
+    }
     Ok(())
+}
+
+/// `-o FILE`, or `NAME.torrent` in the current folder.
+fn output_path(args: &CreateArgs) -> PathBuf {
+    if let Some(p) = &args.output {
+        return p.clone();
+    }
+    let mut name = std::fs::canonicalize(&args.path)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_owned()))
+        .unwrap_or_else(|| args.path.as_os_str().to_owned());
+    name.push(".torrent");
+    PathBuf::from(name)
 }

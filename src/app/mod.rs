@@ -1,4 +1,4 @@
-//! The application edge: runs a parsed [`Command`](crate::cli::Command) against the real
+//! The application edge: runs a parsed [`crate::cli::Command`] against the real
 //! file system and terminal, and turns every failure into one [`AppError`] with an exit code.
 
 mod create;

@@ -1,0 +1,115 @@
+//! Helpers shared by the integration tests: temporary folders, seeded payloads, and running
+//! btmini and the real tools it is tested against.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A folder under the system temp dir, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("btmini-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `len` pseudo-random bytes, the same for the same seed (xorshift64*).
+pub fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes a file of seeded bytes, creating its folders.
+pub fn write_file(path: &Path, seed: u64, len: usize) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, seeded_bytes(seed, len)).unwrap();
+}
+
+/// A multi-file payload: nested folders, a zero-length file, a hidden file, non-ASCII names,
+/// sizes that are not multiples of any piece length. Returns the folder.
+pub fn multi_file_payload(root: &Path) -> PathBuf {
+    let dir = root.join("payload-ünï");
+    write_file(&dir.join("a.bin"), 1, 100_001);
+    write_file(&dir.join("empty.txt"), 2, 0);
+    write_file(&dir.join("sub/deeper/c.dat"), 3, 65_537);
+    write_file(&dir.join("sub/日本語.txt"), 4, 3_333);
+    write_file(&dir.join(".hidden"), 5, 17);
+    write_file(&dir.join("z/tail.bin"), 6, 40_000);
+    dir
+}
+
+/// A single-file payload of an odd size. Returns the file.
+pub fn single_file_payload(root: &Path) -> PathBuf {
+    let f = root.join("single ☃.bin");
+    write_file(&f, 7, 1_234_567);
+    f
+}
+
+pub fn btmini() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_btmini"))
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is it installed? see README)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Debian's python3, which is the one that imports python3-libtorrent.
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// Runs `tests/support/lt.py` with `args` and parses its JSON output.
+pub fn libtorrent(args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
+    let out = run_ok(Command::new(PYTHON).arg(script).args(args));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "lt.py printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// `btmini info --json` of a torrent, parsed.
+pub fn btmini_info(torrent: &Path) -> serde_json::Value {
+    let out = run_ok(btmini().arg("info").arg("--json").arg(torrent));
+    serde_json::from_slice(&out.stdout).expect("btmini info --json prints JSON")
+}

@@ -1,0 +1,89 @@
+"""libtorrent's view of torrents, for btmini's interop tests (run with Debian's /usr/bin/python3).
+
+  lt.py info FILE.torrent              -> JSON: what libtorrent reads from the file
+  lt.py create PATH OUT MODE [TRACKER] -> makes a torrent; MODE is v1, hybrid or v2
+  lt.py recheck FILE.torrent SAVE_PATH -> JSON: libtorrent checks the data against the torrent
+"""
+import json
+import sys
+import time
+
+import libtorrent as lt
+
+
+def info(path):
+    ti = lt.torrent_info(path)
+    fs = ti.files()
+    files = []
+    for i in range(fs.num_files()):
+        files.append({
+            "path": fs.file_path(i),
+            "size": fs.file_size(i),
+            "padding": bool(fs.file_flags(i) & lt.file_storage.flag_pad_file),
+        })
+    tiers = {}
+    for t in ti.trackers():
+        tiers.setdefault(t.tier, []).append(t.url)
+    print(json.dumps({
+        "name": ti.name(),
+        "info_hash": str(ti.info_hashes().v1),
+        "total_size": ti.total_size(),
+        "piece_length": ti.piece_length(),
+        "piece_count": ti.num_pieces(),
+        "private": ti.priv(),
+        "trackers": [tiers[k] for k in sorted(tiers)],
+        "files": files,
+    }))
+
+
+def create(path, out, mode, tracker=None):
+    import os
+    fs = lt.file_storage()
+    lt.add_files(fs, path)
+    flags = {"v1": lt.create_torrent.v1_only, "hybrid": 0, "v2": lt.create_torrent.v2_only}[mode]
+    ct = lt.create_torrent(fs, 0, flags=flags)
+    if tracker:
+        ct.add_tracker(tracker)
+    lt.set_piece_hashes(ct, os.path.dirname(os.path.abspath(path)))
+    with open(out, "wb") as f:
+        f.write(lt.bencode(ct.generate()))
+
+
+def recheck(path, save_path):
+    ses = lt.session({
+        "listen_interfaces": "127.0.0.1:0",
+        "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
+    })
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(path)
+    atp.save_path = save_path
+    atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    h = ses.add_torrent(atp)
+    # A torrent added without resume data is checked in full; the alert says when that ends.
+    deadline = time.monotonic() + 120
+    checked = False
+    while not checked and time.monotonic() < deadline:
+        ses.wait_for_alert(500)
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.torrent_checked_alert):
+                checked = True
+            elif isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
+                print(json.dumps({"error": a.message()}))
+                sys.exit(1)
+    if not checked:
+        print(json.dumps({"error": "libtorrent did not finish checking in 120 s"}))
+        sys.exit(1)
+    st = h.status()
+    print(json.dumps({
+        "info_hash": str(h.info_hashes().v1),
+        "state": str(st.state),
+        "pieces_have": st.num_pieces,
+        "piece_count": atp.ti.num_pieces(),
+        "progress": st.progress,
+    }))
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {"info": info, "create": create, "recheck": recheck}[cmd](*args)
