@@ -357,3 +357,24 @@ fn errors_read_well() {
         "not valid bencode: unexpected end of data at byte 8"
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn validation_never_panics_on_mutated_torrents(
+        flips in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()), 1..6),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        let files = vec![file(&["d", "a"], 5), file(&["empty"], 0), pad(3), file(&["z"], 20)];
+        let mut bytes = files_torrent(files, 28);
+        for (at, b) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = b;
+        }
+        if let Ok(m) = Metainfo::from_bytes(&bytes) {
+            // Whatever passes validation is internally consistent.
+            proptest::prop_assert_eq!(u64::from(m.piece_count()), m.total_length.div_ceil(m.piece_length));
+            proptest::prop_assert!(m.files.iter().all(|f| f.path.iter().all(|c| !c.is_empty() && c != ".." && !c.contains('/'))));
+        }
+        let _ = Metainfo::from_bytes(&bytes[..cut.index(bytes.len())]);
+    }
+}
