@@ -23,9 +23,12 @@
 
 pub mod app;
 pub mod bencode;
+pub mod bitfield;
 pub mod cli;
 pub mod create;
+pub mod geometry;
 pub mod json;
 pub mod logging;
 pub mod metainfo;
+pub mod storage;
 pub mod util;

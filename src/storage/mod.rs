@@ -1,0 +1,347 @@
+//! Storage: the torrent's files on disk, memory-mapped, written only with verified pieces,
+//! and the sidecar that makes a restart resume without re-hashing.
+//!
+//! Layout: a single-file torrent is `DIR/NAME`; a multi-file one `DIR/NAME/path/to/file`.
+//! Folders and zero-length files are created; BEP 47 padding files never touch the disk.
+//!
+//! The rule that holds after a crash at any instant: **a bit set in the sidecar names a piece
+//! whose bytes are durably on disk.** [`Storage::write_piece`] checks the piece's SHA-1 and
+//! copies it into the map; [`Storage::flush`] first makes the written data durable, then
+//! replaces the sidecar atomically. A crash loses at most the pieces written since the last
+//! flush, which [`Storage::wants_flush`] keeps to a few seconds' or a few pieces' worth.
+//!
+//! On [`Storage::open`], a sidecar whose info-hash, file sizes and modification times match is
+//! trusted; anything else (missing with data present, damaged, foreign, stale) asks for a
+//! [`Storage::recheck`], which hashes what is on disk.
+//!
+//! Memory: no copy of the torrent's data is kept; reads and writes go through the maps of at
+//! most [`MAX_OPEN_FILES`] files at a time.
+
+mod error;
+mod files;
+mod prepare;
+mod resume;
+pub mod sidecar;
+mod sys;
+
+pub use error::StorageError;
+pub use prepare::Allocation;
+pub use sys::ignore_sigxfsz;
+
+use crate::bitfield::Bitfield;
+use crate::geometry::Geometry;
+use crate::metainfo::Metainfo;
+use files::FileSet;
+use sidecar::Sidecar;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Files kept open and mapped at once.
+pub const MAX_OPEN_FILES: usize = files::MAX_OPEN;
+
+/// Flush when this many verified pieces are waiting…
+const FLUSH_PIECES: u32 = 64;
+/// …or this many bytes…
+const FLUSH_BYTES: u64 = 64 << 20;
+/// …or when the oldest has waited this long.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How to open storage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StorageOptions {
+    /// How space is reserved.
+    pub allocation: Allocation,
+    /// Replace data files of the wrong size instead of refusing to start.
+    pub overwrite: bool,
+    /// Hash everything on disk even if the sidecar could be trusted.
+    pub force_recheck: bool,
+}
+
+/// What [`Storage::open`] concluded about the data already on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// Nothing was on disk: every file was created just now.
+    Fresh,
+    /// The sidecar matched: its pieces are trusted without hashing.
+    Trusted,
+    /// The data on disk must be hashed first ([`Storage::recheck`]); the text says why.
+    NeedsRecheck(String),
+}
+
+/// The outcome of [`Storage::write_piece`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The hash matched; the piece is in place (durable at the next flush).
+    Written,
+    /// The hash did not match; nothing was written.
+    HashMismatch,
+    /// The piece was already verified; nothing was written.
+    AlreadyHave,
+}
+
+/// A torrent's data on disk.
+pub struct Storage {
+    meta: Arc<Metainfo>,
+    geometry: Geometry,
+    files: FileSet,
+    sidecar_path: PathBuf,
+    resume: Resume,
+    /// Verified pieces whose bytes are in the maps (durable or not yet).
+    have: Bitfield,
+    pending_pieces: u32,
+    pending_bytes: u64,
+    pending_since: Option<Instant>,
+    /// The sidecar on disk is out of date for a reason other than new pieces.
+    stale: bool,
+    uploaded: u64,
+    /// The upload count the sidecar on disk holds.
+    saved_uploaded: u64,
+}
+
+impl Storage {
+    /// Creates or opens the data files under `dir`, reserves their space (or fails at once
+    /// with [`StorageError::NoRoom`]) and reads the sidecar.
+    pub fn open(
+        meta: Arc<Metainfo>,
+        dir: &Path,
+        opts: StorageOptions,
+    ) -> Result<Self, StorageError> {
+        let slots: Vec<(PathBuf, u64, bool)> = meta
+            .files
+            .iter()
+            .map(|f| {
+                let path = f.path.iter().fold(dir.to_owned(), |p, c| p.join(c));
+                (path, f.length, !f.padding)
+            })
+            .collect();
+        let stored: Vec<(PathBuf, u64)> = slots
+            .iter()
+            .filter(|s| s.2)
+            .map(|s| (s.0.clone(), s.1))
+            .collect();
+        let prepared = prepare::prepare(&stored, dir, opts.allocation, opts.overwrite)?;
+        let sidecar_path = resume::sidecar_path(dir, &meta.name);
+        let current = resume::stamps(stored.iter().map(|s| s.0.as_path()))
+            .map_err(|e| StorageError::io("inspect", dir, e))?;
+
+        let mut have = Bitfield::new(meta.piece_count());
+        let mut uploaded = 0;
+        let resume = match resume::load(&sidecar_path, &meta, &current) {
+            Ok(None) if prepared.fresh => Resume::Fresh,
+            Ok(None) => Resume::NeedsRecheck("no sidecar: checking the data already there".into()),
+            Ok(Some(_)) if opts.force_recheck => {
+                Resume::NeedsRecheck("a recheck was asked for".into())
+            }
+            Ok(Some(sc)) => {
+                have = sc.have;
+                uploaded = sc.uploaded;
+                Resume::Trusted
+            }
+            Err((why, same_torrent)) => {
+                uploaded = same_torrent.map_or(0, |sc| sc.uploaded);
+                Resume::NeedsRecheck(why)
+            }
+        };
+        Ok(Self {
+            geometry: Geometry::new(&meta),
+            files: FileSet::new(slots),
+            sidecar_path,
+            resume,
+            have,
+            pending_pieces: 0,
+            pending_bytes: 0,
+            pending_since: None,
+            // New files, or blocks added to old ones, changed their times: record them.
+            stale: prepared.touched,
+            uploaded,
+            saved_uploaded: uploaded,
+            meta,
+        })
+    }
+
+    /// The torrent.
+    pub fn meta(&self) -> &Metainfo {
+        &self.meta
+    }
+
+    /// What [`Storage::open`] found; [`Resume::NeedsRecheck`] until [`Storage::recheck`] ran.
+    pub fn resume(&self) -> &Resume {
+        &self.resume
+    }
+
+    /// Path of the sidecar file.
+    pub fn sidecar_path(&self) -> &Path {
+        &self.sidecar_path
+    }
+
+    /// Verified pieces (durable or waiting for the next flush).
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    /// Whether piece `index` is verified.
+    pub fn has(&self, index: u32) -> bool {
+        self.have.get(index)
+    }
+
+    /// Bytes uploaded over every run (kept in the sidecar).
+    pub fn uploaded(&self) -> u64 {
+        self.uploaded
+    }
+
+    /// Counts `n` more bytes uploaded.
+    pub fn add_uploaded(&mut self, n: u64) {
+        self.uploaded += n;
+    }
+
+    /// Hashes every piece on disk and keeps the ones that verify, calling `progress(done,
+    /// total)` after each piece; then makes the result durable. Returns the pieces found.
+    pub fn recheck(&mut self, mut progress: impl FnMut(u32, u32)) -> Result<u32, StorageError> {
+        let total = self.meta.piece_count();
+        self.have = Bitfield::new(total);
+        for index in 0..total {
+            if self.hash_on_disk(index)? == self.meta.pieces[index as usize] {
+                self.have.set(index);
+            }
+            progress(index + 1, total);
+        }
+        self.resume = Resume::Trusted;
+        // What was read may only be in the page cache (after a crash of this process):
+        // sync before the sidecar claims it.
+        self.files.mark_all_dirty();
+        self.stale = true;
+        self.flush()?;
+        Ok(self.have.count())
+    }
+
+    fn hash_on_disk(&mut self, index: u32) -> Result<[u8; 20], StorageError> {
+        static ZEROS: [u8; 16384] = [0; 16384];
+        let mut sha = sha1_smol::Sha1::new();
+        for span in self.geometry.spans(index) {
+            let i = span.file as usize;
+            if self.files.slots[i].stored {
+                let start = span.offset as usize;
+                sha.update(&self.files.bytes(i)?[start..start + span.len as usize]);
+            } else {
+                let mut left = span.len as usize;
+                while left > 0 {
+                    let n = left.min(ZEROS.len());
+                    sha.update(&ZEROS[..n]);
+                    left -= n;
+                }
+            }
+        }
+        Ok(sha.digest().bytes())
+    }
+
+    /// Checks `data` against piece `index`'s SHA-1 and, only if it matches, copies it into
+    /// the files. The piece is readable at once and durable after the next [`Storage::flush`].
+    pub fn write_piece(&mut self, index: u32, data: &[u8]) -> Result<WriteOutcome, StorageError> {
+        if index >= self.meta.piece_count() || data.len() as u64 != self.meta.piece_size(index) {
+            return Err(StorageError::OutOfRange);
+        }
+        if self.have.get(index) {
+            return Ok(WriteOutcome::AlreadyHave);
+        }
+        if sha1_smol::Sha1::from(data).digest().bytes() != self.meta.pieces[index as usize] {
+            return Ok(WriteOutcome::HashMismatch);
+        }
+        let mut at = 0usize;
+        for span in self.geometry.spans(index) {
+            let len = span.len as usize;
+            let i = span.file as usize;
+            if self.files.slots[i].stored {
+                let start = span.offset as usize;
+                self.files.bytes(i)?[start..start + len].copy_from_slice(&data[at..at + len]);
+                self.files.mark_dirty(i);
+            }
+            at += len;
+        }
+        self.have.set(index);
+        self.pending_pieces += 1;
+        self.pending_bytes += data.len() as u64;
+        Ok(WriteOutcome::Written)
+    }
+
+    /// Appends `len` bytes of verified piece `index` from `begin` to `out`.
+    pub fn read_block(
+        &mut self,
+        index: u32,
+        begin: u32,
+        len: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StorageError> {
+        let size = self.meta.piece_size(index);
+        if index >= self.meta.piece_count() || u64::from(begin) + u64::from(len) > size {
+            return Err(StorageError::OutOfRange);
+        }
+        if !self.have.get(index) {
+            return Err(StorageError::NotVerified(index));
+        }
+        let (begin, end) = (u64::from(begin), u64::from(begin) + u64::from(len));
+        let mut piece_pos = 0u64;
+        for span in self.geometry.spans(index) {
+            let (s, e) = (piece_pos, piece_pos + u64::from(span.len));
+            piece_pos = e;
+            let (from, to) = (begin.max(s), end.min(e));
+            if from >= to {
+                continue;
+            }
+            let i = span.file as usize;
+            let n = (to - from) as usize;
+            if self.files.slots[i].stored {
+                let off = (span.offset + (from - s)) as usize;
+                out.extend_from_slice(&self.files.bytes(i)?[off..off + n]);
+            } else {
+                out.resize(out.len() + n, 0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether enough is waiting that [`Storage::flush`] should run now. `now` is the
+    /// caller's clock; the first call after new pieces starts the interval.
+    pub fn wants_flush(&mut self, now: Instant) -> bool {
+        if self.pending_pieces == 0 {
+            self.pending_since = None;
+            return false;
+        }
+        let since = *self.pending_since.get_or_insert(now);
+        self.pending_pieces >= FLUSH_PIECES
+            || self.pending_bytes >= FLUSH_BYTES
+            || now.duration_since(since) >= FLUSH_INTERVAL
+    }
+
+    /// Makes every written piece durable, then records them (and the upload count) in the
+    /// sidecar, replaced atomically. Does nothing when the sidecar is up to date.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        if self.pending_pieces == 0 && !self.stale && self.uploaded == self.saved_uploaded {
+            return Ok(());
+        }
+        if matches!(self.resume, Resume::NeedsRecheck(_)) {
+            // Nothing verified yet: never replace a sidecar before the recheck.
+            return Ok(());
+        }
+        self.files.sync()?;
+        let stored = self.files.slots.iter().filter(|s| s.stored);
+        let files = resume::stamps(stored.map(|s| s.path.as_path()))
+            .map_err(|e| StorageError::io("inspect", &self.sidecar_path, e))?;
+        let sc = Sidecar {
+            info_hash: self.meta.info_hash,
+            files,
+            uploaded: self.uploaded,
+            have: self.have.clone(),
+        };
+        resume::write_atomic(&self.sidecar_path, &sc.encode())?;
+        self.pending_pieces = 0;
+        self.pending_bytes = 0;
+        self.pending_since = None;
+        self.stale = false;
+        self.saved_uploaded = self.uploaded;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

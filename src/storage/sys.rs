@@ -1,0 +1,116 @@
+//! The system calls storage needs that std does not offer, and the memory map. This is the
+//! only module with `unsafe`; each block says what it relies on.
+//!
+//! The danger of a shared file mapping is the file changing under it: touching a mapped page
+//! past the file's end, or a page whose blocks the file system cannot allocate (a sparse
+//! file on a full disk), raises SIGBUS and kills the process. The storage layer therefore
+//! reserves real blocks before it maps ([`allocate`]), checks the file's size right before
+//! each mapping ([`map`]), and never shrinks a file it has mapped.
+#![allow(unsafe_code)]
+
+use memmap2::MmapMut;
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+/// Maps all `len` bytes of `file` read-write and shared, after checking that the file
+/// really is `len` bytes long (a shorter file would SIGBUS on access past its end).
+pub(super) fn map(file: &File, len: u64) -> io::Result<MmapMut> {
+    let actual = file.metadata()?.len();
+    if actual != len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("file is {actual} bytes, expected {len}: changed by another program"),
+        ));
+    }
+    // SAFETY: the map is only sound while nobody truncates the file. btmini itself never
+    // shrinks a mapped file; the size was checked just above and its blocks were reserved
+    // by `allocate`, so every page of the map is backed. Another process truncating the
+    // file is outside what a mapping can defend against (see the module doc).
+    unsafe { memmap2::MmapOptions::new().len(len as usize).map_mut(file) }
+}
+
+/// Reserves real blocks for bytes `0..len` of `file` (growing it to `len` if shorter),
+/// without changing any data already there. Falls back to writing zeros into the file's
+/// holes where the file system has no `fallocate`.
+pub(super) fn allocate(file: &File, len: u64) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: posix_fallocate only reads its integer arguments; the descriptor is open for
+    // the lifetime of `file`.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    match rc {
+        0 => Ok(()),
+        libc::EOPNOTSUPP | libc::EINVAL => {
+            file.set_len(file.metadata()?.len().max(len))?;
+            fill_holes(file, len)
+        }
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// Writes zeros over every hole in `0..len`, leaving data alone: a portable way to make a
+/// sparse file fully allocated.
+pub(super) fn fill_holes(file: &File, len: u64) -> io::Result<()> {
+    let zeros = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    while pos < len {
+        let hole = seek(file, pos, libc::SEEK_HOLE)?.unwrap_or(len).min(len);
+        if hole >= len {
+            break;
+        }
+        let data = seek(file, hole, libc::SEEK_DATA)?.unwrap_or(len).min(len);
+        let mut at = hole;
+        while at < data {
+            let n = (data - at).min(zeros.len() as u64) as usize;
+            file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        pos = data;
+    }
+    Ok(())
+}
+
+/// `lseek` with SEEK_HOLE or SEEK_DATA; `None` when there is no such region after `from`.
+fn seek(file: &File, from: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
+    // SAFETY: lseek only reads its integer arguments; the descriptor is open.
+    let r = unsafe { libc::lseek(file.as_raw_fd(), from as libc::off_t, whence) };
+    if r >= 0 {
+        return Ok(Some(r as u64));
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ENXIO) {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
+/// Bytes an unprivileged user may still allocate on the file system holding `path`.
+pub(super) fn free_bytes(path: &Path) -> io::Result<u64> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: statvfs writes only into the struct we pass, which is plain old data that
+    // zeroed memory initialises validly; `c` is a NUL-terminated string that outlives the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Makes growing a file past `RLIMIT_FSIZE` fail with `EFBIG` instead of killing the
+/// process with SIGXFSZ, so that the limit is reported like a full disk.
+pub fn ignore_sigxfsz() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code and is
+    // async-signal-safe; it only changes how the kernel treats SIGXFSZ for this process.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}

@@ -1,0 +1,83 @@
+use super::*;
+use crate::bencode::Item;
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("btmini-unit-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// `n` files of `size` bytes each, content `f(global offset)`, in pieces of `piece` bytes.
+fn many_files(n: usize, size: usize, piece: usize) -> (Arc<Metainfo>, Vec<u8>) {
+    let data: Vec<u8> = (0..n * size).map(|i| (i % 251) as u8).collect();
+    let pieces: Vec<u8> = data
+        .chunks(piece)
+        .flat_map(|c| sha1_smol::Sha1::from(c).digest().bytes())
+        .collect();
+    let files = (0..n)
+        .map(|i| {
+            let mut d = Item::dict();
+            d.insert("length", Item::Int(size as i64));
+            d.insert(
+                "path",
+                Item::List(vec![Item::Bytes(format!("f{i:04}").into_bytes().into())]),
+            );
+            d
+        })
+        .collect();
+    let mut info = Item::dict();
+    info.insert("name", Item::str("many"));
+    info.insert("piece length", Item::Int(piece as i64));
+    info.insert("pieces", Item::bytes(&pieces));
+    info.insert("files", Item::List(files));
+    let mut root = Item::dict();
+    root.insert("info", info);
+    (
+        Arc::new(Metainfo::from_bytes(&root.encode()).unwrap()),
+        data,
+    )
+}
+
+#[test]
+fn thousands_of_files_keep_a_bounded_number_open() {
+    let dir = temp_dir("many");
+    let (meta, data) = many_files(1000, 3000, 16384);
+    let mut st = Storage::open(meta.clone(), &dir, StorageOptions::default()).unwrap();
+    assert_eq!(st.resume(), &Resume::Fresh);
+    for i in 0..meta.piece_count() {
+        let p = &data[i as usize * 16384..][..meta.piece_size(i) as usize];
+        assert_eq!(st.write_piece(i, p).unwrap(), WriteOutcome::Written);
+        assert!(st.files.open_count() <= MAX_OPEN_FILES);
+    }
+    st.flush().unwrap();
+    for (i, chunk) in data.chunks(3000).enumerate() {
+        assert_eq!(
+            std::fs::read(dir.join(format!("many/f{i:04}"))).unwrap(),
+            chunk
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn flush_policy_counts_pieces_and_time() {
+    let dir = temp_dir("policy");
+    let (meta, data) = many_files(1, 100 * 16384, 16384);
+    let mut st = Storage::open(meta, &dir, StorageOptions::default()).unwrap();
+    let t0 = Instant::now();
+    assert!(!st.wants_flush(t0));
+    st.write_piece(0, &data[..16384]).unwrap();
+    assert!(!st.wants_flush(t0));
+    assert!(!st.wants_flush(t0 + Duration::from_secs(4)));
+    assert!(st.wants_flush(t0 + FLUSH_INTERVAL));
+    st.flush().unwrap();
+    assert!(!st.wants_flush(t0 + FLUSH_INTERVAL * 2));
+    for i in 1..=FLUSH_PIECES {
+        assert!(!st.wants_flush(t0 + FLUSH_INTERVAL * 2));
+        st.write_piece(i, &data[i as usize * 16384..][..16384])
+            .unwrap();
+    }
+    assert!(st.wants_flush(t0 + FLUSH_INTERVAL * 2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
