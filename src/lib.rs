@@ -6,12 +6,18 @@
 //!
 //! # Layers
 //!
-//! 1. **Pure codecs**: bytes in, values out, no I/O. [`bencode`] (BEP 3) and [`metainfo`]
-//!    (`.torrent` files: BEP 3, 12, 27, 47; hybrid BEP 52 torrents load as v1).
+//! 1. **Pure codecs**: bytes in, values out, no I/O. [`bencode`] (BEP 3), [`metainfo`]
+//!    (`.torrent` files: BEP 3, 12, 27, 47; hybrid BEP 52 torrents load as v1),
+//!    [`bitfield`], [`geometry`] (piece ↔ file spans) and the sidecar format
+//!    ([`storage::sidecar`]).
 //! 2. **Pure state machines** (peers, piece picker, session): time comes in as `now`, actions
 //!    come out; none yet in this build.
-//! 3. **The I/O shell**: the command line ([`cli`], [`app`], [`logging`]) and torrent
-//!    creation ([`create`]), which reads the files it hashes.
+//! 3. **The I/O shell**: [`storage`] (memory-mapped files with reserved blocks, verified-only
+//!    writes, the sidecar replaced atomically after the data it claims is durable), the
+//!    command line ([`cli`], [`app`], [`logging`]) and torrent creation ([`create`]).
+//!
+//! `unsafe` code lives in one module, `storage::sys` (the mmap and the system calls std
+//! lacks), each block with the reasoning that makes it sound.
 //!
 //! # BEPs
 //!

@@ -8,6 +8,8 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("btmini: internal error (a bug, please report it): {info}");
     }));
+    // Past a file size limit, report EFBIG like a full disk instead of dying.
+    btmini::storage::ignore_sigxfsz();
     let result = btmini::cli::parse(std::env::args_os().skip(1))
         .map_err(btmini::app::AppError::Cli)
         .and_then(|cli| {

@@ -58,7 +58,7 @@ impl FileSet {
         self.tick += 1;
         if self.slots[i].open.is_none() {
             if self.open >= MAX_OPEN {
-                self.close_lru()?;
+                self.close_lru();
             }
             let slot = &self.slots[i];
             let io = |source| StorageError::io("open", &slot.path, source);
@@ -102,31 +102,21 @@ impl FileSet {
     /// (both end in the kernel's `vfs_fsync_range`), and also covers files whose map was
     /// closed in between.
     pub(super) fn sync(&mut self) -> Result<(), StorageError> {
-        for i in 0..self.slots.len() {
-            if !self.slots[i].dirty {
-                continue;
-            }
-            if self.slots[i].open.is_none() {
-                let slot = &self.slots[i];
-                let file = OpenOptions::new()
+        for slot in self.slots.iter_mut().filter(|s| s.dirty) {
+            let synced = match &slot.open {
+                Some(open) => open.file.sync_data(),
+                None => OpenOptions::new()
                     .write(true)
                     .open(&slot.path)
-                    .map_err(|e| StorageError::io("open", &slot.path, e))?;
-                file.sync_data()
-                    .map_err(|e| StorageError::io("sync", &slot.path, e))?;
-            } else {
-                let slot = &self.slots[i];
-                let open = slot.open.as_ref().expect("checked");
-                open.file
-                    .sync_data()
-                    .map_err(|e| StorageError::io("sync", &slot.path, e))?;
-            }
-            self.slots[i].dirty = false;
+                    .and_then(|f| f.sync_data()),
+            };
+            synced.map_err(|e| StorageError::io("sync", &slot.path, e))?;
+            slot.dirty = false;
         }
         Ok(())
     }
 
-    fn close_lru(&mut self) -> Result<(), StorageError> {
+    fn close_lru(&mut self) {
         let lru = self
             .slots
             .iter()
@@ -140,7 +130,6 @@ impl FileSet {
             self.slots[i].open = None;
             self.open -= 1;
         }
-        Ok(())
     }
 
     /// Number of files open right now.
