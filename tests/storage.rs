@@ -460,3 +460,73 @@ fn a_too_small_file_system_gives_a_clear_error_before_anything_is_created() {
         "nothing may be created when there is no room"
     );
 }
+
+/// libtorrent's hybrid torrents pad every file to a piece boundary (BEP 47): the padding is
+/// hashed as zeros but never created on disk, and libtorrent verifies the result.
+#[test]
+fn padding_files_are_never_written() {
+    let tmp = TempDir::new("st-pad");
+    let payload = multi_file_payload(tmp.path());
+    let t = tmp.join("hybrid.torrent");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
+    run_ok(
+        Command::new(PYTHON)
+            .arg(script)
+            .arg("create")
+            .arg(&payload)
+            .arg(&t)
+            .arg("hybrid"),
+    );
+    let meta = Arc::new(Metainfo::from_bytes(&fs::read(&t).unwrap()).unwrap());
+    assert!(meta.files.iter().any(|f| f.padding && f.length > 0));
+    let mut data = Vec::new();
+    for f in &meta.files {
+        if f.padding {
+            data.resize(data.len() + f.length as usize, 0);
+        } else {
+            let path = f.path.iter().fold(tmp.path().to_owned(), |p, c| p.join(c));
+            data.extend(fs::read(path).unwrap());
+        }
+    }
+    let out = tmp.join("out");
+    let mut st = open(&meta, &out);
+    for i in 0..meta.piece_count() {
+        assert_eq!(
+            st.write_piece(i, piece(&meta, &data, i)).unwrap(),
+            WriteOutcome::Written
+        );
+    }
+    // A block that runs into padding reads back its zeros.
+    let last_of_a = meta.files.iter().position(|f| f.padding).unwrap() - 1;
+    let a = &meta.files[last_of_a];
+    let end = a.offset + a.length;
+    let (index, begin) = (
+        (end / meta.piece_length) as u32,
+        (end % meta.piece_length) as u32,
+    );
+    let mut block = Vec::new();
+    st.read_block(index, begin - 10, 20, &mut block).unwrap();
+    assert_eq!(&block[10..], &[0u8; 10]);
+    st.flush().unwrap();
+    drop(st);
+    let mut on_disk = Vec::new();
+    let mut stack = vec![out.clone()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                on_disk.push(p.strip_prefix(&out).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    assert!(!on_disk.iter().any(|p| p.contains(".pad")), "{on_disk:?}");
+    assert_eq!(
+        on_disk.len(),
+        meta.files.iter().filter(|f| !f.padding).count() + 1,
+        "{on_disk:?}"
+    );
+    let checked = libtorrent(&[OsStr::new("recheck"), t.as_os_str(), out.as_os_str()]);
+    assert_eq!(checked["pieces_have"], meta.piece_count());
+}
