@@ -37,4 +37,5 @@ pub mod json;
 pub mod logging;
 pub mod metainfo;
 pub mod storage;
+pub mod tracker;
 pub mod util;

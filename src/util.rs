@@ -47,6 +47,15 @@ pub fn printable(s: &str) -> String {
         .collect()
 }
 
+/// A random 64-bit number for ids, keys and shuffles (not for cryptography): std seeds each
+/// `RandomState` from the OS, which spares a dependency.
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x9E37_79B9_7F4A_7C15);
+    h.finish()
+}
+
 /// `secs` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn utc_datetime(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
