@@ -102,6 +102,11 @@ pub fn parse_reply(
         ACTION_ERROR => Err(TrackerError::Failure(
             String::from_utf8_lossy(&bytes[8..]).into_owned(),
         )),
+        // opentracker answers an announce for a torrent it does not serve this way.
+        ACTION_CONNECT | ACTION_ANNOUNCE => Err(TrackerError::BadResponse(format!(
+            "reply of only {} bytes (does the tracker serve this torrent?)",
+            bytes.len()
+        ))),
         _ => Err(TrackerError::BadResponse(format!(
             "action {action} with {} bytes",
             bytes.len()
@@ -388,6 +393,17 @@ mod tests {
             &RETRY_SCHEDULE,
         );
         assert_eq!(x.poll_transmit().unwrap(), connect_request(101));
+    }
+
+    #[test]
+    fn a_reply_cut_to_its_header_is_a_clear_error() {
+        // What opentracker sends for a torrent it does not serve.
+        let t0 = Instant::now();
+        let mut x = UdpExchange::new(t0, params(), false, Some((5, t0)), tids(), &RETRY_SCHEDULE);
+        assert!(matches!(
+            x.handle_datagram(t0, &reply(1, 101, &[])),
+            Progress::Done(Err(TrackerError::BadResponse(m))) if m.contains("only 8 bytes")
+        ));
     }
 
     #[test]
