@@ -601,7 +601,7 @@ fn tiers_move_past_a_dead_tracker_to_a_live_one() {
     // u64::MAX keeps the two-tracker tier in its given order (see the unit tests).
     let mut a = Announcer::new(vec![vec![dead.clone(), live.clone()]], t0, || u64::MAX);
     let mut d = Driver::new(Timeouts::default());
-    let mut announce = |d: &mut Driver, a: &mut Announcer, now: Instant| {
+    let announce = |d: &mut Driver, a: &mut Announcer, now: Instant| {
         let job = a.poll(now).expect("an announce is due");
         let mut p = params(4, 1234);
         p.event = job.event;
