@@ -634,3 +634,62 @@ fn tiers_move_past_a_dead_tracker_to_a_live_one() {
         (live.as_str(), AnnounceEvent::Stopped)
     );
 }
+
+/// `Trackers` as the engine drives it: `started` registers us with opentracker, `stopped` at
+/// exit removes us, within the bounded wait.
+#[test]
+fn stopped_at_exit_removes_us_from_the_tracker() {
+    use btmini::tracker::Trackers;
+    let tracker = OpenTracker::start(&[InfoHash([5; 20])]);
+    let url = format!("http://127.0.0.1:{}/announce", tracker.port);
+    let poll = Poll::new().unwrap();
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
+    let mut poll = poll;
+    let now = Instant::now();
+    let mut t = Trackers::new(
+        vec![vec![url.clone()]],
+        waker,
+        BASE,
+        Timeouts::default(),
+        now,
+    );
+    let mut events = Events::with_capacity(16);
+    let deadline = Instant::now() + LIMIT;
+    let mut step = |t: &mut Trackers, poll: &mut Poll| {
+        assert!(Instant::now() < deadline, "no progress within {LIMIT:?}");
+        let timeout = t
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        poll.poll(&mut events, timeout.or(Some(LIMIT))).unwrap();
+        for e in events.iter() {
+            if t.owns(e.token()) {
+                t.handle_event(poll.registry(), e.token(), Instant::now());
+            } else if e.token() == WAKER {
+                t.handle_wake(poll.registry(), Instant::now());
+            }
+        }
+        t.poll(poll.registry(), Instant::now(), |_| params(5, 4321))
+    };
+    let outcome = loop {
+        if let Some(o) = step(&mut t, &mut poll).pop() {
+            break o;
+        }
+    };
+    assert!(outcome.error.is_none(), "{outcome:?}");
+    let mut d = Driver::new(Timeouts::default());
+    let id = d.announce(&url, params(5, 1000));
+    assert!(has_port(&d.run(id).unwrap(), 4321), "started registered us");
+
+    t.stop(poll.registry(), Instant::now(), params(5, 4321));
+    while !t.stop_finished(Instant::now()) {
+        step(&mut t, &mut poll);
+    }
+    let id = d.announce(&url, params(5, 1001));
+    let after = d.run(id).unwrap();
+    assert!(
+        !has_port(&after, 4321),
+        "stopped removed us: {:?}",
+        after.peers
+    );
+    assert!(has_port(&after, 1000));
+}

@@ -16,8 +16,11 @@ pub mod http;
 pub mod io;
 pub mod response;
 pub mod tiers;
+pub mod trackers;
 pub mod udp;
 pub mod url;
+
+pub use trackers::Trackers;
 
 use crate::metainfo::InfoHash;
 use std::fmt;
