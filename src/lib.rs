@@ -39,3 +39,4 @@ pub mod metainfo;
 pub mod storage;
 pub mod tracker;
 pub mod util;
+pub mod wire;

@@ -1,0 +1,377 @@
+//! The peer wire protocol (BEP 3) as a codec: bytes in, messages out, and back. Decoding
+//! borrows from the input, so a 16 KiB block is never copied until it lands in its piece
+//! buffer. "Need more bytes" is `Ok(None)`, not an error; a length prefix past the limit is
+//! an error before anything is allocated.
+
+use std::fmt;
+
+/// The protocol string of the handshake.
+pub const PROTOCOL: &[u8; 19] = b"BitTorrent protocol";
+/// Handshake length.
+pub const HANDSHAKE_LEN: usize = 68;
+/// The block size btmini requests, and the largest it serves.
+pub const BLOCK: u32 = 16 * 1024;
+
+/// A peer's handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handshake {
+    /// Reserved bits (extensions).
+    pub reserved: [u8; 8],
+    /// The torrent.
+    pub info_hash: [u8; 20],
+    /// The peer's id.
+    pub peer_id: [u8; 20],
+}
+
+impl Handshake {
+    /// The 68 bytes. btmini advertises no extensions: all reserved bits are zero.
+    pub fn encode(&self) -> [u8; HANDSHAKE_LEN] {
+        let mut b = [0u8; HANDSHAKE_LEN];
+        b[0] = 19;
+        b[1..20].copy_from_slice(PROTOCOL);
+        b[20..28].copy_from_slice(&self.reserved);
+        b[28..48].copy_from_slice(&self.info_hash);
+        b[48..68].copy_from_slice(&self.peer_id);
+        b
+    }
+
+    /// Decodes a handshake from the start of `buf`; `Ok(None)` until 68 bytes are there.
+    /// Wrong protocol bytes are refused as soon as they arrive.
+    pub fn decode(buf: &[u8]) -> Result<Option<Self>, WireError> {
+        let n = buf.len().min(20);
+        let mut expected = [0u8; 20];
+        expected[0] = 19;
+        expected[1..].copy_from_slice(PROTOCOL);
+        if buf[..n] != expected[..n] {
+            return Err(WireError::BadHandshake);
+        }
+        if buf.len() < HANDSHAKE_LEN {
+            return Ok(None);
+        }
+        let id = |at: usize| -> [u8; 20] { buf[at..at + 20].try_into().expect("20 bytes") };
+        Ok(Some(Self {
+            reserved: buf[20..28].try_into().expect("8 bytes"),
+            info_hash: id(28),
+            peer_id: id(48),
+        }))
+    }
+}
+
+/// A message after the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// Zero-length message.
+    KeepAlive,
+    /// id 0.
+    Choke,
+    /// id 1.
+    Unchoke,
+    /// id 2.
+    Interested,
+    /// id 3.
+    NotInterested,
+    /// id 4.
+    Have(u32),
+    /// id 5: the raw bitfield bytes.
+    Bitfield(&'a [u8]),
+    /// id 6.
+    Request {
+        /// Piece.
+        index: u32,
+        /// Offset in the piece.
+        begin: u32,
+        /// Bytes.
+        length: u32,
+    },
+    /// id 7.
+    Piece {
+        /// Piece.
+        index: u32,
+        /// Offset in the piece.
+        begin: u32,
+        /// The block.
+        data: &'a [u8],
+    },
+    /// id 8.
+    Cancel {
+        /// Piece.
+        index: u32,
+        /// Offset in the piece.
+        begin: u32,
+        /// Bytes.
+        length: u32,
+    },
+    /// id 9 (DHT port), ignored.
+    Port(u16),
+    /// An id btmini does not know, ignored.
+    Unknown(u8),
+}
+
+/// A peer broke the protocol; the connection is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// The first bytes are not a BitTorrent handshake.
+    BadHandshake,
+    /// A length prefix beyond the largest legal message.
+    TooLong(u32),
+    /// A message whose length does not fit its id.
+    BadLength {
+        /// Message id.
+        id: u8,
+        /// Its length.
+        len: u32,
+    },
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadHandshake => f.write_str("not a BitTorrent handshake"),
+            Self::TooLong(n) => write!(f, "message of {n} bytes is too long"),
+            Self::BadLength { id, len } => write!(f, "message id {id} with length {len}"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// The largest message a peer may send for a torrent of `piece_count` pieces: a block
+/// (9 + 16 KiB) or the bitfield, whichever is larger.
+pub fn max_message_len(piece_count: u32) -> u32 {
+    (9 + BLOCK).max(1 + piece_count.div_ceil(8))
+}
+
+/// Decodes one message from the start of `buf`: the message and the bytes it used, or
+/// `Ok(None)` when more bytes are needed.
+pub fn decode(buf: &[u8], max_len: u32) -> Result<Option<(Message<'_>, usize)>, WireError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes(buf[..4].try_into().expect("4"));
+    if len > max_len {
+        return Err(WireError::TooLong(len));
+    }
+    let total = 4 + len as usize;
+    if buf.len() < total {
+        return Ok(None);
+    }
+    if len == 0 {
+        return Ok(Some((Message::KeepAlive, 4)));
+    }
+    let id = buf[4];
+    let body = &buf[5..total];
+    let be = |at: usize| u32::from_be_bytes(body[at..at + 4].try_into().expect("4"));
+    let exact = |n: usize| {
+        if body.len() == n {
+            Ok(())
+        } else {
+            Err(WireError::BadLength { id, len })
+        }
+    };
+    let msg = match id {
+        0 => exact(0).map(|_| Message::Choke)?,
+        1 => exact(0).map(|_| Message::Unchoke)?,
+        2 => exact(0).map(|_| Message::Interested)?,
+        3 => exact(0).map(|_| Message::NotInterested)?,
+        4 => exact(4).map(|_| Message::Have(be(0)))?,
+        5 => Message::Bitfield(body),
+        6 | 8 => {
+            exact(12)?;
+            let (index, begin, length) = (be(0), be(4), be(8));
+            if id == 6 {
+                Message::Request {
+                    index,
+                    begin,
+                    length,
+                }
+            } else {
+                Message::Cancel {
+                    index,
+                    begin,
+                    length,
+                }
+            }
+        }
+        7 if body.len() >= 8 => Message::Piece {
+            index: be(0),
+            begin: be(4),
+            data: &body[8..],
+        },
+        7 => return Err(WireError::BadLength { id, len }),
+        9 => exact(2).map(|_| Message::Port(u16::from_be_bytes([body[0], body[1]])))?,
+        other => Message::Unknown(other),
+    };
+    Ok(Some((msg, total)))
+}
+
+/// Appends `msg` to `out`.
+pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
+    let head = |out: &mut Vec<u8>, len: u32, id: u8| {
+        out.extend_from_slice(&len.to_be_bytes());
+        out.push(id);
+    };
+    let three = |out: &mut Vec<u8>, id: u8, a: u32, b: u32, c: u32| {
+        head(out, 13, id);
+        out.extend_from_slice(&a.to_be_bytes());
+        out.extend_from_slice(&b.to_be_bytes());
+        out.extend_from_slice(&c.to_be_bytes());
+    };
+    match *msg {
+        Message::KeepAlive => out.extend_from_slice(&[0, 0, 0, 0]),
+        Message::Choke => head(out, 1, 0),
+        Message::Unchoke => head(out, 1, 1),
+        Message::Interested => head(out, 1, 2),
+        Message::NotInterested => head(out, 1, 3),
+        Message::Have(i) => {
+            head(out, 5, 4);
+            out.extend_from_slice(&i.to_be_bytes());
+        }
+        Message::Bitfield(b) => {
+            head(out, 1 + b.len() as u32, 5);
+            out.extend_from_slice(b);
+        }
+        Message::Request {
+            index,
+            begin,
+            length,
+        } => three(out, 6, index, begin, length),
+        Message::Piece { index, begin, data } => {
+            head(out, 9 + data.len() as u32, 7);
+            out.extend_from_slice(&index.to_be_bytes());
+            out.extend_from_slice(&begin.to_be_bytes());
+            out.extend_from_slice(data);
+        }
+        Message::Cancel {
+            index,
+            begin,
+            length,
+        } => three(out, 8, index, begin, length),
+        Message::Port(p) => {
+            head(out, 3, 9);
+            out.extend_from_slice(&p.to_be_bytes());
+        }
+        Message::Unknown(id) => head(out, 1, id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<Message<'static>> {
+        vec![
+            Message::KeepAlive,
+            Message::Choke,
+            Message::Unchoke,
+            Message::Interested,
+            Message::NotInterested,
+            Message::Have(0x01020304),
+            Message::Bitfield(&[0xff, 0x80]),
+            Message::Request {
+                index: 1,
+                begin: 16384,
+                length: 16384,
+            },
+            Message::Piece {
+                index: 2,
+                begin: 0,
+                data: b"block",
+            },
+            Message::Cancel {
+                index: 1,
+                begin: 16384,
+                length: 16384,
+            },
+            Message::Port(6881),
+            Message::Unknown(20),
+        ]
+    }
+
+    #[test]
+    fn exact_bytes() {
+        let mut out = Vec::new();
+        encode(&Message::Have(7), &mut out);
+        assert_eq!(out, [0, 0, 0, 5, 4, 0, 0, 0, 7]);
+        out.clear();
+        encode(
+            &Message::Request {
+                index: 1,
+                begin: 2,
+                length: 3,
+            },
+            &mut out,
+        );
+        assert_eq!(out, [0, 0, 0, 13, 6, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]);
+        let h = Handshake {
+            reserved: [0; 8],
+            info_hash: [1; 20],
+            peer_id: [2; 20],
+        };
+        let b = h.encode();
+        assert_eq!(&b[..20], b"\x13BitTorrent protocol");
+        assert_eq!(Handshake::decode(&b), Ok(Some(h)));
+    }
+
+    #[test]
+    fn every_message_round_trips_whole_and_byte_by_byte() {
+        let mut stream = Vec::new();
+        for m in all() {
+            encode(&m, &mut stream);
+        }
+        // Whole.
+        let mut at = 0;
+        let mut got = Vec::new();
+        while let Some((m, n)) = decode(&stream[at..], max_message_len(16)).unwrap() {
+            got.push(m);
+            at += n;
+        }
+        assert_eq!(got, all());
+        // One byte more at a time: never a message before its last byte.
+        let mut got = Vec::new();
+        let (mut start, mut end) = (0, 0);
+        while end < stream.len() {
+            end += 1;
+            if let Some((m, n)) = decode(&stream[start..end], max_message_len(16)).unwrap() {
+                assert_eq!(start + n, end);
+                got.push(m);
+                start = end;
+            }
+        }
+        assert_eq!(got, all());
+    }
+
+    #[test]
+    fn hostile_lengths() {
+        assert_eq!(
+            decode(&[0xff, 0xff, 0xff, 0xff], max_message_len(100)),
+            Err(WireError::TooLong(u32::MAX))
+        );
+        let mut big = (9 + BLOCK + 1).to_be_bytes().to_vec();
+        big.push(7);
+        assert!(matches!(
+            decode(&big, max_message_len(100)),
+            Err(WireError::TooLong(_))
+        ));
+        assert_eq!(
+            decode(&[0, 0, 0, 2, 4, 0], 100),
+            Err(WireError::BadLength { id: 4, len: 2 })
+        );
+        assert_eq!(
+            decode(&[0, 0, 0, 2, 0, 0], 100),
+            Err(WireError::BadLength { id: 0, len: 2 })
+        );
+        assert_eq!(
+            decode(&[0, 0, 0, 5, 7, 0, 0, 0, 0], 100),
+            Err(WireError::BadLength { id: 7, len: 5 })
+        );
+        assert_eq!(
+            Handshake::decode(b"\x13BitTorrent protocoX"),
+            Err(WireError::BadHandshake)
+        );
+        assert_eq!(
+            Handshake::decode(b"GET / HTTP/1.1"),
+            Err(WireError::BadHandshake)
+        );
+        assert_eq!(Handshake::decode(b"\x13Bit"), Ok(None));
+    }
+}
