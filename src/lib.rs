@@ -36,6 +36,7 @@ pub mod geometry;
 pub mod json;
 pub mod logging;
 pub mod metainfo;
+pub mod picker;
 pub mod storage;
 pub mod tracker;
 pub mod util;

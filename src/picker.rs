@@ -1,0 +1,461 @@
+//! Which block to ask a peer for next: rarest first (random among equals; the first few
+//! pieces at random so there is soon something to share), pieces already started finished
+//! before new ones, and endgame at the end (a block already asked of someone else may be
+//! asked of a second and third peer). The partial pieces' buffers live here until the piece
+//! is complete and goes to storage for its hash check.
+
+use crate::bitfield::Bitfield;
+use crate::wire::BLOCK;
+use std::collections::HashMap;
+
+/// Pieces picked at random before rarest-first takes over.
+const RANDOM_FIRST: u32 = 4;
+/// In endgame, at most this many peers are asked for the same block.
+const ENDGAME_DUPLICATES: u8 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Open,
+    /// Asked of this many peers.
+    Requested(u8),
+    Received,
+}
+
+/// A piece being downloaded.
+#[derive(Debug)]
+struct Partial {
+    buf: Vec<u8>,
+    blocks: Vec<Block>,
+    received: u32,
+    /// Peers (by key) that sent blocks of it, to blame if the hash fails.
+    contributors: Vec<usize>,
+}
+
+/// A block to request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockRef {
+    /// Piece index.
+    pub index: u32,
+    /// Offset in the piece.
+    pub begin: u32,
+    /// Length (16 KiB but for the torrent's last block).
+    pub len: u32,
+}
+
+/// A piece whose blocks have all arrived, for the hash check.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Complete {
+    /// Piece index.
+    pub index: u32,
+    /// Its bytes.
+    pub data: Vec<u8>,
+    /// Peers that sent its blocks.
+    pub contributors: Vec<usize>,
+}
+
+/// A block that was never asked for, or does not fit its piece: the peer is misbehaving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnexpectedBlock;
+
+/// Piece selection for one torrent.
+#[derive(Debug)]
+pub struct Picker {
+    piece_length: u64,
+    total: u64,
+    have: Bitfield,
+    /// Pieces whose data has been handed to storage and not yet confirmed.
+    writing: Bitfield,
+    availability: Vec<u32>,
+    partial: HashMap<u32, Partial>,
+    rng: u64,
+}
+
+impl Picker {
+    /// A picker for a torrent of `total` bytes in pieces of `piece_length`, with `have`
+    /// already verified.
+    pub fn new(piece_length: u64, total: u64, have: Bitfield, seed: u64) -> Self {
+        let n = have.len() as usize;
+        Self {
+            piece_length,
+            total,
+            writing: Bitfield::new(have.len()),
+            have,
+            availability: vec![0; n],
+            partial: HashMap::new(),
+            rng: seed | 1,
+        }
+    }
+
+    fn random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// Verified pieces.
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    /// Pieces neither verified nor on their way to storage.
+    pub fn missing(&self) -> u32 {
+        self.have.len() - self.have.count() - self.writing.count()
+    }
+
+    /// Pieces being downloaded.
+    pub fn partial_count(&self) -> usize {
+        self.partial.len()
+    }
+
+    fn piece_size(&self, index: u32) -> u64 {
+        (self.total - u64::from(index) * self.piece_length).min(self.piece_length)
+    }
+
+    /// Whether we lack piece `index` (not verified, not being written).
+    pub fn wants(&self, index: u32) -> bool {
+        index < self.have.len() && !self.have.get(index) && !self.writing.get(index)
+    }
+
+    /// A peer announced piece `index`.
+    pub fn add_available(&mut self, index: u32) {
+        if let Some(a) = self.availability.get_mut(index as usize) {
+            *a += 1;
+        }
+    }
+
+    /// A peer with these pieces left.
+    pub fn remove_available(&mut self, pieces: &Bitfield) {
+        for i in pieces.ones() {
+            if let Some(a) = self.availability.get_mut(i as usize) {
+                *a = a.saturating_sub(1);
+            }
+        }
+    }
+
+    /// The next block to ask of a peer that has `peer_has`; `asked(b)` says whether this
+    /// peer already has a request out for `b` (only possible in endgame). `None` when the
+    /// peer has nothing we need that is not already asked for enough.
+    pub fn pick(
+        &mut self,
+        peer_has: &Bitfield,
+        max_partial: usize,
+        asked: impl Fn(BlockRef) -> bool,
+    ) -> Option<BlockRef> {
+        // 1. An open block of a piece already started.
+        let started = self
+            .partial
+            .iter()
+            .filter(|(i, _)| peer_has.get(**i))
+            .find_map(|(&i, p)| {
+                p.blocks
+                    .iter()
+                    .position(|b| *b == Block::Open)
+                    .map(|b| (i, b))
+            });
+        if let Some((index, b)) = started {
+            return Some(self.take(index, b));
+        }
+        // 2. A new piece, if we may start one.
+        if self.partial.len() < max_partial {
+            if let Some(index) = self.choose_new(peer_has) {
+                let size = self.piece_size(index);
+                let blocks = size.div_ceil(u64::from(BLOCK)) as usize;
+                self.partial.insert(
+                    index,
+                    Partial {
+                        buf: vec![0; size as usize],
+                        blocks: vec![Block::Open; blocks],
+                        received: 0,
+                        contributors: Vec::new(),
+                    },
+                );
+                return Some(self.take(index, 0));
+            }
+        }
+        // 3. Endgame: nothing is left unasked; ask for a block someone else is slow with.
+        if self.missing() as usize > self.partial.len() {
+            return None;
+        }
+        let mut best: Option<(u8, BlockRef)> = None;
+        for (&index, p) in &self.partial {
+            if !peer_has.get(index) {
+                continue;
+            }
+            for (b, state) in p.blocks.iter().enumerate() {
+                if let Block::Requested(n) = *state {
+                    let r = self.block_ref(index, b);
+                    if n < ENDGAME_DUPLICATES && !asked(r) && best.is_none_or(|(m, _)| n < m) {
+                        best = Some((n, r));
+                    }
+                }
+            }
+        }
+        let (_, r) = best?;
+        let p = self.partial.get_mut(&r.index).expect("found above");
+        if let Block::Requested(n) = &mut p.blocks[(r.begin / BLOCK) as usize] {
+            *n += 1;
+        }
+        Some(r)
+    }
+
+    fn block_ref(&self, index: u32, b: usize) -> BlockRef {
+        let begin = b as u32 * BLOCK;
+        let len = (self.piece_size(index) - u64::from(begin)).min(u64::from(BLOCK)) as u32;
+        BlockRef { index, begin, len }
+    }
+
+    fn take(&mut self, index: u32, b: usize) -> BlockRef {
+        let r = self.block_ref(index, b);
+        self.partial.get_mut(&index).expect("partial").blocks[b] = Block::Requested(1);
+        r
+    }
+
+    /// Rarest first among the pieces the peer has and we lack, random among equals; the
+    /// first few at random.
+    fn choose_new(&mut self, peer_has: &Bitfield) -> Option<u32> {
+        let random_phase = self.have.count() < RANDOM_FIRST;
+        let mut best: Option<(u32, u32)> = None;
+        let mut ties = 0u64;
+        for i in peer_has.ones() {
+            if !self.wants(i) || self.partial.contains_key(&i) {
+                continue;
+            }
+            let rarity = if random_phase {
+                0
+            } else {
+                self.availability[i as usize]
+            };
+            match best {
+                Some((r, _)) if rarity > r => {}
+                Some((r, _)) if rarity == r => {
+                    // Reservoir sampling: each equal candidate is kept with chance 1/n.
+                    ties += 1;
+                    if self.random() % ties == 0 {
+                        best = Some((rarity, i));
+                    }
+                }
+                _ => {
+                    ties = 1;
+                    best = Some((rarity, i));
+                }
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    /// A request was lost (timeout, choke, the peer left): the block may be asked again.
+    pub fn cancel(&mut self, r: BlockRef) {
+        if let Some(p) = self.partial.get_mut(&r.index) {
+            if let Some(b) = p.blocks.get_mut((r.begin / BLOCK) as usize) {
+                *b = match *b {
+                    Block::Requested(n) if n > 1 => Block::Requested(n - 1),
+                    Block::Requested(_) => Block::Open,
+                    other => other,
+                };
+            }
+        }
+    }
+
+    /// A block arrived from peer `from`. Returns the piece when it is complete; `Err` when the
+    /// block was never asked for or does not fit (the peer is misbehaving). A duplicate of a
+    /// block already received (endgame) is `Ok(None)`.
+    pub fn receive(
+        &mut self,
+        index: u32,
+        begin: u32,
+        data: &[u8],
+        from: usize,
+    ) -> Result<Option<Complete>, UnexpectedBlock> {
+        if begin % BLOCK != 0 {
+            return Err(UnexpectedBlock);
+        }
+        let expected = {
+            let Some(p) = self.partial.get(&index) else {
+                return Err(UnexpectedBlock);
+            };
+            let b = (begin / BLOCK) as usize;
+            if b >= p.blocks.len() {
+                return Err(UnexpectedBlock);
+            }
+            (b, self.block_ref(index, b).len)
+        };
+        if data.len() != expected.1 as usize {
+            return Err(UnexpectedBlock);
+        }
+        let p = self.partial.get_mut(&index).expect("checked");
+        match p.blocks[expected.0] {
+            Block::Received => return Ok(None),
+            Block::Open => return Err(UnexpectedBlock),
+            Block::Requested(_) => {}
+        }
+        p.blocks[expected.0] = Block::Received;
+        p.buf[begin as usize..begin as usize + data.len()].copy_from_slice(data);
+        p.received += 1;
+        if !p.contributors.contains(&from) {
+            p.contributors.push(from);
+        }
+        if p.received as usize == p.blocks.len() {
+            let p = self.partial.remove(&index).expect("present");
+            self.writing.set(index);
+            return Ok(Some(Complete {
+                index,
+                data: p.buf,
+                contributors: p.contributors,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Storage verified and wrote the piece.
+    pub fn verified(&mut self, index: u32) {
+        self.writing.clear(index);
+        self.have.set(index);
+    }
+
+    /// The piece failed its hash (or could not be written): it is fetched again.
+    pub fn failed(&mut self, index: u32) {
+        self.writing.clear(index);
+    }
+
+    /// Whether block `r` is still wanted (not received, piece not complete).
+    pub fn is_pending(&self, r: BlockRef) -> bool {
+        self.partial
+            .get(&r.index)
+            .and_then(|p| p.blocks.get((r.begin / BLOCK) as usize))
+            .is_some_and(|b| matches!(b, Block::Requested(_)))
+    }
+
+    /// Bytes held in partial-piece buffers.
+    pub fn buffered_bytes(&self) -> usize {
+        self.partial.values().map(|p| p.buf.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(n: u32) -> Bitfield {
+        Bitfield::full(n)
+    }
+
+    fn block(i: u32) -> Vec<u8> {
+        vec![i as u8; BLOCK as usize]
+    }
+
+    #[test]
+    fn finishes_started_pieces_before_new_ones_and_assembles_them() {
+        // 3 pieces of 2 blocks; the last piece is 1.5 blocks.
+        let total = 2 * 2 * u64::from(BLOCK) + u64::from(BLOCK) + 100;
+        let mut p = Picker::new(2 * u64::from(BLOCK), total, Bitfield::new(3), 7);
+        // The peer has piece 0 only, so the pick is known.
+        let mut all = Bitfield::new(3);
+        all.set(0);
+        let a = p.pick(&all, 1, |_| false).unwrap();
+        let b = p.pick(&all, 1, |_| false).unwrap();
+        assert_eq!(a.index, b.index, "the started piece is finished first");
+        assert_eq!((a.begin, b.begin), (0, BLOCK));
+        assert!(
+            p.pick(&all, 1, |_| false).is_none(),
+            "max one partial piece"
+        );
+        assert_eq!(p.receive(a.index, 0, &block(1), 5), Ok(None));
+        let done = p.receive(b.index, BLOCK, &block(2), 6).unwrap().unwrap();
+        assert_eq!(done.data.len(), 2 * BLOCK as usize);
+        assert_eq!(done.contributors, vec![5, 6]);
+        assert_eq!(p.missing(), 2);
+        p.verified(done.index);
+        assert!(p.have().get(done.index));
+    }
+
+    #[test]
+    fn rarest_first_after_the_random_start() {
+        let n = 10;
+        let mut have = Bitfield::new(n);
+        for i in 0..RANDOM_FIRST {
+            have.set(i);
+        }
+        let mut p = Picker::new(u64::from(BLOCK), u64::from(n * BLOCK), have, 3);
+        for i in RANDOM_FIRST..n {
+            for _ in 0..(10 - i) {
+                p.add_available(i);
+            }
+        }
+        // Piece 9 is the rarest (1 peer).
+        assert_eq!(p.pick(&full(n), 10, |_| false).unwrap().index, 9);
+        assert_eq!(p.pick(&full(n), 10, |_| false).unwrap().index, 8);
+    }
+
+    #[test]
+    fn ties_are_broken_at_random() {
+        let n = 50;
+        let mut first = std::collections::HashSet::new();
+        for seed in 0..20 {
+            let mut p = Picker::new(
+                u64::from(BLOCK),
+                u64::from(n * BLOCK),
+                Bitfield::new(n),
+                seed,
+            );
+            first.insert(p.pick(&full(n), 10, |_| false).unwrap().index);
+        }
+        assert!(first.len() > 5, "{first:?}");
+    }
+
+    #[test]
+    fn endgame_asks_a_second_peer_and_ignores_the_duplicate() {
+        let mut p = Picker::new(u64::from(BLOCK), u64::from(BLOCK), Bitfield::new(1), 1);
+        let a = p.pick(&full(1), 4, |_| false).unwrap();
+        // The same peer is not asked twice for one block.
+        assert!(p.pick(&full(1), 4, |r| r == a).is_none());
+        let b = p.pick(&full(1), 4, |_| false).unwrap();
+        assert_eq!(a, b);
+        let done = p.receive(0, 0, &block(9), 1).unwrap().unwrap();
+        assert_eq!(done.index, 0);
+        assert_eq!(
+            p.receive(0, 0, &block(9), 2),
+            Err(UnexpectedBlock),
+            "piece no longer partial"
+        );
+    }
+
+    #[test]
+    fn lost_requests_are_asked_again_and_bad_blocks_refused() {
+        let mut p = Picker::new(
+            u64::from(BLOCK) * 2,
+            u64::from(BLOCK) * 2,
+            Bitfield::new(1),
+            1,
+        );
+        let a = p.pick(&full(1), 1, |_| false).unwrap();
+        p.cancel(a);
+        assert_eq!(p.pick(&full(1), 1, |_| false).unwrap(), a);
+        assert_eq!(
+            p.receive(0, 5, &block(0), 1),
+            Err(UnexpectedBlock),
+            "misaligned"
+        );
+        assert_eq!(
+            p.receive(0, 0, &[0; 10], 1),
+            Err(UnexpectedBlock),
+            "wrong length"
+        );
+        assert_eq!(
+            p.receive(3, 0, &block(0), 1),
+            Err(UnexpectedBlock),
+            "not asked"
+        );
+        assert_eq!(
+            p.receive(0, BLOCK * 4, &block(0), 1),
+            Err(UnexpectedBlock),
+            "out of range"
+        );
+        let second = p.pick(&full(1), 1, |_| false).unwrap();
+        p.receive(0, 0, &block(1), 1).unwrap();
+        let done = p.receive(0, second.begin, &block(2), 1).unwrap().unwrap();
+        p.failed(done.index);
+        assert_eq!(p.missing(), 1, "a failed piece is wanted again");
+        assert_eq!(p.pick(&full(1), 1, |_| false).unwrap().index, 0);
+    }
+}
