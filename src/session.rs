@@ -1,0 +1,701 @@
+//! The download session as a state machine: connections' bytes and the clock go in,
+//! bytes to send and [`Action`]s come out. No sockets, files or clocks inside, so a whole
+//! swarm can be simulated in a test.
+//!
+//! Drive contract (after str0m and quinn-proto): after every input —
+//! [`Session::connected`], [`Session::received`], [`Session::closed`],
+//! [`Session::accept`], [`Session::add_peers`], [`Session::piece_result`],
+//! [`Session::tick`] — send what [`Session::tx`] holds for each touched peer and drain
+//! [`Session::poll_action`] until it is empty. Call [`Session::tick`] about once a second.
+
+use crate::bitfield::Bitfield;
+use crate::metainfo::Metainfo;
+use crate::peer::{Peer, Stage};
+use crate::picker::{BlockRef, Complete, Picker};
+use crate::wire::{self, Handshake, Message};
+use slab::Slab;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Limits and timers.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Connections at most.
+    pub max_peers: usize,
+    /// Outgoing connects under way at most.
+    pub max_half_open: usize,
+    /// Time allowed for a TCP connect and the handshake.
+    pub connect_timeout: Duration,
+    /// A request not answered in this time is asked again elsewhere.
+    pub request_timeout: Duration,
+    /// Send a keep-alive after this long without sending.
+    pub keepalive: Duration,
+    /// A peer silent this long is not alive.
+    pub dead_after: Duration,
+    /// Bytes of partial pieces held at most (at least two pieces).
+    pub max_partial_bytes: u64,
+    /// A peer blamed for this many failed pieces is banned.
+    pub ban_strikes: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_peers: 50,
+            max_half_open: 8,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(90),
+            dead_after: Duration::from_secs(120),
+            max_partial_bytes: 32 << 20,
+            ban_strikes: 2,
+        }
+    }
+}
+
+/// What the shell must do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Open a TCP connection to `addr` for peer `key`; report with [`Session::connected`]
+    /// or [`Session::closed`].
+    Connect {
+        /// The peer's key.
+        key: usize,
+        /// Where to connect.
+        addr: SocketAddr,
+    },
+    /// Close peer `key`'s connection (its state is already gone).
+    Close {
+        /// The peer's key.
+        key: usize,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Check and store a complete piece; report with [`Session::piece_result`].
+    Verify(Complete),
+    /// Over half the peers are dead or none are left: ask the tracker for more.
+    WantPeers,
+    /// Every piece is verified.
+    Completed,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Known {
+    failures: u32,
+    retry_at: Option<Instant>,
+    banned: bool,
+    connected: bool,
+}
+
+/// Figures for the status line.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stats {
+    /// Pieces verified.
+    pub have: u32,
+    /// Pieces in the torrent.
+    pub pieces: u32,
+    /// Payload bytes received this run.
+    pub downloaded: u64,
+    /// Bytes received that were thrown away (duplicates, failed pieces).
+    pub wasted: u64,
+    /// Connections with a finished handshake.
+    pub connected: usize,
+    /// Of those, heard from in the last two minutes.
+    pub alive: usize,
+    /// Connects under way.
+    pub connecting: usize,
+    /// Addresses waiting to be tried.
+    pub candidates: usize,
+    /// Download rate, bytes per second.
+    pub down_rate: f64,
+    /// Peers banned for bad data.
+    pub banned: usize,
+}
+
+/// One torrent's peers and pieces.
+pub struct Session {
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+    piece_count: u32,
+    piece_length: u64,
+    max_msg: u32,
+    config: Config,
+    peers: Slab<Peer>,
+    picker: Picker,
+    candidates: VecDeque<SocketAddr>,
+    known: HashMap<SocketAddr, Known>,
+    own: Vec<SocketAddr>,
+    actions: VecDeque<Action>,
+    downloaded: u64,
+    wasted: u64,
+    completed: bool,
+    last_tick: Option<Instant>,
+}
+
+impl Session {
+    /// A session for `meta` with the pieces in `have` already verified.
+    pub fn new(
+        meta: &Metainfo,
+        have: Bitfield,
+        peer_id: [u8; 20],
+        config: Config,
+        seed: u64,
+    ) -> Self {
+        let count = meta.piece_count();
+        let completed = have.is_full();
+        Self {
+            info_hash: meta.info_hash.0,
+            peer_id,
+            piece_count: count,
+            piece_length: meta.piece_length,
+            max_msg: wire::max_message_len(count),
+            config,
+            peers: Slab::new(),
+            picker: Picker::new(meta.piece_length, meta.total_length, have, seed),
+            candidates: VecDeque::new(),
+            known: HashMap::new(),
+            own: Vec::new(),
+            actions: VecDeque::new(),
+            downloaded: 0,
+            wasted: 0,
+            completed,
+            last_tick: None,
+        }
+    }
+
+    /// Our own listening address, never to be dialled (trackers list it among the peers).
+    pub fn add_own_addr(&mut self, addr: SocketAddr) {
+        self.own.push(addr);
+    }
+
+    /// Verified pieces.
+    pub fn have(&self) -> &Bitfield {
+        self.picker.have()
+    }
+
+    /// Whether every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.picker.have().is_full()
+    }
+
+    /// Bytes still missing.
+    pub fn left(&self, total: u64) -> u64 {
+        let have = self.picker.have();
+        let full = u64::from(have.count()) * self.piece_length;
+        // The last piece may be short.
+        let last = self.piece_count - 1;
+        let short = if have.get(last) {
+            self.piece_length * u64::from(self.piece_count) - total
+        } else {
+            0
+        };
+        total - (full - short)
+    }
+
+    /// Peer addresses from a tracker or the command line.
+    pub fn add_peers(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, now: Instant) {
+        for addr in addrs {
+            if self.own.contains(&addr) || addr.port() == 0 {
+                continue;
+            }
+            let k = self.known.entry(addr).or_default();
+            if k.banned || k.connected || self.candidates.contains(&addr) {
+                continue;
+            }
+            if k.retry_at.is_some_and(|t| t > now) {
+                continue;
+            }
+            self.candidates.push_back(addr);
+        }
+        self.connect_more(now);
+    }
+
+    /// An incoming connection; `None` if it must be closed at once (full, banned, ourselves).
+    pub fn accept(&mut self, addr: SocketAddr, now: Instant) -> Option<usize> {
+        let banned = self.known.get(&addr).is_some_and(|k| k.banned);
+        if banned || self.peers.len() >= self.config.max_peers {
+            return None;
+        }
+        self.known.entry(addr).or_default().connected = true;
+        Some(
+            self.peers
+                .insert(Peer::new(addr, false, self.piece_count, now)),
+        )
+    }
+
+    /// Our connect to peer `key` succeeded: send the handshake.
+    pub fn connected(&mut self, key: usize, now: Instant) {
+        let hs = self.handshake();
+        if let Some(p) = self.peers.get_mut(key) {
+            p.stage = Stage::Handshake;
+            p.since = now;
+            p.last_heard = now;
+            p.tx.extend_from_slice(&hs);
+        }
+    }
+
+    fn handshake(&self) -> [u8; wire::HANDSHAKE_LEN] {
+        Handshake {
+            reserved: [0; 8],
+            info_hash: self.info_hash,
+            peer_id: self.peer_id,
+        }
+        .encode()
+    }
+
+    /// Bytes waiting to be sent to peer `key`.
+    pub fn tx(&self, key: usize) -> &[u8] {
+        self.peers.get(key).map_or(&[], |p| &p.tx)
+    }
+
+    /// `n` bytes of [`Session::tx`] were sent.
+    pub fn sent(&mut self, key: usize, n: usize, now: Instant) {
+        if let Some(p) = self.peers.get_mut(key) {
+            p.tx.drain(..n.min(p.tx.len()));
+            p.last_sent = now;
+        }
+    }
+
+    /// The connection to peer `key` ended (closed by the peer, an error, a failed connect).
+    pub fn closed(&mut self, key: usize, now: Instant) {
+        self.remove(key, now);
+        self.connect_more(now);
+    }
+
+    fn remove(&mut self, key: usize, now: Instant) -> Option<Peer> {
+        let p = self.peers.try_remove(key)?;
+        self.picker.remove_available(&p.has);
+        for (r, _) in &p.requests {
+            self.picker.cancel(*r);
+        }
+        let k = self.known.entry(p.addr).or_default();
+        k.connected = false;
+        if p.stage == Stage::Active && p.downloaded > 0 {
+            k.failures = 0;
+        } else {
+            k.failures += 1;
+        }
+        let backoff = Duration::from_secs(15) * (1 << k.failures.min(6));
+        k.retry_at = Some(now + backoff);
+        Some(p)
+    }
+
+    fn close(&mut self, key: usize, reason: impl Into<String>, now: Instant) {
+        if self.remove(key, now).is_some() {
+            self.actions.push_back(Action::Close {
+                key,
+                reason: reason.into(),
+            });
+        }
+    }
+
+    /// Bytes arrived from peer `key`.
+    pub fn received(&mut self, key: usize, data: &[u8], now: Instant) {
+        let Some(p) = self.peers.get_mut(key) else {
+            return;
+        };
+        p.last_heard = now;
+        p.rx.extend_from_slice(data);
+        let mut rx = std::mem::take(&mut p.rx);
+        let mut at = 0;
+        let result = self.parse(key, &rx, &mut at, now);
+        if let Some(p) = self.peers.get_mut(key) {
+            rx.drain(..at);
+            p.rx = rx;
+        }
+        if let Err(reason) = result {
+            self.close(key, reason, now);
+        }
+        self.connect_more(now);
+    }
+
+    fn parse(&mut self, key: usize, rx: &[u8], at: &mut usize, now: Instant) -> Result<(), String> {
+        loop {
+            let stage = match self.peers.get(key) {
+                Some(p) => p.stage,
+                None => return Ok(()),
+            };
+            if stage == Stage::Handshake {
+                let Some(hs) = Handshake::decode(&rx[*at..]).map_err(|e| e.to_string())? else {
+                    return Ok(());
+                };
+                *at += wire::HANDSHAKE_LEN;
+                self.on_handshake(key, hs)?;
+                continue;
+            }
+            let Some((msg, n)) =
+                wire::decode(&rx[*at..], self.max_msg).map_err(|e| e.to_string())?
+            else {
+                return Ok(());
+            };
+            *at += n;
+            self.on_message(key, msg, now)?;
+        }
+    }
+
+    fn on_handshake(&mut self, key: usize, hs: Handshake) -> Result<(), String> {
+        if hs.info_hash != self.info_hash {
+            return Err("handshake for another torrent".into());
+        }
+        if hs.peer_id == self.peer_id {
+            let addr = self.peers[key].addr;
+            self.own.push(addr);
+            return Err("connected to ourselves".into());
+        }
+        let ours = self.handshake();
+        let have = self.picker.have().clone();
+        let p = &mut self.peers[key];
+        if !p.outgoing {
+            p.tx.extend_from_slice(&ours);
+        }
+        p.peer_id = Some(hs.peer_id);
+        p.stage = Stage::Active;
+        if have.count() > 0 {
+            wire::encode(&Message::Bitfield(have.as_bytes()), &mut p.tx);
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, key: usize, msg: Message<'_>, now: Instant) -> Result<(), String> {
+        match msg {
+            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::Choke => {
+                let p = &mut self.peers[key];
+                p.peer_choking = true;
+                // Without the fast extension a choke discards every request.
+                for (r, _) in std::mem::take(&mut p.requests) {
+                    self.picker.cancel(r);
+                }
+            }
+            Message::Unchoke => {
+                self.peers[key].peer_choking = false;
+                self.fill(key, now);
+            }
+            Message::Interested => self.peers[key].peer_interested = true,
+            Message::NotInterested => self.peers[key].peer_interested = false,
+            Message::Have(index) => {
+                if index >= self.piece_count {
+                    return Err(format!("have for piece {index}, which does not exist"));
+                }
+                if self.peers[key].has.set(index) {
+                    self.picker.add_available(index);
+                    if self.picker.wants(index) {
+                        self.peers[key].interesting += 1;
+                        self.update_interest(key);
+                        self.fill(key, now);
+                    }
+                }
+            }
+            Message::Bitfield(bytes) => {
+                let p = &self.peers[key];
+                if p.has.count() > 0 {
+                    return Err("a second bitfield".into());
+                }
+                let has =
+                    Bitfield::from_bytes(self.piece_count, bytes).map_err(|e| e.to_string())?;
+                let mut interesting = 0;
+                for i in has.ones() {
+                    self.picker.add_available(i);
+                    interesting += u32::from(self.picker.wants(i));
+                }
+                let p = &mut self.peers[key];
+                p.has = has;
+                p.interesting = interesting;
+                self.update_interest(key);
+            }
+            Message::Request { index, .. } | Message::Cancel { index, .. } => {
+                if index >= self.piece_count {
+                    return Err(format!("request for piece {index}, which does not exist"));
+                }
+                // Uploading is not in this build: requests to a choked peer are dropped,
+                // as BEP 3 allows.
+            }
+            Message::Piece { index, begin, data } => self.on_block(key, index, begin, data, now)?,
+        }
+        Ok(())
+    }
+
+    fn on_block(
+        &mut self,
+        key: usize,
+        index: u32,
+        begin: u32,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), String> {
+        if index >= self.piece_count {
+            return Err(format!("block of piece {index}, which does not exist"));
+        }
+        let r = BlockRef {
+            index,
+            begin,
+            len: data.len() as u32,
+        };
+        let p = &mut self.peers[key];
+        let Some(pos) = p.requests.iter().position(|(q, _)| *q == r) else {
+            // Late blocks after a choke or a cancel are normal; a stream of them is not.
+            self.wasted += data.len() as u64;
+            p.unasked += 1;
+            if p.unasked > 64 {
+                return Err("too many blocks that were not asked for".into());
+            }
+            return Ok(());
+        };
+        p.requests.swap_remove(pos);
+        p.downloaded += data.len() as u64;
+        p.rate.add(data.len() as u64);
+        self.downloaded += data.len() as u64;
+        match self.picker.receive(index, begin, data, key) {
+            Err(_) => return Err(format!("block {index}:{begin} does not fit its piece")),
+            Ok(None) => {
+                if !self.picker.is_pending(r) {
+                    // Another peer's copy won the race (endgame).
+                    self.cancel_elsewhere(key, r);
+                }
+            }
+            Ok(Some(done)) => {
+                self.cancel_elsewhere(key, r);
+                self.actions.push_back(Action::Verify(done));
+            }
+        }
+        self.fill(key, now);
+        Ok(())
+    }
+
+    /// Endgame: the block arrived, so other peers asked for it are told to skip it.
+    fn cancel_elsewhere(&mut self, from: usize, r: BlockRef) {
+        for (k, p) in self.peers.iter_mut() {
+            if k == from {
+                continue;
+            }
+            if let Some(pos) = p.requests.iter().position(|(q, _)| *q == r) {
+                p.requests.swap_remove(pos);
+                wire::encode(
+                    &Message::Cancel {
+                        index: r.index,
+                        begin: r.begin,
+                        length: r.len,
+                    },
+                    &mut p.tx,
+                );
+            }
+        }
+    }
+
+    fn update_interest(&mut self, key: usize) {
+        let p = &mut self.peers[key];
+        let want = p.interesting > 0;
+        if want != p.am_interested {
+            p.am_interested = want;
+            let m = if want {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            };
+            wire::encode(&m, &mut p.tx);
+        }
+    }
+
+    fn max_partial(&self) -> usize {
+        let by_bytes = (self.config.max_partial_bytes / self.piece_length.max(1)) as usize;
+        by_bytes.max(2)
+    }
+
+    /// Keeps peer `key`'s request pipeline full.
+    fn fill(&mut self, key: usize, now: Instant) {
+        let max_partial = self.max_partial();
+        let p = &mut self.peers[key];
+        if p.stage != Stage::Active || p.peer_choking || !p.am_interested {
+            return;
+        }
+        let depth = p.pipeline();
+        while p.requests.len() < depth {
+            let Some(r) = self.picker.pick(&p.has, max_partial, |r| p.asked(r)) else {
+                break;
+            };
+            wire::encode(
+                &Message::Request {
+                    index: r.index,
+                    begin: r.begin,
+                    length: r.len,
+                },
+                &mut p.tx,
+            );
+            p.requests.push((r, now));
+        }
+    }
+
+    /// Storage checked piece `index` (from [`Action::Verify`]): `ok` if its hash matched
+    /// and it was written; `contributors` are the peers that sent it.
+    pub fn piece_result(&mut self, index: u32, ok: bool, contributors: &[usize], now: Instant) {
+        if !ok {
+            self.picker.failed(index);
+            self.wasted += self.piece_length;
+            for &k in contributors {
+                let Some(p) = self.peers.get_mut(k) else {
+                    continue;
+                };
+                p.strikes += 1;
+                if p.strikes >= self.config.ban_strikes {
+                    let addr = p.addr;
+                    self.known.entry(addr).or_default().banned = true;
+                    self.close(k, "banned: sent pieces that failed their hash", now);
+                }
+            }
+            let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
+            for k in keys {
+                self.fill(k, now);
+            }
+            return;
+        }
+        self.picker.verified(index);
+        let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            let p = &mut self.peers[k];
+            if p.stage != Stage::Active {
+                continue;
+            }
+            wire::encode(&Message::Have(index), &mut p.tx);
+            if p.has.get(index) {
+                p.interesting = p.interesting.saturating_sub(1);
+                self.update_interest(k);
+            }
+        }
+        if self.picker.have().is_full() && !self.completed {
+            self.completed = true;
+            self.actions.push_back(Action::Completed);
+        }
+    }
+
+    /// Timers: connect and request timeouts, keep-alives, liveness, rates, new connections.
+    pub fn tick(&mut self, now: Instant) {
+        let dt = self
+            .last_tick
+            .map_or(Duration::ZERO, |t| now.duration_since(t));
+        self.last_tick = Some(now);
+        let cfg = self.config.clone();
+        let mut expired = Vec::new();
+        let mut dead = Vec::new();
+        let mut refill = Vec::new();
+        for (k, p) in self.peers.iter_mut() {
+            if p.stage != Stage::Active {
+                if now.duration_since(p.since) >= cfg.connect_timeout {
+                    expired.push(k);
+                }
+                continue;
+            }
+            p.rate.tick(dt);
+            if now.duration_since(p.last_sent) >= cfg.keepalive && p.tx.is_empty() {
+                wire::encode(&Message::KeepAlive, &mut p.tx);
+            }
+            if !p.alive(now, cfg.dead_after) {
+                dead.push(k);
+            }
+            let before = p.requests.len();
+            let picker = &mut self.picker;
+            p.requests.retain(|(r, sent)| {
+                let late = now.duration_since(*sent) >= cfg.request_timeout;
+                if late {
+                    picker.cancel(*r);
+                }
+                !late
+            });
+            if p.requests.len() < before {
+                refill.push(k);
+            }
+        }
+        for k in expired {
+            self.close(k, "connect or handshake timed out", now);
+        }
+        let active = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.stage == Stage::Active)
+            .count();
+        if !dead.is_empty() && dead.len() * 2 > active {
+            for k in dead {
+                self.close(k, "not alive (silent for 2 minutes)", now);
+            }
+            self.actions.push_back(Action::WantPeers);
+        }
+        for k in refill {
+            if self.peers.contains(k) {
+                self.fill(k, now);
+            }
+        }
+        self.connect_more(now);
+        if self.peers.is_empty() && self.candidates.is_empty() && !self.completed {
+            self.actions.push_back(Action::WantPeers);
+        }
+    }
+
+    fn connect_more(&mut self, now: Instant) {
+        if self.completed {
+            return;
+        }
+        let connecting = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.stage == Stage::Connecting)
+            .count();
+        let mut room = self
+            .config
+            .max_half_open
+            .saturating_sub(connecting)
+            .min(self.config.max_peers.saturating_sub(self.peers.len()));
+        let mut deferred = Vec::new();
+        while room > 0 {
+            let Some(addr) = self.candidates.pop_front() else {
+                break;
+            };
+            let k = self.known.entry(addr).or_default();
+            if k.banned || k.connected {
+                continue;
+            }
+            if k.retry_at.is_some_and(|t| t > now) {
+                deferred.push(addr);
+                continue;
+            }
+            k.connected = true;
+            let key = self
+                .peers
+                .insert(Peer::new(addr, true, self.piece_count, now));
+            self.actions.push_back(Action::Connect { key, addr });
+            room -= 1;
+        }
+        self.candidates.extend(deferred);
+    }
+
+    /// The next thing for the shell to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Figures for the status line.
+    pub fn stats(&self, now: Instant) -> Stats {
+        let active = || self.peers.iter().filter(|(_, p)| p.stage == Stage::Active);
+        Stats {
+            have: self.picker.have().count(),
+            pieces: self.piece_count,
+            downloaded: self.downloaded,
+            wasted: self.wasted,
+            connected: active().count(),
+            alive: active()
+                .filter(|(_, p)| p.alive(now, self.config.dead_after))
+                .count(),
+            connecting: self.peers.len() - active().count(),
+            candidates: self.candidates.len(),
+            down_rate: active().map(|(_, p)| p.rate.get()).sum(),
+            banned: self.known.values().filter(|k| k.banned).count(),
+        }
+    }
+
+    /// The keys of every connection, for the shell's bookkeeping.
+    pub fn peer_keys(&self) -> impl Iterator<Item = usize> + '_ {
+        self.peers.iter().map(|(k, _)| k)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,444 @@
+//! The session in a simulated swarm: fake peers speak the wire protocol in memory, the
+//! "storage" checks hashes, and time is simulated.
+
+use super::*;
+use crate::bencode::Item;
+use std::sync::Arc;
+
+const PIECE: usize = 32 * 1024;
+
+fn torrent(pieces: usize, tail: usize) -> (Arc<Metainfo>, Vec<u8>) {
+    let len = pieces * PIECE - tail;
+    let data: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
+    let hashes: Vec<u8> = data
+        .chunks(PIECE)
+        .flat_map(|c| sha1_smol::Sha1::from(c).digest().bytes())
+        .collect();
+    let mut info = Item::dict();
+    info.insert("name", Item::str("sim"));
+    info.insert("piece length", Item::Int(PIECE as i64));
+    info.insert("pieces", Item::bytes(&hashes));
+    info.insert("length", Item::Int(len as i64));
+    let mut root = Item::dict();
+    root.insert("info", info);
+    (
+        Arc::new(Metainfo::from_bytes(&root.encode()).unwrap()),
+        data,
+    )
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Seeder,
+    Corrupt,
+    /// Handshakes, then never sends another byte.
+    Silent,
+    WrongHash,
+}
+
+struct Fake {
+    kind: Kind,
+    rx: Vec<u8>,
+    shaken: bool,
+    served: usize,
+}
+
+impl Fake {
+    fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            rx: Vec::new(),
+            shaken: false,
+            served: 0,
+        }
+    }
+
+    fn respond(&mut self, meta: &Metainfo, data: &[u8], bytes: &[u8]) -> Vec<u8> {
+        self.rx.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        if !self.shaken {
+            if self.rx.len() < wire::HANDSHAKE_LEN {
+                return out;
+            }
+            self.rx.drain(..wire::HANDSHAKE_LEN);
+            self.shaken = true;
+            let mut hash = meta.info_hash.0;
+            if self.kind == Kind::WrongHash {
+                hash[0] ^= 1;
+            }
+            out.extend_from_slice(
+                &Handshake {
+                    reserved: [0; 8],
+                    info_hash: hash,
+                    peer_id: [self.kind as u8 + 1; 20],
+                }
+                .encode(),
+            );
+            if self.kind == Kind::Silent {
+                return out;
+            }
+            wire::encode(
+                &Message::Bitfield(Bitfield::full(meta.piece_count()).as_bytes()),
+                &mut out,
+            );
+            wire::encode(&Message::Unchoke, &mut out);
+        }
+        if self.kind == Kind::Silent {
+            self.rx.clear();
+            return out;
+        }
+        while let Some((m, n)) = wire::decode(&self.rx, 1 << 20).unwrap() {
+            if let Message::Request {
+                index,
+                begin,
+                length,
+            } = m
+            {
+                let start = index as usize * PIECE + begin as usize;
+                let mut block = data[start..start + length as usize].to_vec();
+                if self.kind == Kind::Corrupt {
+                    block[0] ^= 0xff;
+                }
+                self.served += 1;
+                wire::encode(
+                    &Message::Piece {
+                        index,
+                        begin,
+                        data: &block,
+                    },
+                    &mut out,
+                );
+            }
+            self.rx.drain(..n);
+        }
+        out
+    }
+}
+
+struct Sim {
+    meta: Arc<Metainfo>,
+    data: Vec<u8>,
+    s: Session,
+    fakes: HashMap<SocketAddr, Fake>,
+    conns: HashMap<usize, SocketAddr>,
+    now: Instant,
+    closed: Vec<(SocketAddr, String)>,
+    completed: bool,
+    want_peers: usize,
+    verified: u32,
+}
+
+impl Sim {
+    fn new(pieces: usize, kinds: &[Kind]) -> Self {
+        let (meta, data) = torrent(pieces, 1000);
+        let s = Session::new(
+            &meta,
+            Bitfield::new(meta.piece_count()),
+            *b"-BM0100-simulation00",
+            Config::default(),
+            42,
+        );
+        let mut sim = Sim {
+            meta,
+            data,
+            s,
+            fakes: HashMap::new(),
+            conns: HashMap::new(),
+            now: Instant::now(),
+            closed: Vec::new(),
+            completed: false,
+            want_peers: 0,
+            verified: 0,
+        };
+        let addrs: Vec<SocketAddr> = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let a: SocketAddr = format!("10.0.0.{}:6881", i + 1).parse().unwrap();
+                sim.fakes.insert(a, Fake::new(*k));
+                a
+            })
+            .collect();
+        sim.s.add_peers(addrs, sim.now);
+        sim
+    }
+
+    /// Moves bytes and actions until nothing happens.
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(a) = self.s.poll_action() {
+                moved = true;
+                match a {
+                    Action::Connect { key, addr } => {
+                        self.conns.insert(key, addr);
+                        self.s.connected(key, self.now);
+                    }
+                    Action::Close { key, reason } => {
+                        let addr = self.conns.remove(&key).unwrap();
+                        self.closed.push((addr, reason));
+                    }
+                    Action::Verify(c) => {
+                        let ok = sha1_smol::Sha1::from(&c.data).digest().bytes()
+                            == self.meta.pieces[c.index as usize];
+                        self.verified += u32::from(ok);
+                        self.s.piece_result(c.index, ok, &c.contributors, self.now);
+                    }
+                    Action::WantPeers => self.want_peers += 1,
+                    Action::Completed => self.completed = true,
+                }
+            }
+            let keys: Vec<usize> = self.conns.keys().copied().collect();
+            for key in keys {
+                let out = self.s.tx(key).to_vec();
+                if out.is_empty() {
+                    continue;
+                }
+                moved = true;
+                self.s.sent(key, out.len(), self.now);
+                let addr = self.conns[&key];
+                let reply = self
+                    .fakes
+                    .get_mut(&addr)
+                    .unwrap()
+                    .respond(&self.meta, &self.data, &out);
+                if !reply.is_empty() {
+                    self.s.received(key, &reply, self.now);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the simulation did not settle");
+    }
+}
+
+#[test]
+fn downloads_everything_from_one_seeder() {
+    let mut sim = Sim::new(20, &[Kind::Seeder]);
+    sim.settle();
+    assert!(sim.completed);
+    assert_eq!(sim.verified, 20);
+    assert!(sim.s.is_complete());
+    let stats = sim.s.stats(sim.now);
+    assert_eq!(stats.downloaded, sim.data.len() as u64);
+    assert_eq!(stats.wasted, 0);
+    assert_eq!(sim.s.left(sim.data.len() as u64), 0);
+}
+
+#[test]
+fn a_corrupt_peer_is_banned_and_the_good_one_finishes() {
+    let mut sim = Sim::new(30, &[Kind::Corrupt, Kind::Seeder]);
+    sim.settle();
+    assert!(sim.completed, "download finished from the good peer");
+    let bad: SocketAddr = "10.0.0.1:6881".parse().unwrap();
+    assert!(
+        sim.closed
+            .iter()
+            .any(|(a, r)| *a == bad && r.contains("banned")),
+        "{:?}",
+        sim.closed
+    );
+    assert_eq!(sim.s.stats(sim.now).banned, 1);
+    // A banned peer is never dialled again.
+    sim.s.add_peers([bad], sim.now + Duration::from_secs(3600));
+    assert!(sim.s.poll_action().is_none());
+}
+
+#[test]
+fn wrong_torrent_and_self_connections_are_dropped() {
+    let mut sim = Sim::new(4, &[Kind::WrongHash]);
+    sim.settle();
+    assert_eq!(sim.closed.len(), 1);
+    assert!(sim.closed[0].1.contains("another torrent"));
+
+    let (meta, _) = torrent(4, 0);
+    let id = *b"-BM0100-selfselfself";
+    let mut s = Session::new(&meta, Bitfield::new(4), id, Config::default(), 1);
+    let now = Instant::now();
+    let key = s.accept("10.0.0.9:1".parse().unwrap(), now).unwrap();
+    let hs = Handshake {
+        reserved: [0; 8],
+        info_hash: meta.info_hash.0,
+        peer_id: id,
+    };
+    s.received(key, &hs.encode(), now);
+    assert!(
+        matches!(s.poll_action(), Some(Action::Close { reason, .. }) if reason.contains("ourselves"))
+    );
+    // Its address is now known as ours and never dialled.
+    s.add_peers(["10.0.0.9:1".parse().unwrap()], now);
+    assert!(s.poll_action().is_none());
+}
+
+fn active_peer(pieces: usize) -> (Session, usize, Instant) {
+    let (meta, _) = torrent(pieces, 0);
+    let mut s = Session::new(
+        &meta,
+        Bitfield::new(meta.piece_count()),
+        *b"-BM0100-hostile00000",
+        Config::default(),
+        1,
+    );
+    let now = Instant::now();
+    let key = s.accept("10.0.0.7:1".parse().unwrap(), now).unwrap();
+    let hs = Handshake {
+        reserved: [0; 8],
+        info_hash: meta.info_hash.0,
+        peer_id: [9; 20],
+    };
+    s.received(key, &hs.encode(), now);
+    assert!(s.poll_action().is_none());
+    (s, key, now)
+}
+
+fn closed_because(s: &mut Session) -> String {
+    match s.poll_action() {
+        Some(Action::Close { reason, .. }) => reason,
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
+
+#[test]
+fn hostile_messages_drop_the_peer_not_the_client() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (vec![0xff, 0xff, 0xff, 0xff], "too long"),
+        (
+            [&[0, 0, 0, 2, 5][..], &[0xff]].concat(),
+            "bitfield is 1 bytes, expected 2",
+        ),
+        ([&[0, 0, 0, 3, 5][..], &[0xff, 0xff]].concat(), "spare bits"),
+        (
+            {
+                let mut m = Vec::new();
+                wire::encode(&Message::Have(10), &mut m);
+                m
+            },
+            "does not exist",
+        ),
+        (
+            {
+                let mut m = Vec::new();
+                wire::encode(
+                    &Message::Request {
+                        index: 99,
+                        begin: 0,
+                        length: 16384,
+                    },
+                    &mut m,
+                );
+                m
+            },
+            "does not exist",
+        ),
+        (
+            {
+                let mut m = Vec::new();
+                wire::encode(
+                    &Message::Piece {
+                        index: 77,
+                        begin: 0,
+                        data: b"x",
+                    },
+                    &mut m,
+                );
+                m
+            },
+            "does not exist",
+        ),
+        (b"\x13BitTorrent protocol".to_vec(), "too long"),
+    ];
+    for (bytes, expected) in cases {
+        let (mut s, key, now) = active_peer(10);
+        s.received(key, &bytes, now);
+        let reason = closed_because(&mut s);
+        assert!(
+            reason.contains(expected),
+            "expected '{expected}', got '{reason}'"
+        );
+        assert_eq!(s.stats(now).connected, 0);
+    }
+}
+
+#[test]
+fn a_stream_of_unasked_blocks_is_dropped() {
+    let (mut s, key, now) = active_peer(10);
+    let mut m = Vec::new();
+    for _ in 0..100 {
+        wire::encode(
+            &Message::Piece {
+                index: 1,
+                begin: 0,
+                data: &[0; 16],
+            },
+            &mut m,
+        );
+    }
+    s.received(key, &m, now);
+    assert!(closed_because(&mut s).contains("not asked for"));
+}
+
+#[test]
+fn silent_peers_are_dropped_after_two_minutes_and_more_are_asked_for() {
+    let mut sim = Sim::new(8, &[Kind::Silent, Kind::Silent, Kind::Silent]);
+    sim.settle();
+    assert_eq!(sim.s.stats(sim.now).connected, 3);
+    sim.now += Duration::from_secs(119);
+    sim.s.tick(sim.now);
+    sim.settle();
+    assert_eq!(sim.s.stats(sim.now).alive, 3);
+    sim.now += Duration::from_secs(1);
+    sim.s.tick(sim.now);
+    assert_eq!(sim.s.stats(sim.now).alive, 0);
+    sim.settle();
+    assert_eq!(sim.closed.len(), 3);
+    assert!(sim.closed.iter().all(|(_, r)| r.contains("not alive")));
+    assert!(sim.want_peers >= 1);
+}
+
+#[test]
+fn keepalives_are_sent_after_90_quiet_seconds() {
+    let (mut s, key, now) = active_peer(10);
+    s.sent(key, s.tx(key).len(), now);
+    s.tick(now + Duration::from_secs(89));
+    assert!(s.tx(key).is_empty());
+    s.tick(now + Duration::from_secs(90));
+    assert_eq!(s.tx(key), &[0, 0, 0, 0]);
+}
+
+#[test]
+fn lost_requests_time_out_and_go_to_another_peer() {
+    let mut sim = Sim::new(6, &[Kind::Seeder]);
+    // Let the first peer handshake and get its requests, but never deliver the blocks.
+    let (key, addr) = loop {
+        if let Action::Connect { key, addr } = sim.s.poll_action().unwrap() {
+            break (key, addr);
+        }
+    };
+    sim.s.connected(key, sim.now);
+    let hs = sim.s.tx(key).to_vec();
+    sim.s.sent(key, hs.len(), sim.now);
+    let reply = sim
+        .fakes
+        .get_mut(&addr)
+        .unwrap()
+        .respond(&sim.meta, &sim.data, &hs);
+    sim.s.received(key, &reply, sim.now);
+    let asked = sim.s.tx(key).to_vec();
+    sim.s.sent(key, asked.len(), sim.now);
+    assert!(asked.len() > 17, "requests were sent");
+    // 30 s later they are given up and asked of a second seeder, which completes.
+    sim.now += Duration::from_secs(31);
+    sim.fakes
+        .insert("10.0.0.2:6881".parse().unwrap(), Fake::new(Kind::Seeder));
+    sim.conns.insert(key, addr);
+    // The first peer stays connected and silent from now on.
+    let mut silent = Fake::new(Kind::Silent);
+    silent.shaken = true;
+    sim.fakes.insert(addr, silent);
+    sim.s.add_peers(["10.0.0.2:6881".parse().unwrap()], sim.now);
+    sim.s.tick(sim.now);
+    sim.settle();
+    assert!(sim.completed);
+}
