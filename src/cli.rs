@@ -10,12 +10,22 @@ pub const HELP: &str = "\
 btmini: a small BitTorrent client
 
 USAGE:
-    btmini [OPTIONS] FILE.torrent [-o DIR]     download a torrent (not in this build yet)
+    btmini [OPTIONS] FILE.torrent [-o DIR]     download a torrent
     btmini info [--json] FILE.torrent          show what a torrent holds
     btmini create PATH [CREATE OPTIONS]        make a torrent of a file or folder
 
 DOWNLOAD OPTIONS:
     -o, --output DIR         where the data goes [default: ./downloads]
+        --peer HOST:PORT     also connect to this peer; repeat for more (works
+                             without a tracker) [default: none]
+        --port N             port to accept peers on; the next free one if it is
+                             taken [default: 6881]
+        --bind ADDR          local address for listening, connecting and trackers
+                             [default: any]
+        --max-peers N        connections at most [default: 50]
+        --recheck            hash the data on disk even if the sidecar is valid
+        --overwrite          replace data files whose size is wrong
+        --json               one JSON object per status tick on stdout
 
 INFO OPTIONS:
         --json               print one JSON object instead of text
@@ -59,12 +69,7 @@ pub enum Command {
     /// Print the version.
     Version,
     /// `btmini FILE.torrent [-o DIR]`.
-    Download {
-        /// The torrent file.
-        torrent: PathBuf,
-        /// The output folder.
-        output: PathBuf,
-    },
+    Download(DownloadArgs),
     /// `btmini info`.
     Info {
         /// The torrent file.
@@ -74,6 +79,29 @@ pub enum Command {
     },
     /// `btmini create`.
     Create(CreateArgs),
+}
+
+/// Arguments of the download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadArgs {
+    /// The torrent file.
+    pub torrent: PathBuf,
+    /// The output folder.
+    pub output: PathBuf,
+    /// `--peer` values, as given.
+    pub peers: Vec<String>,
+    /// `--port`.
+    pub port: u16,
+    /// `--bind`.
+    pub bind: Option<std::net::IpAddr>,
+    /// `--max-peers`.
+    pub max_peers: usize,
+    /// `--recheck`.
+    pub recheck: bool,
+    /// `--overwrite`.
+    pub overwrite: bool,
+    /// `--json`.
+    pub json: bool,
 }
 
 /// Arguments of `btmini create`.
@@ -138,6 +166,13 @@ where
     let mut c = CreateArgs::default();
     let mut help = false;
     let mut version = false;
+    let mut peers = Vec::new();
+    let mut port: u16 = 6881;
+    let mut bind = None;
+    let mut max_peers = 50usize;
+    let mut recheck = false;
+    let mut overwrite = false;
+    let mut download_only: Vec<&'static str> = Vec::new();
     let mut any = false;
 
     while let Some(arg) = p.next()? {
@@ -161,6 +196,40 @@ where
             Short('p') | Long("private") => c.private = true,
             Short('c') | Long("comment") => c.comment = Some(string(p.value()?, "--comment")?),
             Long("no-date") => c.no_date = true,
+            Long("peer") => {
+                peers.push(string(p.value()?, "--peer")?);
+                download_only.push("--peer");
+            }
+            Long("port") => {
+                let v = string(p.value()?, "--port")?;
+                port = v
+                    .parse()
+                    .map_err(|_| CliError(format!("--port: '{v}' is not a port number")))?;
+                download_only.push("--port");
+            }
+            Long("bind") => {
+                let v = string(p.value()?, "--bind")?;
+                bind = Some(
+                    v.parse()
+                        .map_err(|_| CliError(format!("--bind: '{v}' is not an IP address")))?,
+                );
+                download_only.push("--bind");
+            }
+            Long("max-peers") => {
+                let v = string(p.value()?, "--max-peers")?;
+                max_peers = v.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| {
+                    CliError(format!("--max-peers: '{v}' is not a positive number"))
+                })?;
+                download_only.push("--max-peers");
+            }
+            Long("recheck") => {
+                recheck = true;
+                download_only.push("--recheck");
+            }
+            Long("overwrite") => {
+                overwrite = true;
+                download_only.push("--overwrite");
+            }
             Short('f') | Long("force") => c.force = true,
             Value(v) if sub.is_none() && positional.is_empty() && v == "info" => {
                 sub = Some(Sub::Info)
@@ -179,6 +248,11 @@ where
     } else {
         let sub = sub.unwrap_or(Sub::Download);
         reject_foreign_options(sub, &c, json, output.is_some())?;
+        if let (Some(flag), false) = (download_only.first(), sub == Sub::Download) {
+            return Err(CliError(format!(
+                "{flag} is an option of the download (btmini FILE.torrent)"
+            )));
+        }
         let one = |what: &str| -> Result<PathBuf, CliError> {
             match positional.as_slice() {
                 [one] => Ok(PathBuf::from(one)),
@@ -191,10 +265,17 @@ where
         };
         match sub {
             Sub::Download if !any => Command::Help,
-            Sub::Download => Command::Download {
+            Sub::Download => Command::Download(DownloadArgs {
                 torrent: one("the .torrent file")?,
                 output: output.unwrap_or_else(|| PathBuf::from("downloads")),
-            },
+                peers,
+                port,
+                bind,
+                max_peers,
+                recheck,
+                overwrite,
+                json,
+            }),
             Sub::Info => Command::Info {
                 torrent: one("the .torrent file")?,
                 json,
@@ -228,8 +309,10 @@ fn reject_foreign_options(
             return Err(CliError(format!("{name} is an option of 'btmini create'")));
         }
     }
-    if json && sub != Sub::Info {
-        return Err(CliError("--json is an option of 'btmini info'".into()));
+    if json && sub == Sub::Create {
+        return Err(CliError(
+            "--json is not an option of 'btmini create'".into(),
+        ));
     }
     if output && sub == Sub::Info {
         return Err(CliError("'btmini info' takes no --output".into()));
@@ -272,20 +355,44 @@ mod tests {
 
     #[test]
     fn download_is_the_main_form() {
+        let Command::Download(d) = ok(&["a.torrent", "-o", "dir"]).command else {
+            panic!("download expected");
+        };
         assert_eq!(
-            ok(&["a.torrent", "-o", "dir"]).command,
-            Command::Download {
-                torrent: "a.torrent".into(),
-                output: "dir".into()
-            }
+            (d.torrent.to_str(), d.output.to_str()),
+            (Some("a.torrent"), Some("dir"))
         );
         assert_eq!(
-            ok(&["a.torrent"]).command,
-            Command::Download {
-                torrent: "a.torrent".into(),
-                output: "downloads".into()
-            }
+            (d.port, d.max_peers, d.bind, d.json),
+            (6881, 50, None, false)
         );
+        let Command::Download(d) = ok(&["a.torrent"]).command else {
+            panic!("download expected");
+        };
+        assert_eq!(d.output.to_str(), Some("downloads"));
+        let Command::Download(d) = ok(&[
+            "--peer",
+            "127.0.0.1:1",
+            "x.torrent",
+            "--peer=h:2",
+            "--port",
+            "7000",
+            "--bind",
+            "127.0.0.2",
+            "--max-peers",
+            "9",
+            "--recheck",
+            "--overwrite",
+            "--json",
+        ])
+        .command
+        else {
+            panic!("download expected");
+        };
+        assert_eq!(d.peers, vec!["127.0.0.1:1".to_string(), "h:2".into()]);
+        assert_eq!((d.port, d.max_peers), (7000, 9));
+        assert_eq!(d.bind, Some("127.0.0.2".parse().unwrap()));
+        assert!(d.recheck && d.overwrite && d.json);
         assert_eq!(ok(&[]).command, Command::Help);
     }
 
@@ -302,7 +409,7 @@ mod tests {
         );
         assert_eq!(ok(&["info", "-q", "x"]).verbosity, -1);
         // A torrent file that happens to be called "info" can still be downloaded.
-        assert!(matches!(ok(&["./info"]).command, Command::Download { .. }));
+        assert!(matches!(ok(&["./info"]).command, Command::Download(_)));
     }
 
     #[test]
@@ -356,9 +463,16 @@ mod tests {
             "--tracker is an option of 'btmini create'"
         );
         assert_eq!(
-            bad(&["a.torrent", "--json"]),
-            "--json is an option of 'btmini info'"
+            bad(&["create", "d", "--json"]),
+            "--json is not an option of 'btmini create'"
         );
+        assert_eq!(
+            bad(&["info", "a", "--peer", "x:1"]),
+            "--peer is an option of the download (btmini FILE.torrent)"
+        );
+        assert!(bad(&["a", "--port", "99999"]).contains("not a port number"));
+        assert!(bad(&["a", "--bind", "eth0"]).contains("not an IP address"));
+        assert!(bad(&["a", "--max-peers", "0"]).contains("not a positive number"));
         assert_eq!(
             bad(&["info", "a", "-o", "x"]),
             "'btmini info' takes no --output"

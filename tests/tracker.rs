@@ -11,8 +11,7 @@ use btmini::tracker::{AnnounceEvent, AnnounceParams, TrackerError};
 use common::*;
 use mio::{Events, Poll, Token, Waker};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -103,66 +102,6 @@ fn params(hash: u8, port: u16) -> AnnounceParams {
     }
 }
 
-fn free_port() -> u16 {
-    // A port free for both TCP and UDP right now.
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-struct OpenTracker {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl OpenTracker {
-    /// Debian's opentracker on 127.0.0.1, HTTP and UDP on one port, `hashes` whitelisted.
-    fn start(hashes: &[InfoHash]) -> Self {
-        let dir = TempDir::new("opentracker");
-        let list: String = hashes.iter().map(|h| format!("{}\n", h.to_hex())).collect();
-        std::fs::write(dir.join("whitelist.txt"), list).unwrap();
-        let port = free_port();
-        let child = Command::new("opentracker")
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-P",
-                &port.to_string(),
-            ])
-            .arg("-d")
-            .arg(dir.path())
-            .args(["-w", "whitelist.txt"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("opentracker is installed (apt-get install opentracker)");
-        // Readiness: it accepts TCP once both sockets are bound.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "opentracker did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        OpenTracker {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for OpenTracker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn has_port(r: &AnnounceResponse, port: u16) -> bool {
     r.peers
         .iter()
@@ -171,7 +110,7 @@ fn has_port(r: &AnnounceResponse, port: u16) -> bool {
 
 #[test]
 fn announces_to_opentracker_over_http_and_udp_return_the_other_peers() {
-    let tracker = OpenTracker::start(&[InfoHash([1; 20]), InfoHash([2; 20])]);
+    let tracker = OpenTracker::start(&[InfoHash([1; 20]).to_hex(), InfoHash([2; 20]).to_hex()]);
     let http = format!("http://127.0.0.1:{}/announce", tracker.port);
     let udp = format!("udp://127.0.0.1:{}", tracker.port);
     let mut d = Driver::new(Timeouts::default());
@@ -208,7 +147,7 @@ fn announces_to_opentracker_over_http_and_udp_return_the_other_peers() {
 
 #[test]
 fn opentracker_refuses_an_unlisted_torrent_over_both() {
-    let tracker = OpenTracker::start(&[InfoHash([1; 20])]);
+    let tracker = OpenTracker::start(&[InfoHash([1; 20]).to_hex()]);
     let mut d = Driver::new(Timeouts::default());
     let id = d.announce(
         &format!("http://127.0.0.1:{}/announce", tracker.port),
@@ -589,7 +528,7 @@ fn the_loop_keeps_serving_other_sockets_while_a_tracker_is_slow() {
 #[test]
 fn tiers_move_past_a_dead_tracker_to_a_live_one() {
     use btmini::tracker::announcer::Announcer;
-    let tracker = OpenTracker::start(&[InfoHash([4; 20])]);
+    let tracker = OpenTracker::start(&[InfoHash([4; 20]).to_hex()]);
     let closed = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -640,7 +579,7 @@ fn tiers_move_past_a_dead_tracker_to_a_live_one() {
 #[test]
 fn stopped_at_exit_removes_us_from_the_tracker() {
     use btmini::tracker::Trackers;
-    let tracker = OpenTracker::start(&[InfoHash([5; 20])]);
+    let tracker = OpenTracker::start(&[InfoHash([5; 20]).to_hex()]);
     let url = format!("http://127.0.0.1:{}/announce", tracker.port);
     let poll = Poll::new().unwrap();
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());

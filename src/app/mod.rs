@@ -2,6 +2,7 @@
 //! file system and terminal, and turns every failure into one [`AppError`] with an exit code.
 
 mod create;
+mod download;
 mod info;
 
 pub use info::{render_json, render_text};
@@ -53,8 +54,10 @@ pub enum AppError {
         /// Why.
         source: io::Error,
     },
-    /// A feature this build does not have yet.
-    NotImplemented(&'static str),
+    /// A `--peer` that does not resolve.
+    BadPeer(String, String),
+    /// The download failed.
+    Download(crate::engine::DownloadError),
 }
 
 impl AppError {
@@ -102,7 +105,8 @@ impl fmt::Display for AppError {
                     io_reason(source)
                 )
             }
-            Self::NotImplemented(what) => write!(f, "{what} is not in this build of btmini yet"),
+            Self::BadPeer(p, e) => write!(f, "--peer {p}: {e} (expected HOST:PORT)"),
+            Self::Download(e) => write!(f, "{e}"),
         }
     }
 }
@@ -167,10 +171,6 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             }
         }
         Command::Create(args) => create::run(&args),
-        Command::Download { torrent, .. } => {
-            // Validate the torrent now, so that mistakes are reported as they will be later.
-            load_torrent(&torrent)?;
-            Err(AppError::NotImplemented("downloading"))
-        }
+        Command::Download(args) => download::run(&args),
     }
 }

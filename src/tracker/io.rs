@@ -135,6 +135,7 @@ pub struct TrackerIo {
     /// BEP 15 connection ids by tracker address, reused for their minute.
     udp_connections: HashMap<SocketAddr, (u64, Instant)>,
     done: Vec<(JobId, Result<AnnounceResponse, TrackerError>)>,
+    bind: Option<IpAddr>,
 }
 
 impl TrackerIo {
@@ -150,7 +151,13 @@ impl TrackerIo {
             resolver: None,
             udp_connections: HashMap::new(),
             done: Vec::new(),
+            bind: None,
         }
+    }
+
+    /// Sends every request from this local address (`--bind`).
+    pub fn set_bind(&mut self, ip: Option<IpAddr>) {
+        self.bind = ip;
     }
 
     /// Whether `token` belongs to a tracker socket.
@@ -233,7 +240,7 @@ impl TrackerIo {
         let token = Token(self.token_base + key);
         let job = &mut self.jobs[key];
         let started = match job.url.scheme {
-            Scheme::Http => TcpStream::connect(addr).and_then(|mut stream| {
+            Scheme::Http => crate::net::connect(addr, self.bind).and_then(|mut stream| {
                 registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
                 let target = if job.verbatim {
                     job.url.path.clone()
@@ -251,30 +258,23 @@ impl TrackerIo {
                 job.deadline = now + self.timeouts.connect;
                 Ok(())
             }),
-            Scheme::Udp => {
-                let local: SocketAddr = if addr.is_ipv6() {
-                    "[::]:0".parse().expect("literal")
-                } else {
-                    "0.0.0.0:0".parse().expect("literal")
-                };
-                UdpSocket::bind(local).and_then(|mut socket| {
-                    socket.connect(addr)?;
-                    registry.register(&mut socket, token, Interest::READABLE)?;
-                    let cached = self.udp_connections.get(&addr).copied();
-                    let exchange = UdpExchange::new(
-                        now,
-                        job.params.clone(),
-                        addr.is_ipv6(),
-                        cached,
-                        Box::new(|| crate::util::random_u64() as u32),
-                        self.timeouts.udp,
-                    );
-                    job.deadline = exchange.deadline();
-                    job.stage = "waiting for the UDP tracker";
-                    job.state = State::Udp { socket, exchange };
-                    Ok(())
-                })
-            }
+            Scheme::Udp => crate::net::udp(addr, self.bind).and_then(|mut socket| {
+                socket.connect(addr)?;
+                registry.register(&mut socket, token, Interest::READABLE)?;
+                let cached = self.udp_connections.get(&addr).copied();
+                let exchange = UdpExchange::new(
+                    now,
+                    job.params.clone(),
+                    addr.is_ipv6(),
+                    cached,
+                    Box::new(|| crate::util::random_u64() as u32),
+                    self.timeouts.udp,
+                );
+                job.deadline = exchange.deadline();
+                job.stage = "waiting for the UDP tracker";
+                job.state = State::Udp { socket, exchange };
+                Ok(())
+            }),
         };
         match started {
             Ok(()) => self.pump(registry, key, now),

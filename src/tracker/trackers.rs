@@ -38,6 +38,16 @@ impl Trackers {
         }
     }
 
+    /// Sends every announce from this local address (`--bind`).
+    pub fn set_bind(&mut self, ip: Option<std::net::IpAddr>) {
+        self.io.set_bind(ip);
+    }
+
+    /// Whether no announce is under way or due (used to let `completed` go out before exit).
+    pub fn idle(&self, now: Instant) -> bool {
+        self.current.is_none() && self.announcer.next_deadline().is_none_or(|t| t > now)
+    }
+
     /// Whether `token` is one of ours.
     pub fn owns(&self, token: Token) -> bool {
         self.io.owns(token)

@@ -113,3 +113,80 @@ pub fn btmini_info(torrent: &Path) -> serde_json::Value {
     let out = run_ok(btmini().arg("info").arg("--json").arg(torrent));
     serde_json::from_slice(&out.stdout).expect("btmini info --json prints JSON")
 }
+
+/// A port free for both TCP and UDP on 127.0.0.1 right now. Ports come from a counter
+/// unique to this process, so tests running in parallel never pick the same one.
+pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 2000) as u16 * 10;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = base + n % 20_000;
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Debian's opentracker on 127.0.0.1, HTTP and UDP on one port, the given info-hashes
+/// (hex) whitelisted. Stopped when dropped.
+pub struct OpenTracker {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: TempDir,
+}
+
+impl OpenTracker {
+    pub fn start(hashes: &[String]) -> Self {
+        let dir = TempDir::new("opentracker");
+        let list: String = hashes.iter().map(|h| format!("{h}\n")).collect();
+        std::fs::write(dir.join("whitelist.txt"), list).unwrap();
+        let port = free_port();
+        let child = Command::new("opentracker")
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-P",
+                &port.to_string(),
+            ])
+            .arg("-d")
+            .arg(dir.path())
+            .args(["-w", "whitelist.txt"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("opentracker is installed (apt-get install opentracker)");
+        // Readiness: it accepts TCP once both sockets are bound.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "opentracker did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        OpenTracker {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    pub fn http(&self) -> String {
+        format!("http://127.0.0.1:{}/announce", self.port)
+    }
+
+    pub fn udp(&self) -> String {
+        format!("udp://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OpenTracker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -3,6 +3,8 @@
   lt.py info FILE.torrent              -> JSON: what libtorrent reads from the file
   lt.py create PATH OUT MODE [TRACKER] -> makes a torrent; MODE is v1, hybrid or v2
   lt.py recheck FILE.torrent SAVE_PATH -> JSON: libtorrent checks the data against the torrent
+  lt.py seed FILE.torrent SAVE_PATH IP  -> seeds on IP (TCP only) until stdin closes; prints
+                                         "ready PORT" once the data is checked and it listens
 """
 import json
 import sys
@@ -84,6 +86,37 @@ def recheck(path, save_path):
     }))
 
 
+def session_on(ip):
+    """A session that speaks plain TCP on one loopback address, with nothing that reaches out."""
+    return lt.session({
+        "listen_interfaces": f"{ip}:0",
+        "outgoing_interfaces": ip,
+        "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "enable_outgoing_utp": False, "enable_incoming_utp": False,
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
+    })
+
+
+def seed(path, save_path, ip):
+    ses = session_on(ip)
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(path)
+    atp.save_path = save_path
+    atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    h = ses.add_torrent(atp)
+    deadline = time.monotonic() + 120
+    while not h.status().is_seeding:
+        if time.monotonic() > deadline:
+            print("error: not seeding after 120 s", flush=True)
+            sys.exit(1)
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+    print(f"ready {ses.listen_port()}", flush=True)
+    # Serve until the test closes our stdin.
+    sys.stdin.read()
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"info": info, "create": create, "recheck": recheck}[cmd](*args)
+    {"info": info, "create": create, "recheck": recheck, "seed": seed}[cmd](*args)
