@@ -559,7 +559,7 @@ fn tiers_move_past_a_dead_tracker_to_a_live_one() {
         (job.url.as_str(), job.event),
         (live.as_str(), AnnounceEvent::Started)
     );
-    assert!(out.error.is_none() && a.status().ever_answered);
+    assert!(out.error.is_none() && a.status().ever_answered, "{out:?}");
     a.completed(t0);
     let (job, out) = announce(&mut d, &mut a, t0);
     assert_eq!(

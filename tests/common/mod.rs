@@ -159,9 +159,10 @@ impl OpenTracker {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("opentracker is installed (apt-get install opentracker)");
-        // Readiness: it accepts TCP once both sockets are bound.
+        // Ready when it serves a listed torrent: it loads the whitelist on a thread of its
+        // own, which under load runs well after the sockets accept.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !whitelist_loaded(port, hashes.first().map(String::as_str)) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "opentracker did not start"
@@ -181,6 +182,38 @@ impl OpenTracker {
 
     pub fn udp(&self) -> String {
         format!("udp://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Whether opentracker on `port` serves `hex` yet. A `started` announce is
+/// checked against the list (a `stopped` one is not), and the `stopped` that follows
+/// removes the probe's peer again.
+fn whitelist_loaded(port: u16, hex: Option<&str>) -> bool {
+    use std::io::{Read, Write};
+    let Some(hex) = hex else {
+        return std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    };
+    let hash: String = (0..hex.len() / 2)
+        .map(|i| format!("%{}", &hex[2 * i..2 * i + 2]))
+        .collect();
+    let announce = |event: &str| -> Option<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .ok()?;
+        let req = format!(
+            "GET /announce?info_hash={hash}&peer_id=-XX0000-readinessprb&port=1&uploaded=0\
+             &downloaded=0&left=0&event={event}&compact=1 HTTP/1.0\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).ok()?;
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).ok()?;
+        Some(String::from_utf8_lossy(&reply).into_owned())
+    };
+    match announce("started") {
+        Some(text) if text.contains("\r\n\r\nd") && !text.contains("failure reason") => {
+            announce("stopped").is_some()
+        }
+        _ => false,
     }
 }
 
