@@ -140,10 +140,14 @@ pub struct OpenTracker {
 
 impl OpenTracker {
     pub fn start(hashes: &[String]) -> Self {
+        Self::start_on(free_port(), hashes)
+    }
+
+    /// On a port chosen in advance (with [`free_port`]), for torrents that must name it.
+    pub fn start_on(port: u16, hashes: &[String]) -> Self {
         let dir = TempDir::new("opentracker");
         let list: String = hashes.iter().map(|h| format!("{h}\n")).collect();
         std::fs::write(dir.join("whitelist.txt"), list).unwrap();
-        let port = free_port();
         let child = Command::new("opentracker")
             .args([
                 "-i",

@@ -3,7 +3,8 @@
   lt.py info FILE.torrent              -> JSON: what libtorrent reads from the file
   lt.py create PATH OUT MODE [TRACKER] -> makes a torrent; MODE is v1, hybrid or v2
   lt.py recheck FILE.torrent SAVE_PATH -> JSON: libtorrent checks the data against the torrent
-  lt.py seed FILE.torrent SAVE_PATH IP  -> seeds on IP (TCP only) until stdin closes; prints
+  lt.py seed FILE.torrent SAVE_PATH IP [RATE] -> seeds on IP (TCP only, upload capped at RATE
+                                         bytes/s if given) until stdin closes; prints
                                          "ready PORT" once the data is checked and it listens
 """
 import json
@@ -98,8 +99,14 @@ def session_on(ip):
     })
 
 
-def seed(path, save_path, ip):
+def seed(path, save_path, ip, rate=None):
     ses = session_on(ip)
+    if rate:
+        # Peers on local addresses are exempt from the global limit: cap their class too.
+        ses.apply_settings({"upload_rate_limit": int(rate)})
+        pc = ses.get_peer_class(lt.session.local_peer_class_id)
+        pc["upload_limit"] = int(rate)
+        ses.set_peer_class(lt.session.local_peer_class_id, pc)
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(path)
     atp.save_path = save_path
