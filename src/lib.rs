@@ -10,19 +10,58 @@
 //!    (`.torrent` files: BEP 3, 12, 27, 47; hybrid BEP 52 torrents load as v1),
 //!    [`bitfield`], [`geometry`] (piece ↔ file spans) and the sidecar format
 //!    ([`storage::sidecar`]).
-//! 2. **Pure state machines** (peers, piece picker, session): time comes in as `now`, actions
-//!    come out; none yet in this build.
-//! 3. **The I/O shell**: [`storage`] (memory-mapped files with reserved blocks, verified-only
-//!    writes, the sidecar replaced atomically after the data it claims is durable), the
-//!    command line ([`cli`], [`app`], [`logging`]) and torrent creation ([`create`]).
+//! 2. **Pure state machines**: time comes in as `now`, bytes and actions come out.
+//!    [`wire`] (the BEP 3 codec), [`peer`] (one connection's state), [`picker`] (rarest
+//!    first, endgame), [`session`] (handshakes, requests, verification results, liveness,
+//!    bans), and the tracker schedule ([`tracker::announcer`]).
+//! 3. **The I/O shell**: [`engine`] (the one mio loop: listener, peers, trackers,
+//!    signals, timers), [`tracker::io`] (nonblocking HTTP and UDP announces), [`storage`]
+//!    (memory-mapped files with reserved blocks, verified-only writes, the sidecar replaced
+//!    atomically after the data it claims is durable), the command line ([`cli`], [`app`],
+//!    [`logging`]) and torrent creation ([`create`]).
 //!
-//! `unsafe` code lives in one module, `storage::sys` (the mmap and the system calls std
-//! lacks), each block with the reasoning that makes it sound.
+//! # The loop
+//!
+//! ```text
+//!            +--------------------- mio Poll ----------------------+
+//!  sockets -> | listener | peers (slab keys) | trackers | signalfd | -> events
+//!            +------------------------------------------------------+
+//!                 | bytes, now                          ^ bytes to send
+//!                 v                                     |
+//!              Session  --Verify-->  Storage.write_piece (SHA-1, then into the map)
+//!                 |  <--piece_result--
+//!                 +--Connect / Close / WantPeers / Completed--> engine, Trackers
+//! ```
+//!
+//! Drive contract: after every input to [`session::Session`], send each peer's pending
+//! bytes and drain its actions until none is left; tick it about once a second.
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! let meta = Arc::new(btmini::metainfo::Metainfo::from_bytes(&std::fs::read("a.torrent")?)?);
+//! let opts = btmini::engine::DownloadOptions { output: "out".into(), ..Default::default() };
+//! let mut d = btmini::engine::Download::new(meta, opts, &mut |_, _| {})?;
+//! while !d.step(Some(std::time::Duration::from_millis(100)))? {
+//!     let s = d.status();
+//!     println!("{} of {} bytes", s.have_bytes, s.total);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `unsafe` code lives in two small modules, `storage::sys` (the mmap and the system calls
+//! std lacks) and [`signals`] (the signalfd), each block with the reasoning that makes it
+//! sound.
 //!
 //! # BEPs
 //!
 //! - BEP 3: bencode, metainfo, info-hash over the raw `info` bytes.
+//! - BEP 3: the peer wire protocol (no extensions are advertised) and HTTP trackers.
+//! - BEP 7: IPv6 peers (`peers6`) from trackers.
 //! - BEP 12: `announce-list` tiers.
+//! - BEP 15: UDP trackers.
+//! - BEP 23: compact peer lists.
 //! - BEP 27: the `private` flag.
 //! - BEP 47: padding files (`attr` containing `p`) are hashed as zeros, never stored.
 //! - BEP 52: hybrid torrents work as v1; v2-only torrents are refused with a clear error.
