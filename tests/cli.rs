@@ -182,3 +182,15 @@ fn create_mistakes() {
     );
     assert!(e.contains("must be a power of two"), "{e}");
 }
+
+#[test]
+fn the_readme_shows_the_same_options_as_help() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let help = btmini::cli::HELP;
+    let usage = &help[help.find("USAGE:").unwrap()..];
+    assert!(
+        readme.contains(usage),
+        "README's usage block differs from --help"
+    );
+}
