@@ -469,7 +469,8 @@ impl Download {
                 log::warn!("{e}");
             }
             if !o.peers.is_empty() {
-                log::debug!("tracker gave {} peers", o.peers.len());
+                let shown: Vec<String> = o.peers.iter().take(8).map(|a| a.to_string()).collect();
+                log::debug!("tracker gave {} peers: {}", o.peers.len(), shown.join(" "));
                 self.session.add_peers(o.peers, now);
             }
         }

@@ -224,10 +224,16 @@ fn from_libtorrent_through_opentracker_over_http_and_udp() {
     }
 }
 
-#[test]
-fn from_aria2c() {
-    let dir = TempDir::new("dl-aria2");
-    let p = payload(&dir, true, &[], "64K");
+/// Waits until something listens on 127.0.0.1:`port` (a seeder that checks its data first).
+fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start seeding");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn aria2_seeder(p: &Payload) -> Seeder {
     let port = free_port();
     let child = Command::new("aria2c")
         .arg("--seed-ratio=0.0")
@@ -250,66 +256,77 @@ fn from_aria2c() {
         .stdout(Stdio::null())
         .spawn()
         .expect("aria2c is installed (apt-get install aria2)");
-    let _seeder = Seeder {
+    wait_listening(port, "aria2c");
+    Seeder {
         child,
         _stdin: None,
         port,
-    };
-    // aria2c checks the data before it listens: wait for the port.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "aria2c did not start seeding");
-        std::thread::sleep(Duration::from_millis(50));
     }
-    let out = dir.join("out");
-    let last = btmini_download(
-        &p.torrent,
-        &out,
-        "127.0.0.5",
-        &["--peer".into(), format!("127.0.0.1:{port}")],
-    );
-    assert_eq!(last["have_bytes"], last["total_bytes"]);
-    same_tree(&p.data.join("multi"), &out.join("multi"));
 }
 
-#[test]
-fn from_transmission_cli() {
-    let dir = TempDir::new("dl-tr");
-    let p = payload(&dir, false, &[], "64K");
+fn transmission_seeder(p: &Payload, home: &Path) -> Seeder {
     let port = free_port();
-    let home = dir.join("tr-home");
     let child = Command::new("transmission-cli")
         .arg("-w")
         .arg(&p.data)
         .args(["-p", &port.to_string(), "-u", "-1", "-D"])
         .arg(&p.torrent)
-        .env("TRANSMISSION_HOME", &home)
+        .env("TRANSMISSION_HOME", home)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("transmission-cli is installed");
-    let _seeder = Seeder {
+    wait_listening(port, "transmission-cli");
+    Seeder {
         child,
         _stdin: None,
         port,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "transmission did not start");
-        std::thread::sleep(Duration::from_millis(50));
     }
-    let out = dir.join("out");
-    let last = btmini_download(
-        &p.torrent,
-        &out,
-        "127.0.0.6",
-        &["--peer".into(), format!("127.0.0.1:{port}")],
-    );
-    assert_eq!(last["have_bytes"], last["total_bytes"]);
-    assert_eq!(
-        std::fs::read(out.join("single.bin")).unwrap(),
-        std::fs::read(p.data.join("single.bin")).unwrap()
-    );
+}
+
+/// Each seeder twice: found through opentracker (HTTP), and named with `--peer` alone.
+fn from_seeder(tag: &str, ip: &str, start: impl Fn(&Payload, &TempDir) -> Seeder) {
+    for via_tracker in [true, false] {
+        let dir = TempDir::new(tag);
+        let port = free_port();
+        let trackers = if via_tracker {
+            vec![format!("http://127.0.0.1:{port}/announce")]
+        } else {
+            vec![]
+        };
+        let p = payload(&dir, true, &trackers, "64K");
+        let tracker =
+            via_tracker.then(|| OpenTracker::start_on(port, std::slice::from_ref(&p.hash)));
+        let seeder = start(&p, &dir);
+        if let Some(t) = &tracker {
+            t.wait_for_peer(&p.hash, seeder.port);
+        }
+        let peer = if via_tracker {
+            vec![]
+        } else {
+            vec!["--peer".to_string(), format!("127.0.0.1:{}", seeder.port)]
+        };
+        let out = dir.join("out");
+        let last = btmini_download(&p.torrent, &out, ip, &peer);
+        assert_eq!(
+            last["have_bytes"], last["total_bytes"],
+            "{tag}, tracker {via_tracker}"
+        );
+        same_tree(&p.data.join("multi"), &out.join("multi"));
+        drop((seeder, tracker));
+    }
+}
+
+#[test]
+fn from_aria2c_through_opentracker_and_with_peer() {
+    from_seeder("dl-aria2", "127.0.0.5", |p, _| aria2_seeder(p));
+}
+
+#[test]
+fn from_transmission_cli_through_opentracker_and_with_peer() {
+    from_seeder("dl-tr", "127.0.0.6", |p, dir| {
+        transmission_seeder(p, &dir.join("tr-home"))
+    });
 }
 
 /// Stopped with SIGINT half-way, started again: the second run fetches exactly what the

@@ -180,6 +180,19 @@ impl OpenTracker {
         }
     }
 
+    /// Waits until the tracker lists a peer on `port` for the torrent `hex` (a seeder that
+    /// announces on its own schedule, as transmission does about 10 s after it starts).
+    pub fn wait_for_peer(&self, hex: &str, port: u16) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !tracker_lists(self.port, hex, port) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no peer on port {port} announced to the tracker"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     pub fn http(&self) -> String {
         format!("http://127.0.0.1:{}/announce", self.port)
     }
@@ -189,33 +202,51 @@ impl OpenTracker {
     }
 }
 
+/// One raw announce for `hex` from a probe peer; the reply's body.
+fn probe_announce(port: u16, hex: &str, event: &str) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let hash: String = (0..hex.len() / 2)
+        .map(|i| format!("%{}", &hex[2 * i..2 * i + 2]))
+        .collect();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    let req = format!(
+        "GET /announce?info_hash={hash}&peer_id=-XX0000-readinessprb&port=1&uploaded=0\
+         &downloaded=0&left=1&event={event}&compact=1&numwant=200 HTTP/1.0\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).ok()?;
+    let at = reply.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    Some(reply.split_off(at))
+}
+
+/// Whether opentracker on `port` lists a peer on `peer_port` for `hex` (the probe removes
+/// itself again).
+fn tracker_lists(port: u16, hex: &str, peer_port: u16) -> bool {
+    let Some(body) = probe_announce(port, hex, "started") else {
+        return false;
+    };
+    probe_announce(port, hex, "stopped");
+    let Ok(r) = btmini::tracker::response::parse_announce(&body) else {
+        return false;
+    };
+    r.peers.iter().any(|p| p.port() == peer_port)
+}
+
 /// Whether opentracker on `port` serves `hex` yet. A `started` announce is
 /// checked against the list (a `stopped` one is not), and the `stopped` that follows
 /// removes the probe's peer again.
 fn whitelist_loaded(port: u16, hex: Option<&str>) -> bool {
-    use std::io::{Read, Write};
     let Some(hex) = hex else {
         return std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
     };
-    let hash: String = (0..hex.len() / 2)
-        .map(|i| format!("%{}", &hex[2 * i..2 * i + 2]))
-        .collect();
-    let announce = |event: &str| -> Option<String> {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-            .ok()?;
-        let req = format!(
-            "GET /announce?info_hash={hash}&peer_id=-XX0000-readinessprb&port=1&uploaded=0\
-             &downloaded=0&left=0&event={event}&compact=1 HTTP/1.0\r\n\r\n"
-        );
-        s.write_all(req.as_bytes()).ok()?;
-        let mut reply = Vec::new();
-        s.read_to_end(&mut reply).ok()?;
-        Some(String::from_utf8_lossy(&reply).into_owned())
-    };
-    match announce("started") {
-        Some(text) if text.contains("\r\n\r\nd") && !text.contains("failure reason") => {
-            announce("stopped").is_some()
+    match probe_announce(port, hex, "started") {
+        Some(body)
+            if body.starts_with(b"d") && !body.windows(14).any(|w| w == b"failure reason") =>
+        {
+            probe_announce(port, hex, "stopped").is_some()
         }
         _ => false,
     }
