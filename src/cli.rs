@@ -25,6 +25,10 @@ DOWNLOAD OPTIONS:
         --max-peers N        connections at most [default: 50]
         --recheck            hash the data on disk even if the sidecar is valid
         --overwrite          replace data files whose size is wrong
+        --seed               after completing, go on seeding until stopped
+        --seed-ratio R       after completing, seed until uploaded >= R x size
+                             [default: exit once complete; data complete at
+                             start is seeded until stopped]
         --json               one JSON object per status tick on stdout
 
 INFO OPTIONS:
@@ -53,7 +57,7 @@ EXIT STATUS:
 ";
 
 /// What the user asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Cli {
     /// Log level offset: 0 is the default (info), positive more, negative less.
     pub verbosity: i8,
@@ -62,7 +66,7 @@ pub struct Cli {
 }
 
 /// The commands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Print [`HELP`].
     Help,
@@ -82,7 +86,7 @@ pub enum Command {
 }
 
 /// Arguments of the download.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DownloadArgs {
     /// The torrent file.
     pub torrent: PathBuf,
@@ -102,6 +106,10 @@ pub struct DownloadArgs {
     pub overwrite: bool,
     /// `--json`.
     pub json: bool,
+    /// `--seed`.
+    pub seed: bool,
+    /// `--seed-ratio`.
+    pub seed_ratio: Option<f64>,
 }
 
 /// Arguments of `btmini create`.
@@ -172,6 +180,8 @@ where
     let mut max_peers = 50usize;
     let mut recheck = false;
     let mut overwrite = false;
+    let mut seed = false;
+    let mut seed_ratio = None;
     let mut download_only: Vec<&'static str> = Vec::new();
     let mut any = false;
 
@@ -226,6 +236,22 @@ where
                 recheck = true;
                 download_only.push("--recheck");
             }
+            Long("seed") => {
+                seed = true;
+                download_only.push("--seed");
+            }
+            Long("seed-ratio") => {
+                let v = string(p.value()?, "--seed-ratio")?;
+                seed_ratio = Some(
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|r| r.is_finite() && *r >= 0.0)
+                        .ok_or_else(|| {
+                            CliError(format!("--seed-ratio: '{v}' is not a ratio like 1.5"))
+                        })?,
+                );
+                download_only.push("--seed-ratio");
+            }
             Long("overwrite") => {
                 overwrite = true;
                 download_only.push("--overwrite");
@@ -275,6 +301,8 @@ where
                 recheck,
                 overwrite,
                 json,
+                seed,
+                seed_ratio,
             }),
             Sub::Info => Command::Info {
                 torrent: one("the .torrent file")?,
@@ -383,6 +411,9 @@ mod tests {
             "9",
             "--recheck",
             "--overwrite",
+            "--seed",
+            "--seed-ratio",
+            "2.5",
             "--json",
         ])
         .command
@@ -392,7 +423,9 @@ mod tests {
         assert_eq!(d.peers, vec!["127.0.0.1:1".to_string(), "h:2".into()]);
         assert_eq!((d.port, d.max_peers), (7000, 9));
         assert_eq!(d.bind, Some("127.0.0.2".parse().unwrap()));
-        assert!(d.recheck && d.overwrite && d.json);
+        assert!(d.recheck && d.overwrite && d.json && d.seed);
+        assert_eq!(d.seed_ratio, Some(2.5));
+        assert!(bad(&["a", "--seed-ratio", "-1"]).contains("not a ratio"));
         assert_eq!(ok(&[]).command, Command::Help);
     }
 
@@ -507,6 +540,14 @@ mod tests {
             "--quiet",
             "--help",
             "--version",
+            "--peer",
+            "--port",
+            "--bind",
+            "--max-peers",
+            "--recheck",
+            "--overwrite",
+            "--seed",
+            "--seed-ratio",
         ] {
             assert!(HELP.contains(flag), "{flag} missing from --help");
         }

@@ -59,6 +59,10 @@ pub struct DownloadOptions {
     pub tracker_timeouts: Timeouts,
     /// Stop on SIGINT/SIGTERM (the command line does; an embedding program may not want to).
     pub handle_signals: bool,
+    /// After completing, seed until stopped.
+    pub seed: bool,
+    /// After completing, seed until uploaded ≥ this × the torrent's size.
+    pub seed_ratio: Option<f64>,
 }
 
 impl Default for DownloadOptions {
@@ -72,6 +76,8 @@ impl Default for DownloadOptions {
             session: Config::default(),
             tracker_timeouts: Timeouts::default(),
             handle_signals: false,
+            seed: false,
+            seed_ratio: None,
         }
     }
 }
@@ -121,6 +127,8 @@ pub enum Phase {
     Downloading,
     /// Every piece verified; telling the trackers.
     Completing,
+    /// Every piece verified; serving others until stopped or the seed ratio is met.
+    Seeding,
     /// Stopping: data flushed, `stopped` being announced.
     Stopping,
     /// Done: [`Download::step`] returns true from now on.
@@ -172,6 +180,11 @@ pub struct Download {
     completed_at: Option<Instant>,
     start_left: u64,
     bind: Option<IpAddr>,
+    seed: bool,
+    seed_ratio: Option<f64>,
+    /// Upload bytes already added to storage's count.
+    synced_up: u64,
+    read_buf: Vec<u8>,
 }
 
 /// A fresh Azureus-style peer id: `-BM0100-` and 12 random characters.
@@ -256,12 +269,19 @@ impl Download {
             completed_at: None,
             start_left,
             bind: opts.bind,
+            seed: opts.seed,
+            seed_ratio: opts.seed_ratio,
+            synced_up: 0,
+            read_buf: Vec::with_capacity(crate::wire::BLOCK as usize),
         };
         d.session.add_peers(opts.peers.iter().copied(), now);
         if d.session.is_complete() {
-            log::info!("all {} pieces are already verified", d.meta.piece_count());
-            d.completed_at = Some(now);
-            d.phase = Phase::Completing;
+            log::info!(
+                "all {} pieces are already verified: seeding",
+                d.meta.piece_count()
+            );
+            d.phase = Phase::Seeding;
+            d.session.set_seeding(true);
         }
         Ok(d)
     }
@@ -310,7 +330,10 @@ impl Download {
 
     /// Asks the download to stop as on SIGINT: flush, announce `stopped`, finish.
     pub fn stop(&mut self) {
-        if matches!(self.phase, Phase::Downloading | Phase::Completing) {
+        if matches!(
+            self.phase,
+            Phase::Downloading | Phase::Completing | Phase::Seeding
+        ) {
             self.begin_stop(Instant::now());
         }
     }
@@ -374,11 +397,18 @@ impl Download {
             self.next_tick = now + TICK;
             self.session.tick(now);
         }
-        self.actions(now)?;
-        self.flush_writes(now);
         self.run_trackers(now);
-        self.actions(now)?;
-        self.flush_writes(now);
+        // Writing lets the session queue more block reads; go round until it is quiet.
+        for _ in 0..64 {
+            let done = self.actions(now)?;
+            self.flush_writes(now);
+            if done == 0 {
+                break;
+            }
+        }
+        let up = self.session.uploaded();
+        self.storage.add_uploaded(up - self.synced_up);
+        self.synced_up = up;
         if self.storage.wants_flush(now) {
             self.storage.flush()?;
         }
@@ -388,7 +418,7 @@ impl Download {
 
     fn on_signal(&mut self, n: u32, now: Instant) -> Result<(), DownloadError> {
         match self.phase {
-            Phase::Downloading | Phase::Completing if n == 1 => {
+            Phase::Downloading | Phase::Completing | Phase::Seeding if n == 1 => {
                 log::info!("stopping (again to quit at once)");
                 self.begin_stop(now);
             }
@@ -425,6 +455,13 @@ impl Download {
                     self.begin_stop(now);
                 }
             }
+            Phase::Seeding => {
+                let target = self.seed_ratio.map(|r| r * self.meta.total_length as f64);
+                if target.is_some_and(|t| self.storage.uploaded() as f64 >= t) {
+                    log::info!("seed ratio reached");
+                    self.begin_stop(now);
+                }
+            }
             Phase::Stopping if self.trackers.stop_finished(now) => {
                 self.storage.flush()?;
                 self.finish();
@@ -440,7 +477,7 @@ impl Download {
             info_hash: self.meta.info_hash,
             peer_id: self.peer_id,
             port: self.port,
-            uploaded: 0,
+            uploaded: self.session.uploaded(),
             downloaded: self.start_left.saturating_sub(left),
             left,
             event,
@@ -480,7 +517,7 @@ impl Download {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, addr)) => {
-                    if self.phase != Phase::Downloading {
+                    if !matches!(self.phase, Phase::Downloading | Phase::Seeding) {
                         continue;
                     }
                     let Some(key) = self.session.accept(addr, now) else {
@@ -554,9 +591,22 @@ impl Download {
         self.session.closed(key, now);
     }
 
-    fn actions(&mut self, now: Instant) -> Result<(), DownloadError> {
+    /// Carries out the session's actions; returns how many there were.
+    fn actions(&mut self, now: Instant) -> Result<usize, DownloadError> {
+        let mut n = 0;
         while let Some(a) = self.session.poll_action() {
+            n += 1;
             match a {
+                Action::Read { key, block } => {
+                    self.read_buf.clear();
+                    self.storage.read_block(
+                        block.index,
+                        block.begin,
+                        block.len,
+                        &mut self.read_buf,
+                    )?;
+                    self.session.block_read(key, block, &self.read_buf, now);
+                }
                 Action::Connect { key, addr } => {
                     let registered = crate::net::connect(addr, self.bind).and_then(|mut stream| {
                         let token = Token(PEER_BASE + key);
@@ -618,12 +668,18 @@ impl Download {
                     self.trackers.completed(now);
                     self.completed_at = Some(now);
                     if self.phase == Phase::Downloading {
-                        self.phase = Phase::Completing;
+                        if self.seed || self.seed_ratio.is_some() {
+                            log::info!("seeding");
+                            self.phase = Phase::Seeding;
+                            self.session.set_seeding(true);
+                        } else {
+                            self.phase = Phase::Completing;
+                        }
                     }
                 }
             }
         }
-        Ok(())
+        Ok(n)
     }
 
     fn flush_writes(&mut self, now: Instant) {

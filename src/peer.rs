@@ -4,6 +4,7 @@
 
 use crate::bitfield::Bitfield;
 use crate::picker::BlockRef;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,16 @@ pub struct Peer {
     pub unasked: u32,
     /// Pieces it helped with that failed their hash.
     pub strikes: u32,
+    /// Its requests to us, waiting to be read from storage and sent.
+    pub upload_queue: VecDeque<BlockRef>,
+    /// Reads asked of the shell and not yet answered.
+    pub reading: usize,
+    /// Payload bytes we sent it.
+    pub uploaded: u64,
+    /// Upload rate to it.
+    pub up_rate: Rate,
+    /// When it last asked us for a block.
+    pub last_request: Option<Instant>,
 }
 
 impl Peer {
@@ -120,12 +131,22 @@ impl Peer {
             rate: Rate::default(),
             unasked: 0,
             strikes: 0,
+            upload_queue: VecDeque::new(),
+            reading: 0,
+            uploaded: 0,
+            up_rate: Rate::default(),
+            last_request: None,
         }
     }
 
     /// Whether it has been heard from within `window`.
     pub fn alive(&self, now: Instant, window: Duration) -> bool {
         now.duration_since(self.last_heard) < window
+    }
+
+    /// Whether it has every piece.
+    pub fn is_seed(&self) -> bool {
+        self.has.is_full()
     }
 
     /// Whether we have a request out for `r`.

@@ -108,6 +108,11 @@ impl Picker {
         self.partial.len()
     }
 
+    /// Length of piece `index`.
+    pub fn piece_size_of(&self, index: u32) -> u64 {
+        self.piece_size(index)
+    }
+
     fn piece_size(&self, index: u32) -> u64 {
         (self.total - u64::from(index) * self.piece_length).min(self.piece_length)
     }

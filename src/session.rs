@@ -37,6 +37,13 @@ pub struct Config {
     pub max_partial_bytes: u64,
     /// A peer blamed for this many failed pieces is banned.
     pub ban_strikes: u32,
+    /// Peers unchoked by rate at each choke round (plus one optimistic unchoke).
+    pub upload_slots: usize,
+    /// A peer with more requests to us queued than this is flooding and is dropped.
+    pub max_queued_requests: usize,
+    /// Blocks are read for a peer only while its send buffer holds less than this, so a
+    /// slow reader costs at most this much memory.
+    pub tx_high_water: usize,
 }
 
 impl Default for Config {
@@ -50,6 +57,9 @@ impl Default for Config {
             dead_after: Duration::from_secs(120),
             max_partial_bytes: 32 << 20,
             ban_strikes: 2,
+            upload_slots: 4,
+            max_queued_requests: 500,
+            tx_high_water: 256 * 1024,
         }
     }
 }
@@ -74,6 +84,13 @@ pub enum Action {
     },
     /// Check and store a complete piece; report with [`Session::piece_result`].
     Verify(Complete),
+    /// Read a verified block for peer `key`; answer with [`Session::block_read`].
+    Read {
+        /// The peer's key.
+        key: usize,
+        /// The block.
+        block: BlockRef,
+    },
     /// Over half the peers are dead or none are left: ask the tracker for more.
     WantPeers,
     /// Every piece is verified.
@@ -109,6 +126,12 @@ pub struct Stats {
     pub candidates: usize,
     /// Download rate, bytes per second.
     pub down_rate: f64,
+    /// Payload bytes sent this run.
+    pub uploaded: u64,
+    /// Upload rate, bytes per second.
+    pub up_rate: f64,
+    /// Connected peers that lack pieces (leechers).
+    pub leechers: usize,
     /// Peers banned for bad data.
     pub banned: usize,
 }
@@ -130,8 +153,19 @@ pub struct Session {
     downloaded: u64,
     wasted: u64,
     completed: bool,
+    /// Keep dialling after completion (seeding).
+    seeding: bool,
     last_tick: Option<Instant>,
+    uploaded: u64,
+    last_choke: Option<Instant>,
+    last_optimistic: Option<Instant>,
+    optimistic: Option<usize>,
+    rng: u64,
 }
+
+/// Seconds between choke rounds, and between optimistic unchokes.
+const CHOKE_ROUND: Duration = Duration::from_secs(10);
+const OPTIMISTIC_ROUND: Duration = Duration::from_secs(30);
 
 impl Session {
     /// A session for `meta` with the pieces in `have` already verified.
@@ -160,8 +194,24 @@ impl Session {
             downloaded: 0,
             wasted: 0,
             completed,
+            seeding: false,
             last_tick: None,
+            uploaded: 0,
+            last_choke: None,
+            last_optimistic: None,
+            optimistic: None,
+            rng: seed | 1,
         }
+    }
+
+    /// After completion, go on dialling peers (the tracker's leechers) and serving them.
+    pub fn set_seeding(&mut self, on: bool) {
+        self.seeding = on;
+    }
+
+    /// Payload bytes sent this run.
+    pub fn uploaded(&self) -> u64 {
+        self.uploaded
     }
 
     /// Our own listening address, never to be dialled (trackers list it among the peers).
@@ -254,7 +304,48 @@ impl Session {
         if let Some(p) = self.peers.get_mut(key) {
             p.tx.drain(..n.min(p.tx.len()));
             p.last_sent = now;
+            self.serve(key);
         }
+    }
+
+    /// Asks the shell for the next queued blocks of peer `key`, as far as its send buffer
+    /// has room: a peer that reads slowly gets no more than the high-water mark buffered.
+    fn serve(&mut self, key: usize) {
+        let high = self.config.tx_high_water;
+        let Some(p) = self.peers.get_mut(key) else {
+            return;
+        };
+        while p.tx.len() + p.reading * wire::BLOCK as usize + wire::BLOCK as usize <= high {
+            let Some(block) = p.upload_queue.pop_front() else {
+                break;
+            };
+            p.reading += 1;
+            self.actions.push_back(Action::Read { key, block });
+        }
+    }
+
+    /// The block asked for by [`Action::Read`] (`data` is its bytes), to be sent to peer `key`.
+    pub fn block_read(&mut self, key: usize, block: BlockRef, data: &[u8], now: Instant) {
+        let Some(p) = self.peers.get_mut(key) else {
+            return;
+        };
+        p.reading = p.reading.saturating_sub(1);
+        if p.am_choking {
+            // Choked while the read was under way: the request is void.
+            return;
+        }
+        wire::encode(
+            &Message::Piece {
+                index: block.index,
+                begin: block.begin,
+                data,
+            },
+            &mut p.tx,
+        );
+        p.uploaded += data.len() as u64;
+        p.up_rate.add(data.len() as u64);
+        p.last_sent = now;
+        self.uploaded += data.len() as u64;
     }
 
     /// The connection to peer `key` ended (closed by the peer, an error, a failed connect).
@@ -372,8 +463,19 @@ impl Session {
                 self.peers[key].peer_choking = false;
                 self.fill(key, now);
             }
-            Message::Interested => self.peers[key].peer_interested = true,
-            Message::NotInterested => self.peers[key].peer_interested = false,
+            Message::Interested => {
+                self.peers[key].peer_interested = true;
+                // A free upload slot is given at once rather than at the next round.
+                let unchoked = self.peers.iter().filter(|(_, p)| !p.am_choking).count();
+                if unchoked < self.config.upload_slots + 1 {
+                    self.unchoke(key);
+                }
+            }
+            Message::NotInterested => {
+                let p = &mut self.peers[key];
+                p.peer_interested = false;
+                p.upload_queue.clear();
+            }
             Message::Have(index) => {
                 if index >= self.piece_count {
                     return Err(format!("have for piece {index}, which does not exist"));
@@ -404,16 +506,152 @@ impl Session {
                 p.interesting = interesting;
                 self.update_interest(key);
             }
-            Message::Request { index, .. } | Message::Cancel { index, .. } => {
+            Message::Request {
+                index,
+                begin,
+                length,
+            } => self.on_request(
+                key,
+                BlockRef {
+                    index,
+                    begin,
+                    len: length,
+                },
+                now,
+            )?,
+            Message::Cancel {
+                index,
+                begin,
+                length,
+            } => {
                 if index >= self.piece_count {
-                    return Err(format!("request for piece {index}, which does not exist"));
+                    return Err(format!("cancel for piece {index}, which does not exist"));
                 }
-                // Uploading is not in this build: requests to a choked peer are dropped,
-                // as BEP 3 allows.
+                let r = BlockRef {
+                    index,
+                    begin,
+                    len: length,
+                };
+                self.peers[key].upload_queue.retain(|q| *q != r);
             }
             Message::Piece { index, begin, data } => self.on_block(key, index, begin, data, now)?,
         }
         Ok(())
+    }
+
+    fn on_request(&mut self, key: usize, r: BlockRef, now: Instant) -> Result<(), String> {
+        if r.index >= self.piece_count {
+            return Err(format!(
+                "request for piece {}, which does not exist",
+                r.index
+            ));
+        }
+        let size = self.picker.piece_size_of(r.index);
+        let p = &mut self.peers[key];
+        if p.am_choking {
+            // BEP 3: requests from a choked peer are simply dropped.
+            return Ok(());
+        }
+        if !self.picker.have().get(r.index) {
+            return Err(format!(
+                "requested piece {}, which we have not verified",
+                r.index
+            ));
+        }
+        if r.len == 0 || r.len > wire::BLOCK || u64::from(r.begin) + u64::from(r.len) > size {
+            return Err(format!(
+                "request {}:{}+{} is not a valid block",
+                r.index, r.begin, r.len
+            ));
+        }
+        if p.upload_queue.len() >= self.config.max_queued_requests {
+            return Err("flooding us with requests".into());
+        }
+        p.upload_queue.push_back(r);
+        p.last_request = Some(now);
+        self.serve(key);
+        Ok(())
+    }
+
+    fn unchoke(&mut self, key: usize) {
+        let p = &mut self.peers[key];
+        if p.am_choking && p.stage == Stage::Active {
+            p.am_choking = false;
+            wire::encode(&Message::Unchoke, &mut p.tx);
+        }
+    }
+
+    fn choke(&mut self, key: usize) {
+        let p = &mut self.peers[key];
+        if !p.am_choking {
+            p.am_choking = true;
+            p.upload_queue.clear();
+            wire::encode(&Message::Choke, &mut p.tx);
+        }
+    }
+
+    /// BEP 3 choking: every 10 s the peers that give us the best download rate (while
+    /// seeding: that we upload to fastest) are unchoked, `upload_slots` of them, plus one
+    /// optimistic unchoke rotated every 30 s that favours new peers.
+    fn choke_round(&mut self, now: Instant) {
+        let complete = self.is_complete();
+        let mut candidates: Vec<(usize, f64)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.stage == Stage::Active && p.peer_interested && !p.is_seed())
+            .map(|(k, p)| {
+                (
+                    k,
+                    if complete {
+                        p.up_rate.get()
+                    } else {
+                        p.rate.get()
+                    },
+                )
+            })
+            .collect();
+        candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut keep: Vec<usize> = candidates
+            .iter()
+            .take(self.config.upload_slots)
+            .map(|c| c.0)
+            .collect();
+        let rotate = self
+            .last_optimistic
+            .is_none_or(|t| now.duration_since(t) >= OPTIMISTIC_ROUND)
+            || self.optimistic.is_none_or(|k| !self.peers.contains(k));
+        if rotate {
+            self.last_optimistic = Some(now);
+            // New peers (connected under a minute) get three tickets, others one.
+            let pool: Vec<usize> = candidates
+                .iter()
+                .map(|c| c.0)
+                .filter(|k| !keep.contains(k))
+                .flat_map(|k| {
+                    let new = now.duration_since(self.peers[k].since) < Duration::from_secs(60);
+                    std::iter::repeat_n(k, if new { 3 } else { 1 })
+                })
+                .collect();
+            self.optimistic = if pool.is_empty() {
+                None
+            } else {
+                self.rng ^= self.rng << 13;
+                self.rng ^= self.rng >> 7;
+                self.rng ^= self.rng << 17;
+                Some(pool[(self.rng % pool.len() as u64) as usize])
+            };
+        }
+        if let Some(k) = self.optimistic {
+            keep.push(k);
+        }
+        let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            if keep.contains(&k) {
+                self.unchoke(k);
+            } else {
+                self.choke(k);
+            }
+        }
     }
 
     fn on_block(
@@ -586,6 +824,7 @@ impl Session {
                 continue;
             }
             p.rate.tick(dt);
+            p.up_rate.tick(dt);
             if now.duration_since(p.last_sent) >= cfg.keepalive && p.tx.is_empty() {
                 wire::encode(&Message::KeepAlive, &mut p.tx);
             }
@@ -624,6 +863,13 @@ impl Session {
                 self.fill(k, now);
             }
         }
+        if self
+            .last_choke
+            .is_none_or(|t| now.duration_since(t) >= CHOKE_ROUND)
+        {
+            self.last_choke = Some(now);
+            self.choke_round(now);
+        }
         self.connect_more(now);
         if self.peers.is_empty() && self.candidates.is_empty() && !self.completed {
             self.actions.push_back(Action::WantPeers);
@@ -631,7 +877,7 @@ impl Session {
     }
 
     fn connect_more(&mut self, now: Instant) {
-        if self.completed {
+        if self.completed && !self.seeding {
             return;
         }
         let connecting = self
@@ -687,6 +933,9 @@ impl Session {
             connecting: self.peers.len() - active().count(),
             candidates: self.candidates.len(),
             down_rate: active().map(|(_, p)| p.rate.get()).sum(),
+            uploaded: self.uploaded,
+            up_rate: active().map(|(_, p)| p.up_rate.get()).sum(),
+            leechers: active().filter(|(_, p)| !p.is_seed()).count(),
             banned: self.known.values().filter(|k| k.banned).count(),
         }
     }

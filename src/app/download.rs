@@ -39,6 +39,8 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
             ..Default::default()
         },
         handle_signals: true,
+        seed: args.seed,
+        seed_ratio: args.seed_ratio,
         ..Default::default()
     };
     opts.session.max_peers = args.max_peers;
@@ -128,7 +130,7 @@ fn status_line(s: &Status, started: Instant) -> String {
         human_bytes(s.have_bytes),
         human_bytes(s.total),
         human_bytes(s.stats.down_rate as u64),
-        human_bytes(0),
+        human_bytes(s.stats.up_rate as u64),
         s.stats.alive,
         s.stats.connected,
         eta(s).map_or("-".into(), clock),
@@ -136,6 +138,7 @@ fn status_line(s: &Status, started: Instant) -> String {
     );
     match s.phase {
         Phase::Completing => line += "  complete, telling the trackers",
+        Phase::Seeding => line += &format!("  seeding to {} leechers", s.stats.leechers),
         Phase::Stopping => line += "  stopping",
         Phase::Finished => line += &format!("  ({})", clock(started.elapsed())),
         Phase::Downloading => {
@@ -160,6 +163,7 @@ fn json_status(s: &Status, started: Instant) -> String {
             match s.phase {
                 Phase::Downloading => "downloading",
                 Phase::Completing => "completing",
+                Phase::Seeding => "seeding",
                 Phase::Stopping => "stopping",
                 Phase::Finished => "finished",
             },
@@ -172,6 +176,8 @@ fn json_status(s: &Status, started: Instant) -> String {
         .num("wasted", s.stats.wasted)
         .num("uploaded", s.uploaded)
         .num("down_rate", s.stats.down_rate.round() as u64)
+        .num("up_rate", s.stats.up_rate.round() as u64)
+        .num("uploaded_this_run", s.stats.uploaded)
         .num("peers_alive", s.stats.alive)
         .num("peers_connected", s.stats.connected)
         .num("banned", s.stats.banned)

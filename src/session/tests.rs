@@ -184,6 +184,11 @@ impl Sim {
                         self.verified += u32::from(ok);
                         self.s.piece_result(c.index, ok, &c.contributors, self.now);
                     }
+                    Action::Read { key, block } => {
+                        let start = block.index as usize * PIECE + block.begin as usize;
+                        let data = self.data[start..start + block.len as usize].to_vec();
+                        self.s.block_read(key, block, &data, self.now);
+                    }
                     Action::WantPeers => self.want_peers += 1,
                     Action::Completed => self.completed = true,
                 }
@@ -441,4 +446,218 @@ fn lost_requests_time_out_and_go_to_another_peer() {
     sim.s.tick(sim.now);
     sim.settle();
     assert!(sim.completed);
+}
+
+/// A complete session and one connected leecher that has sent its handshake and interest.
+fn seeding_session() -> (Session, usize, Instant, Vec<u8>, Arc<Metainfo>) {
+    let (meta, data) = torrent(6, 1000);
+    let have = Bitfield::full(meta.piece_count());
+    let mut s = Session::new(&meta, have, *b"-BM0100-seedseedseed", Config::default(), 3);
+    let now = Instant::now();
+    let key = s.accept("10.0.0.20:1".parse().unwrap(), now).unwrap();
+    let hs = Handshake {
+        reserved: [0; 8],
+        info_hash: meta.info_hash.0,
+        peer_id: [7; 20],
+    };
+    let mut m = hs.encode().to_vec();
+    wire::encode(&Message::Bitfield(Bitfield::new(6).as_bytes()), &mut m);
+    wire::encode(&Message::Interested, &mut m);
+    s.received(key, &m, now);
+    (s, key, now, data, meta)
+}
+
+fn request(index: u32, begin: u32, length: u32) -> Vec<u8> {
+    let mut m = Vec::new();
+    wire::encode(
+        &Message::Request {
+            index,
+            begin,
+            length,
+        },
+        &mut m,
+    );
+    m
+}
+
+/// Carries out Read actions from `data` and returns the messages sent to `key`.
+fn serve_all(s: &mut Session, key: usize, data: &[u8], now: Instant) -> Vec<(u32, u32, Vec<u8>)> {
+    let mut pieces = Vec::new();
+    loop {
+        let mut moved = false;
+        while let Some(a) = s.poll_action() {
+            if let Action::Read { key: k, block } = a {
+                let start = block.index as usize * PIECE + block.begin as usize;
+                s.block_read(k, block, &data[start..start + block.len as usize], now);
+                moved = true;
+            }
+        }
+        let tx = s.tx(key).to_vec();
+        if !tx.is_empty() {
+            moved = true;
+            s.sent(key, tx.len(), now);
+            let mut at = 0;
+            while let Some((m, n)) = wire::decode(&tx[at..], 1 << 20).unwrap() {
+                if let Message::Piece { index, begin, data } = m {
+                    pieces.push((index, begin, data.to_vec()));
+                }
+                at += n;
+            }
+        }
+        if !moved {
+            return pieces;
+        }
+    }
+}
+
+#[test]
+fn a_seed_unchokes_an_interested_leecher_and_serves_verified_blocks() {
+    let (mut s, key, now, data, _) = seeding_session();
+    // The handshake, our bitfield and an unchoke are queued.
+    let tx = s.tx(key).to_vec();
+    assert!(tx.ends_with(&[0, 0, 0, 1, 1]), "unchoke sent");
+    s.sent(key, tx.len(), now);
+    s.received(
+        key,
+        &[request(0, 0, 16384), request(5, 16384, 16384 - 1000)].concat(),
+        now,
+    );
+    let got = serve_all(&mut s, key, &data, now);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0], (0, 0, data[..16384].to_vec()));
+    let last = 5 * PIECE + 16384;
+    assert_eq!(got[1].2, data[last..last + 16384 - 1000].to_vec());
+    assert_eq!(s.uploaded(), 16384 * 2 - 1000);
+}
+
+#[test]
+fn a_cancelled_request_that_is_still_queued_is_not_served() {
+    let (mut s, key, now, data, _) = seeding_session();
+    s.sent(key, s.tx(key).len(), now);
+    // Twenty requests: fifteen go to storage at once, the last five wait in the queue.
+    let mut reqs = Vec::new();
+    for _ in 0..2 {
+        for i in 0..5u32 {
+            reqs.extend(request(i, 0, 16384));
+            reqs.extend(request(i, 16384, 16384));
+        }
+    }
+    let mut cancel = Vec::new();
+    wire::encode(
+        &Message::Cancel {
+            index: 4,
+            begin: 16384,
+            length: 16384,
+        },
+        &mut cancel,
+    );
+    s.received(key, &[reqs, cancel].concat(), now);
+    let got = serve_all(&mut s, key, &data, now);
+    let served = got
+        .iter()
+        .filter(|(i, b, _)| *i == 4 && *b == 16384)
+        .count();
+    assert_eq!(got.len(), 19, "one of the twenty was cancelled");
+    assert_eq!(
+        served, 1,
+        "the queued copy was cancelled, the one already read was sent"
+    );
+}
+
+#[test]
+fn a_slow_reader_gets_no_more_than_the_high_water_mark_buffered() {
+    let (mut s, key, now, data, _) = seeding_session();
+    s.sent(key, s.tx(key).len(), now);
+    let mut reqs = Vec::new();
+    for i in 0..6u32 {
+        reqs.extend(request(i, 0, 16384));
+        reqs.extend(request(i, 16384, if i == 5 { 16384 - 1000 } else { 16384 }));
+    }
+    for _ in 0..30 {
+        s.received(key, &reqs, now);
+        while let Some(a) = s.poll_action() {
+            if let Action::Read { key: k, block } = a {
+                let start = block.index as usize * PIECE + block.begin as usize;
+                s.block_read(k, block, &data[start..start + block.len as usize], now);
+            }
+        }
+        // Never sent: the peer reads nothing.
+        assert!(
+            s.tx(key).len() <= Config::default().tx_high_water,
+            "{}",
+            s.tx(key).len()
+        );
+    }
+}
+
+#[test]
+fn unverified_and_invalid_requests_and_floods_drop_the_peer() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (request(0, 0, 32 * 1024), "not a valid block"),
+        (request(5, 16384, 16384), "not a valid block"),
+        (request(9, 0, 16384), "does not exist"),
+        // 15 blocks go to storage at once (the high-water mark); the rest queue up.
+        (request(0, 0, 16384).repeat(600), "flooding"),
+    ];
+    for (bytes, expected) in cases {
+        let (mut s, key, now, _, _) = seeding_session();
+        s.received(key, &bytes, now);
+        let reason = loop {
+            match s.poll_action() {
+                Some(Action::Close { reason, .. }) => break reason,
+                Some(_) => {}
+                None => panic!("expected a close for {expected}"),
+            }
+        };
+        assert!(
+            reason.contains(expected),
+            "expected '{expected}', got '{reason}'"
+        );
+    }
+    // A leecher asking a leecher for a piece it does not have.
+    let (meta, _) = torrent(4, 0);
+    let mut s = Session::new(
+        &meta,
+        Bitfield::new(4),
+        *b"-BM0100-leechleech00",
+        Config::default(),
+        1,
+    );
+    let now = Instant::now();
+    let key = s.accept("10.0.0.21:1".parse().unwrap(), now).unwrap();
+    let hs = Handshake {
+        reserved: [0; 8],
+        info_hash: meta.info_hash.0,
+        peer_id: [8; 20],
+    };
+    let mut m = hs.encode().to_vec();
+    wire::encode(&Message::Interested, &mut m);
+    m.extend(request(0, 0, 16384));
+    s.received(key, &m, now);
+    assert!(
+        matches!(s.poll_action(), Some(Action::Close { reason, .. }) if reason.contains("not verified"))
+    );
+}
+
+#[test]
+fn requests_while_choked_are_ignored() {
+    let (meta, _) = torrent(4, 0);
+    // Nobody gets a regular slot.
+    let cfg = Config {
+        upload_slots: 0,
+        ..Config::default()
+    };
+    let mut s = Session::new(&meta, Bitfield::full(4), *b"-BM0100-chokechoke00", cfg, 1);
+    let now = Instant::now();
+    let key = s.accept("10.0.0.22:1".parse().unwrap(), now).unwrap();
+    let hs = Handshake {
+        reserved: [0; 8],
+        info_hash: meta.info_hash.0,
+        peer_id: [9; 20],
+    };
+    s.received(key, &hs.encode(), now);
+    // Not interested, so not unchoked: its requests are dropped without a reply.
+    s.received(key, &request(0, 0, 16384), now);
+    assert!(s.poll_action().is_none());
+    assert_eq!(s.stats(now).connected, 1);
 }

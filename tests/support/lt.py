@@ -3,6 +3,8 @@
   lt.py info FILE.torrent              -> JSON: what libtorrent reads from the file
   lt.py create PATH OUT MODE [TRACKER] -> makes a torrent; MODE is v1, hybrid or v2
   lt.py recheck FILE.torrent SAVE_PATH -> JSON: libtorrent checks the data against the torrent
+  lt.py download FILE.torrent SAVE_PATH IP [PEER] -> downloads (from PEER, or via the
+                                         trackers); prints JSON once complete
   lt.py seed FILE.torrent SAVE_PATH IP [RATE] -> seeds on IP (TCP only, upload capped at RATE
                                          bytes/s if given) until stdin closes; prints
                                          "ready PORT" once the data is checked and it listens
@@ -124,6 +126,27 @@ def seed(path, save_path, ip, rate=None):
     sys.stdin.read()
 
 
+def download(path, save_path, ip, peer=None):
+    """Downloads on IP, from PEER (ip:port) if given, else from the torrent's trackers;
+    prints JSON with the progress once complete (or after 120 s)."""
+    ses = session_on(ip)
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(path)
+    atp.save_path = save_path
+    atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    h = ses.add_torrent(atp)
+    if peer:
+        host, port = peer.rsplit(":", 1)
+        h.connect_peer((host, int(port)))
+    deadline = time.monotonic() + 120
+    while not h.status().is_seeding and time.monotonic() < deadline:
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+    st = h.status()
+    print(json.dumps({"seeding": st.is_seeding, "progress": st.progress,
+                      "downloaded": st.total_payload_download}), flush=True)
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"info": info, "create": create, "recheck": recheck, "seed": seed}[cmd](*args)
+    {"info": info, "create": create, "recheck": recheck, "seed": seed, "download": download}[cmd](*args)
