@@ -29,6 +29,10 @@ DOWNLOAD OPTIONS:
         --seed-ratio R       after completing, seed until uploaded >= R x size
                              [default: exit once complete; data complete at
                              start is seeded until stopped]
+        --min-share F        upload F x size before fetching the last piece (the
+                             share rule; 0 turns it off) [default: 0.10]
+        --share-wait S       let the share rule go when connected leechers ask for
+                             nothing for S seconds [default: 60]
         --json               one JSON object per status tick on stdout
 
 INFO OPTIONS:
@@ -110,6 +114,10 @@ pub struct DownloadArgs {
     pub seed: bool,
     /// `--seed-ratio`.
     pub seed_ratio: Option<f64>,
+    /// `--min-share`.
+    pub min_share: f64,
+    /// `--share-wait`, seconds.
+    pub share_wait: u64,
 }
 
 /// Arguments of `btmini create`.
@@ -182,6 +190,8 @@ where
     let mut overwrite = false;
     let mut seed = false;
     let mut seed_ratio = None;
+    let mut min_share = 0.10;
+    let mut share_wait = 60u64;
     let mut download_only: Vec<&'static str> = Vec::new();
     let mut any = false;
 
@@ -252,6 +262,24 @@ where
                 );
                 download_only.push("--seed-ratio");
             }
+            Long("min-share") => {
+                let v = string(p.value()?, "--min-share")?;
+                min_share = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| r.is_finite() && *r >= 0.0)
+                    .ok_or_else(|| {
+                        CliError(format!("--min-share: '{v}' is not a fraction like 0.1"))
+                    })?;
+                download_only.push("--min-share");
+            }
+            Long("share-wait") => {
+                let v = string(p.value()?, "--share-wait")?;
+                share_wait = v.parse().map_err(|_| {
+                    CliError(format!("--share-wait: '{v}' is not a number of seconds"))
+                })?;
+                download_only.push("--share-wait");
+            }
             Long("overwrite") => {
                 overwrite = true;
                 download_only.push("--overwrite");
@@ -303,6 +331,8 @@ where
                 json,
                 seed,
                 seed_ratio,
+                min_share,
+                share_wait,
             }),
             Sub::Info => Command::Info {
                 torrent: one("the .torrent file")?,
@@ -548,6 +578,8 @@ mod tests {
             "--overwrite",
             "--seed",
             "--seed-ratio",
+            "--min-share",
+            "--share-wait",
         ] {
             assert!(HELP.contains(flag), "{flag} missing from --help");
         }

@@ -63,6 +63,9 @@ pub struct DownloadOptions {
     pub seed: bool,
     /// After completing, seed until uploaded ≥ this × the torrent's size.
     pub seed_ratio: Option<f64>,
+    /// The share rule: upload this fraction of the torrent's size before fetching the last
+    /// piece (0 turns it off; the wait for leechers is `session.share_wait`).
+    pub min_share: f64,
 }
 
 impl Default for DownloadOptions {
@@ -78,6 +81,7 @@ impl Default for DownloadOptions {
             handle_signals: false,
             seed: false,
             seed_ratio: None,
+            min_share: 0.10,
         }
     }
 }
@@ -232,13 +236,16 @@ impl Download {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let now = Instant::now();
         let peer_id = new_peer_id();
+        let mut config = opts.session.clone();
+        config.min_share_bytes = (opts.min_share.max(0.0) * meta.total_length as f64) as u64;
         let mut session = Session::new(
             &meta,
             storage.have().clone(),
             peer_id,
-            opts.session.clone(),
+            config,
             crate::util::random_u64(),
         );
+        session.set_uploaded_before(storage.uploaded());
         let own_ip = opts.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         session.add_own_addr(SocketAddr::new(own_ip, port));
         session.add_own_addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
@@ -721,6 +728,8 @@ impl Download {
         let have_bytes = total - self.session.left(total);
         let waiting = if self.phase != Phase::Downloading {
             None
+        } else if let Some(why) = self.session.holding() {
+            Some(why.to_string())
         } else if stats.connected == 0 && stats.connecting == 0 {
             Some(if self.trackers.has_trackers() {
                 "waiting for peers from the trackers".to_string()

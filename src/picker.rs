@@ -68,6 +68,8 @@ pub struct Picker {
     availability: Vec<u32>,
     partial: HashMap<u32, Partial>,
     rng: u64,
+    /// Do not start the last piece not yet started (the share rule).
+    hold_last: bool,
 }
 
 impl Picker {
@@ -83,6 +85,7 @@ impl Picker {
             availability: vec![0; n],
             partial: HashMap::new(),
             rng: seed | 1,
+            hold_last: false,
         }
     }
 
@@ -101,6 +104,16 @@ impl Picker {
     /// Pieces neither verified nor on their way to storage.
     pub fn missing(&self) -> u32 {
         self.have.len() - self.have.count() - self.writing.count()
+    }
+
+    /// Pieces neither verified, on their way to storage, nor being downloaded.
+    pub fn unstarted(&self) -> u32 {
+        self.missing().saturating_sub(self.partial.len() as u32)
+    }
+
+    /// Holds back (or lets go of) the last piece not yet started.
+    pub fn set_hold_last(&mut self, hold: bool) {
+        self.hold_last = hold;
     }
 
     /// Pieces being downloaded.
@@ -161,8 +174,9 @@ impl Picker {
         if let Some((index, b)) = started {
             return Some(self.take(index, b));
         }
-        // 2. A new piece, if we may start one.
-        if self.partial.len() < max_partial {
+        // 2. A new piece, if we may start one (and it is not the held last one).
+        let held = self.hold_last && self.unstarted() <= 1;
+        if self.partial.len() < max_partial && !held {
             if let Some(index) = self.choose_new(peer_has) {
                 let size = self.piece_size(index);
                 let blocks = size.div_ceil(u64::from(BLOCK)) as usize;
@@ -179,7 +193,7 @@ impl Picker {
             }
         }
         // 3. Endgame: nothing is left unasked; ask for a block someone else is slow with.
-        if self.missing() as usize > self.partial.len() {
+        if self.missing() as usize > self.partial.len() + usize::from(held) {
             return None;
         }
         let mut best: Option<(u8, BlockRef)> = None;
@@ -423,6 +437,21 @@ mod tests {
             Err(UnexpectedBlock),
             "piece no longer partial"
         );
+    }
+
+    #[test]
+    fn the_held_last_piece_is_not_started_until_released() {
+        let mut p = Picker::new(u64::from(BLOCK), u64::from(BLOCK) * 2, Bitfield::new(2), 1);
+        p.set_hold_last(true);
+        let a = p.pick(&full(2), 4, |_| false).unwrap();
+        assert!(
+            p.pick(&full(2), 4, |r| r == a).is_none(),
+            "the second piece is held"
+        );
+        assert_eq!(p.unstarted(), 1);
+        p.set_hold_last(false);
+        let b = p.pick(&full(2), 4, |_| false).unwrap();
+        assert_ne!(a.index, b.index);
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub struct Config {
     /// Blocks are read for a peer only while its send buffer holds less than this, so a
     /// slow reader costs at most this much memory.
     pub tx_high_water: usize,
+    /// The share rule: the last piece is not fetched until this many bytes are uploaded
+    /// (over all runs). 0 turns it off.
+    pub min_share_bytes: u64,
+    /// The rule is let go when connected leechers have asked for nothing for this long.
+    pub share_wait: Duration,
 }
 
 impl Default for Config {
@@ -60,6 +65,8 @@ impl Default for Config {
             upload_slots: 4,
             max_queued_requests: 500,
             tx_high_water: 256 * 1024,
+            min_share_bytes: 0,
+            share_wait: Duration::from_secs(60),
         }
     }
 }
@@ -161,6 +168,14 @@ pub struct Session {
     last_optimistic: Option<Instant>,
     optimistic: Option<usize>,
     rng: u64,
+    /// Bytes uploaded in earlier runs (from the sidecar), for the share rule.
+    uploaded_before: u64,
+    /// Why the last piece is held, while it is.
+    holding: Option<String>,
+    /// When the share rule started holding the last piece.
+    hold_since: Option<Instant>,
+    /// The rule was let go for good (`--share-wait` ran out).
+    share_released: bool,
 }
 
 /// Seconds between choke rounds, and between optimistic unchokes.
@@ -201,7 +216,76 @@ impl Session {
             last_optimistic: None,
             optimistic: None,
             rng: seed | 1,
+            uploaded_before: 0,
+            holding: None,
+            hold_since: None,
+            share_released: false,
         }
+    }
+
+    /// Bytes uploaded in earlier runs, counted towards the share rule.
+    pub fn set_uploaded_before(&mut self, n: u64) {
+        self.uploaded_before = n;
+    }
+
+    /// Why the last piece is held back, while it is (for the status line).
+    pub fn holding(&self) -> Option<&str> {
+        self.holding.as_deref()
+    }
+
+    /// The share rule (the seed's 10%): hold the last piece not yet started until enough is
+    /// uploaded — unless every connected peer is a seed (nobody could take our data), or the
+    /// connected leechers have asked for nothing for `share_wait`.
+    fn update_hold(&mut self, now: Instant) {
+        let need = self.config.min_share_bytes;
+        let done = self.uploaded_before + self.uploaded;
+        let near_end = self.picker.unstarted() <= 1 && !self.is_complete();
+        if need == 0 || done >= need || self.share_released || !near_end {
+            self.set_hold(None);
+            return;
+        }
+        let leechers: Vec<Option<Instant>> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.stage == Stage::Active && !p.is_seed())
+            .map(|(_, p)| p.last_request)
+            .collect();
+        if leechers.is_empty() {
+            if self.holding.is_some() || self.hold_since.is_none() {
+                log::info!(
+                    "every connected peer is a seed: fetching the last piece without waiting for the share rule"
+                );
+            }
+            self.hold_since = Some(now);
+            self.set_hold(None);
+            return;
+        }
+        let since = *self.hold_since.get_or_insert(now);
+        let last_ask = leechers
+            .into_iter()
+            .flatten()
+            .max()
+            .map_or(since, |t| t.max(since));
+        if now.duration_since(last_ask) >= self.config.share_wait {
+            log::info!(
+                "no leecher asked for anything in {} s: fetching the last piece",
+                self.config.share_wait.as_secs()
+            );
+            self.share_released = true;
+            self.set_hold(None);
+            return;
+        }
+        let why = format!(
+            "holding the last piece until {} is shared ({} so far)",
+            crate::util::human_bytes(need),
+            crate::util::human_bytes(done)
+        );
+        self.set_hold(Some(why));
+    }
+
+    fn set_hold(&mut self, why: Option<String>) {
+        self.picker.set_hold_last(why.is_some());
+        self.holding = why;
     }
 
     /// After completion, go on dialling peers (the tracker's leechers) and serving them.
@@ -742,6 +826,8 @@ impl Session {
 
     /// Keeps peer `key`'s request pipeline full.
     fn fill(&mut self, key: usize, now: Instant) {
+        // Decide about the share rule before any new piece is picked.
+        self.update_hold(now);
         let max_partial = self.max_partial();
         let p = &mut self.peers[key];
         if p.stage != Stage::Active || p.peer_choking || !p.am_interested {
@@ -869,6 +955,16 @@ impl Session {
         {
             self.last_choke = Some(now);
             self.choke_round(now);
+        }
+        // The share rule may have let go (a wait ran out): ask for the last piece now.
+        if self.holding.is_some() {
+            self.update_hold(now);
+            if self.holding.is_none() {
+                let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
+                for k in keys {
+                    self.fill(k, now);
+                }
+            }
         }
         self.connect_more(now);
         if self.peers.is_empty() && self.candidates.is_empty() && !self.completed {

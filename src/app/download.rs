@@ -41,9 +41,11 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
         handle_signals: true,
         seed: args.seed,
         seed_ratio: args.seed_ratio,
+        min_share: args.min_share,
         ..Default::default()
     };
     opts.session.max_peers = args.max_peers;
+    opts.session.share_wait = std::time::Duration::from_secs(args.share_wait);
     let terminal = std::io::stderr().is_terminal() && !args.json;
     log::info!(
         "{} ({}, {} pieces) into {}",
@@ -183,5 +185,11 @@ fn json_status(s: &Status, started: Instant) -> String {
         .num("banned", s.stats.banned)
         .num("elapsed_ms", started.elapsed().as_millis())
         .opt_str("waiting", s.waiting.as_deref())
+        .bool(
+            "holding_last_piece",
+            s.waiting
+                .as_deref()
+                .is_some_and(|w| w.starts_with("holding")),
+        )
         .finish()
 }

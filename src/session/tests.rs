@@ -34,6 +34,8 @@ enum Kind {
     /// Handshakes, then never sends another byte.
     Silent,
     WrongHash,
+    /// A leecher with nothing that never asks for anything.
+    Idle,
 }
 
 struct Fake {
@@ -77,13 +79,18 @@ impl Fake {
             if self.kind == Kind::Silent {
                 return out;
             }
+            if self.kind == Kind::Idle {
+                let none = Bitfield::new(meta.piece_count());
+                wire::encode(&Message::Bitfield(none.as_bytes()), &mut out);
+                return out;
+            }
             wire::encode(
                 &Message::Bitfield(Bitfield::full(meta.piece_count()).as_bytes()),
                 &mut out,
             );
             wire::encode(&Message::Unchoke, &mut out);
         }
-        if self.kind == Kind::Silent {
+        if matches!(self.kind, Kind::Silent | Kind::Idle) {
             self.rx.clear();
             return out;
         }
@@ -130,12 +137,16 @@ struct Sim {
 
 impl Sim {
     fn new(pieces: usize, kinds: &[Kind]) -> Self {
+        Self::with(pieces, kinds, Config::default())
+    }
+
+    fn with(pieces: usize, kinds: &[Kind], config: Config) -> Self {
         let (meta, data) = torrent(pieces, 1000);
         let s = Session::new(
             &meta,
             Bitfield::new(meta.piece_count()),
             *b"-BM0100-simulation00",
-            Config::default(),
+            config,
             42,
         );
         let mut sim = Sim {
@@ -660,4 +671,56 @@ fn requests_while_choked_are_ignored() {
     s.received(key, &request(0, 0, 16384), now);
     assert!(s.poll_action().is_none());
     assert_eq!(s.stats(now).connected, 1);
+}
+
+fn share_rule() -> Config {
+    Config {
+        min_share_bytes: 100_000,
+        share_wait: Duration::from_secs(60),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn share_rule_lets_go_at_once_when_every_peer_is_a_seed() {
+    let mut sim = Sim::with(10, &[Kind::Seeder, Kind::Seeder], share_rule());
+    sim.settle();
+    assert!(sim.completed);
+    assert!(sim.s.holding().is_none());
+}
+
+#[test]
+fn share_rule_holds_the_last_piece_until_the_wait_for_leechers_runs_out() {
+    let mut sim = Sim::with(10, &[Kind::Seeder, Kind::Idle], share_rule());
+    sim.settle();
+    assert!(
+        !sim.completed,
+        "the last piece is held while a leecher is connected"
+    );
+    assert_eq!(sim.s.have().count(), 9);
+    assert!(
+        sim.s
+            .holding()
+            .unwrap()
+            .starts_with("holding the last piece")
+    );
+    sim.now += Duration::from_secs(59);
+    sim.s.tick(sim.now);
+    sim.settle();
+    assert!(!sim.completed);
+    sim.now += Duration::from_secs(1);
+    sim.s.tick(sim.now);
+    sim.settle();
+    assert!(
+        sim.completed,
+        "released after --share-wait without a request"
+    );
+}
+
+#[test]
+fn share_rule_is_met_by_uploads_from_earlier_runs() {
+    let mut sim = Sim::with(10, &[Kind::Seeder, Kind::Idle], share_rule());
+    sim.s.set_uploaded_before(100_000);
+    sim.settle();
+    assert!(sim.completed);
 }
