@@ -574,12 +574,13 @@ impl Session {
                 }
             }
             Message::Bitfield(bytes) => {
-                let p = &self.peers[key];
-                if p.has.count() > 0 {
-                    return Err("a second bitfield".into());
-                }
                 let has =
                     Bitfield::from_bytes(self.piece_count, bytes).map_err(|e| e.to_string())?;
+                // BEP 3 allows it only first, but aria2c sends a bitfield again later:
+                // it replaces what the peer had.
+                let old =
+                    std::mem::replace(&mut self.peers[key].has, Bitfield::new(self.piece_count));
+                self.picker.remove_available(&old);
                 let mut interesting = 0;
                 for i in has.ones() {
                     self.picker.add_available(i);

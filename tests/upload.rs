@@ -88,3 +88,143 @@ fn libtorrent_downloads_from_a_btmini_seed() {
         );
     }
 }
+
+/// A multi-file payload under `dir/data/multi` with a torrent naming `tracker`.
+fn tracked_payload(
+    dir: &TempDir,
+    tracker: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let data = dir.join("data");
+    let root = data.join("multi");
+    write_file(&root.join("a.bin"), 11, 40_000);
+    write_file(&root.join("b.empty"), 12, 0);
+    write_file(&root.join("c/d.bin"), 13, 2_000_003);
+    let torrent = dir.join("t.torrent");
+    run_ok(
+        btmini()
+            .arg("create")
+            .arg(&root)
+            .arg("-o")
+            .arg(&torrent)
+            .args(["-l", "32K", "-q", "-t", tracker]),
+    );
+    let hash = btmini_info(&torrent)["info_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (data, torrent, hash)
+}
+
+fn same_files(a: &Path, b: &Path) {
+    for f in ["a.bin", "c/d.bin"] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
+
+/// Waits for `child` to exit successfully, killing it after `limit`.
+fn wait_ok(mut child: Child, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            assert!(s.success(), "{what} failed: {s}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn libtorrent_and_aria2c_download_from_a_btmini_seed_through_opentracker() {
+    let dir = TempDir::new("up-ot");
+    let port = free_port();
+    let (data, torrent, hash) = tracked_payload(&dir, &format!("http://127.0.0.1:{port}/announce"));
+    let _tracker = OpenTracker::start_on(port, std::slice::from_ref(&hash));
+    let _seed = btmini_seed(&torrent, &data, "127.0.0.13");
+
+    let lt_out = dir.join("lt-out");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
+    let r = run_ok(
+        Command::new(PYTHON)
+            .arg(script)
+            .arg("download")
+            .arg(&torrent)
+            .arg(&lt_out)
+            .arg("127.0.0.14"),
+    );
+    let v: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["seeding"], true, "libtorrent: {v}");
+    same_files(&lt_out.join("multi"), &data.join("multi"));
+
+    let aria_out = dir.join("aria-out");
+    let aria = Command::new("aria2c")
+        .arg("--dir")
+        .arg(&aria_out)
+        .args(["--seed-time=0", "--enable-dht=false", "--enable-dht6=false"])
+        .args(["--bt-enable-lpd=false", "--enable-peer-exchange=false"])
+        .args(["--summary-interval=0", "--quiet=true"])
+        .arg(format!("--listen-port={}", free_port()))
+        .arg(&torrent)
+        .spawn()
+        .expect("aria2c");
+    wait_ok(aria, "aria2c", Duration::from_secs(120));
+    same_files(&aria_out.join("multi"), &data.join("multi"));
+}
+
+/// transmission never dials peers on loopback addresses: the btmini seed learns of it from
+/// the tracker and dials it.
+#[test]
+fn transmission_downloads_from_a_btmini_seed_that_dials_it() {
+    let dir = TempDir::new("up-tr");
+    let port = free_port();
+    let (data, torrent, hash) = tracked_payload(&dir, &format!("http://127.0.0.1:{port}/announce"));
+    let tracker = OpenTracker::start_on(port, std::slice::from_ref(&hash));
+    let tr_out = dir.join("tr-out");
+    std::fs::create_dir_all(&tr_out).unwrap();
+    let tr_port = free_port();
+    let transmission = Command::new("transmission-cli")
+        .arg("-w")
+        .arg(&tr_out)
+        .args(["-p", &tr_port.to_string(), "-u", "-1", "-D"])
+        .arg(&torrent)
+        .env("TRANSMISSION_HOME", dir.join("tr-home"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("transmission-cli");
+    let mut transmission = Killed(transmission);
+    tracker.wait_for_peer(&hash, tr_port);
+    let _seed = btmini_seed(&torrent, &data, "127.0.0.15");
+    // transmission-cli keeps running after it completes: wait for the files instead.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let want = std::fs::read(data.join("multi/c/d.bin")).unwrap();
+    while std::fs::read(tr_out.join("multi/c/d.bin")).ok().as_ref() != Some(&want) {
+        assert!(
+            Instant::now() < deadline,
+            "transmission did not get the data"
+        );
+        assert!(
+            transmission.0.try_wait().unwrap().is_none(),
+            "transmission exited"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    same_files(&tr_out.join("multi"), &data.join("multi"));
+}
+
+/// Kills the child when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -724,3 +724,20 @@ fn share_rule_is_met_by_uploads_from_earlier_runs() {
     sim.settle();
     assert!(sim.completed);
 }
+
+#[test]
+fn a_later_bitfield_replaces_the_first_as_aria2c_sends_it() {
+    let (mut s, key, now) = active_peer(10);
+    let mut first = Bitfield::new(10);
+    first.set(0);
+    let mut second = Bitfield::new(10);
+    second.set(1);
+    second.set(2);
+    let mut m = Vec::new();
+    wire::encode(&Message::Bitfield(first.as_bytes()), &mut m);
+    wire::encode(&Message::Bitfield(second.as_bytes()), &mut m);
+    s.received(key, &m, now);
+    assert!(s.poll_action().is_none(), "not a reason to drop the peer");
+    assert_eq!(s.peers[key].has.ones().collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(s.peers[key].interesting, 2);
+}
