@@ -228,3 +228,75 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// libtorrent seeding with its upload capped (local peers included), until dropped.
+fn slow_libtorrent_seeder(torrent: &Path, data: &Path, ip: &str, rate: u64) -> Killed {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
+    let mut child = Command::new(PYTHON)
+        .arg(script)
+        .arg("seed")
+        .arg(torrent)
+        .arg(data)
+        .arg(ip)
+        .arg(rate.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3-libtorrent");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("ready "), "seeder: {line}");
+    Killed(child)
+}
+
+/// One slow seeder and three btmini leechers: the leechers trade pieces, and each one has
+/// uploaded at least 10% of the torrent (the share rule) when it finishes.
+#[test]
+fn three_btmini_leechers_share_and_each_meets_the_share_rule() {
+    let dir = TempDir::new("up-swarm");
+    let port = free_port();
+    let (data, torrent, hash) = tracked_payload(&dir, &format!("http://127.0.0.1:{port}/announce"));
+    let total = 40_000 + 2_000_003u64;
+    let _tracker = OpenTracker::start_on(port, std::slice::from_ref(&hash));
+    let _seeder = slow_libtorrent_seeder(&torrent, &data, "127.0.0.2", 150_000);
+    let leechers: Vec<(Child, std::path::PathBuf)> = (0..3)
+        .map(|i| {
+            let out = dir.join(format!("leecher-{i}"));
+            let child = btmini()
+                .arg(&torrent)
+                .arg("-o")
+                .arg(&out)
+                .args(["--json", "--bind", &format!("127.0.0.{}", 21 + i)])
+                .args(["--port", &free_port().to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            (child, out)
+        })
+        .collect();
+    let mut results = Vec::new();
+    for (mut child, out) in leechers {
+        let stdout = child.stdout.take().unwrap();
+        let last = std::thread::spawn(move || {
+            let mut last = Value::Null;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                last = serde_json::from_str(&line).unwrap_or(last);
+            }
+            last
+        });
+        wait_ok(child, "btmini leecher", Duration::from_secs(120));
+        results.push((last.join().unwrap(), out));
+    }
+    for (i, (last, out)) in results.iter().enumerate() {
+        same_files(&out.join("multi"), &data.join("multi"));
+        let uploaded = last["uploaded"].as_u64().unwrap();
+        eprintln!("leecher {i}: uploaded {uploaded} of {total} bytes");
+        assert!(
+            uploaded * 10 >= total,
+            "leecher {i} uploaded {uploaded} of {total} bytes: {last}"
+        );
+    }
+}
