@@ -300,3 +300,112 @@ fn three_btmini_leechers_share_and_each_meets_the_share_rule() {
         );
     }
 }
+
+/// A scripted leecher at 127.0.0.30: answers the handshake with an empty bitfield and then
+/// never asks for anything, until the connection closes.
+fn idle_leecher(info_hash: [u8; 20], pieces: u32) -> u16 {
+    use btmini::wire::{self, Handshake, Message};
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.30:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            std::thread::spawn(move || {
+                let mut out = Handshake {
+                    reserved: [0; 8],
+                    info_hash,
+                    peer_id: *b"-XX0000-idleidleidle",
+                }
+                .encode()
+                .to_vec();
+                wire::encode(
+                    &Message::Bitfield(btmini::bitfield::Bitfield::new(pieces).as_bytes()),
+                    &mut out,
+                );
+                if s.write_all(&out).is_err() {
+                    return;
+                }
+                let mut buf = [0u8; 4096];
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_leecher_whose_leechers_never_ask_is_released_by_share_wait() {
+    let dir = TempDir::new("up-wait");
+    let data = dir.join("data");
+    write_file(&data.join("f.bin"), 21, 1_000_003);
+    let torrent = dir.join("t.torrent");
+    run_ok(
+        btmini()
+            .arg("create")
+            .arg(data.join("f.bin"))
+            .arg("-o")
+            .arg(&torrent)
+            .args(["-l", "32K", "-q"]),
+    );
+    let meta = btmini::metainfo::Metainfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
+    let idle = idle_leecher(meta.info_hash.0, meta.piece_count());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
+    let mut seeder = Command::new(PYTHON)
+        .arg(script)
+        .arg("seed")
+        .arg(&torrent)
+        .arg(&data)
+        .arg("127.0.0.2")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(seeder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let seed_port: u16 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
+    let _seeder = Killed(seeder);
+    let out = dir.join("out");
+    let mut child = btmini()
+        .arg(&torrent)
+        .arg("-o")
+        .arg(&out)
+        .args([
+            "--json",
+            "--bind",
+            "127.0.0.31",
+            "--port",
+            &free_port().to_string(),
+        ])
+        .args(["--share-wait", "2"])
+        .arg("--peer")
+        .arg(format!("127.0.0.30:{idle}"))
+        .arg("--peer")
+        .arg(format!("127.0.0.2:{seed_port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let statuses = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+            .collect::<Vec<_>>()
+    });
+    wait_ok(child, "btmini", Duration::from_secs(60));
+    let statuses = statuses.join().unwrap();
+    assert!(
+        statuses.iter().any(|s| s["holding_last_piece"] == true),
+        "the last piece was held while the idle leecher was connected"
+    );
+    let last = statuses.last().unwrap();
+    assert_eq!(last["have_bytes"], last["total_bytes"], "{last}");
+    assert_eq!(
+        std::fs::read(out.join("f.bin")).unwrap(),
+        std::fs::read(data.join("f.bin")).unwrap()
+    );
+}
