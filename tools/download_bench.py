@@ -2,7 +2,9 @@
 """Download a torrent from a libtorrent seeder through opentracker, with btmini and with
 aria2c in turn, and print wall time, CPU time, peak RSS and peak anonymous RSS for each.
 
-    tools/download_bench.py [MiB] [ROUNDS]      (default 1024 MiB, 3 rounds)
+    tools/download_bench.py [MiB] [ROUNDS]          (default 1024 MiB, 3 rounds)
+    tools/download_bench.py upload [MiB] [ROUNDS]   btmini seeding, a libtorrent leecher
+                                                    downloading: upload throughput
 
 Needs: opentracker, aria2, python3-libtorrent (Debian's /usr/bin/python3), cargo.
 Everything runs on loopback: seeder on 127.0.0.2, btmini on 127.0.0.3, aria2c on
@@ -59,7 +61,54 @@ def run_with_rusage(cmd, cwd=None):
     return wall, cpu, rc, hwm, anon
 
 
+def upload(mib, rounds):
+    """btmini seeds; libtorrent downloads from it with --peer-style connect; prints MiB/s."""
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    btmini = os.path.join(ROOT, "target/release/btmini")
+    tmp = tempfile.mkdtemp(prefix="btmini-upbench-")
+    try:
+        data = os.path.join(tmp, "data")
+        os.makedirs(data)
+        payload = os.path.join(data, "payload.bin")
+        with open(payload, "wb") as f:
+            for _ in range(mib):
+                f.write(os.urandom(1 << 20))
+        torrent = os.path.join(tmp, "p.torrent")
+        subprocess.run([btmini, "create", payload, "-o", torrent, "-q"], check=True)
+        port = free_port()
+        seed = subprocess.Popen([btmini, torrent, "-o", data, "-q", "--bind", "127.0.0.3", "--port", str(port)])
+        # The seed hashes its data before it listens: wait for the port.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.3", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        rates = []
+        for r in range(rounds):
+            out = os.path.join(tmp, f"lt-{r}")
+            start = time.monotonic()
+            res = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests/support/lt.py"), "download",
+                                  torrent, out, "127.0.0.4", f"127.0.0.3:{port}"], capture_output=True, text=True)
+            secs = time.monotonic() - start
+            ok = '"seeding": true' in res.stdout
+            rates.append(mib / secs)
+            print(f"round {r + 1}: {mib} MiB to libtorrent in {secs:.2f} s = {mib / secs:.1f} MiB/s "
+                  f"(includes the leecher's start-up) {'ok' if ok else 'FAILED ' + res.stdout}", flush=True)
+            shutil.rmtree(out, ignore_errors=True)
+        print(f"median upload: {statistics.median(rates):.1f} MiB/s")
+        seed.kill()
+        seed.wait()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "upload":
+        mib = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
+        rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+        return upload(mib, rounds)
     mib = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
