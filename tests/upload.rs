@@ -409,3 +409,107 @@ fn a_leecher_whose_leechers_never_ask_is_released_by_share_wait() {
         std::fs::read(data.join("f.bin")).unwrap()
     );
 }
+
+fn rss_anon_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A peer that asks for 400 blocks and reads none of them: btmini stops reading blocks for
+/// it once its send buffer holds 256 KiB, so its memory stays flat.
+#[test]
+fn a_slow_reader_does_not_grow_btmini_memory() {
+    use btmini::wire::{self, Handshake, Message};
+    use std::io::Write;
+    let dir = TempDir::new("up-slow");
+    let data = dir.join("data");
+    write_file(&data.join("f.bin"), 31, 8 << 20);
+    let torrent = dir.join("t.torrent");
+    run_ok(
+        btmini()
+            .arg("create")
+            .arg(data.join("f.bin"))
+            .arg("-o")
+            .arg(&torrent)
+            .args(["-l", "64K", "-q"]),
+    );
+    let meta = btmini::metainfo::Metainfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
+    let port = free_port();
+    let mut child = btmini()
+        .arg(&torrent)
+        .arg("-o")
+        .arg(&data)
+        .args([
+            "--json",
+            "--bind",
+            "127.0.0.40",
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_status =
+        || -> Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
+    while next_status()["phase"] != "seeding" {}
+    let before = rss_anon_kib(pid);
+
+    // The kernel's loopback buffers take a few MiB; past them btmini's own buffer fills.
+    let mut s = std::net::TcpStream::connect(("127.0.0.40", port)).unwrap();
+    let mut m = Handshake {
+        reserved: [0; 8],
+        info_hash: meta.info_hash.0,
+        peer_id: *b"-XX0000-slowslowslow",
+    }
+    .encode()
+    .to_vec();
+    wire::encode(&Message::Interested, &mut m);
+    for i in 0..400u32 {
+        let (index, begin) = (i / 4, (i % 4) * 16384);
+        wire::encode(
+            &Message::Request {
+                index,
+                begin,
+                length: 16384,
+            },
+            &mut m,
+        );
+    }
+    s.write_all(&m).unwrap();
+    // Wait until btmini has queued all it will (its upload count stops moving).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = u64::MAX;
+    let mut steady = 0;
+    while steady < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "btmini's upload count never settled"
+        );
+        let up = next_status()["uploaded_this_run"].as_u64().unwrap();
+        steady = if up == last { steady + 1 } else { 0 };
+        last = up;
+    }
+    let after = rss_anon_kib(pid);
+    eprintln!(
+        "RssAnon {before} KiB before, {after} KiB after; {last} bytes queued of {}",
+        400 * 16384
+    );
+    assert!(
+        last > 0 && last < 400 * 16384,
+        "some blocks queued, not all: {last}"
+    );
+    assert!(
+        after < before + 2048,
+        "anonymous memory grew from {before} KiB to {after} KiB for one slow reader"
+    );
+    drop(s);
+    let _ = child.kill();
+    let _ = child.wait();
+}
