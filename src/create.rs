@@ -84,7 +84,12 @@ pub enum CreateError {
 impl fmt::Display for CreateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Io { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            Self::Io { path, source } => write!(
+                f,
+                "cannot read {}: {}",
+                path.display(),
+                crate::util::io_reason(source)
+            ),
             Self::NotUtf8(p) => write!(f, "{}: name is not valid UTF-8", p.display()),
             Self::SymlinkLoop(p) => write!(f, "{}: symlink loop", p.display()),
             Self::NotRegular(p) => {

@@ -116,11 +116,6 @@ impl Picker {
         self.hold_last = hold;
     }
 
-    /// Pieces being downloaded.
-    pub fn partial_count(&self) -> usize {
-        self.partial.len()
-    }
-
     /// Length of piece `index`.
     pub fn piece_size_of(&self, index: u32) -> u64 {
         self.piece_size(index)
@@ -343,11 +338,6 @@ impl Picker {
             .get(&r.index)
             .and_then(|p| p.blocks.get((r.begin / BLOCK) as usize))
             .is_some_and(|b| matches!(b, Block::Requested(_)))
-    }
-
-    /// Bytes held in partial-piece buffers.
-    pub fn buffered_bytes(&self) -> usize {
-        self.partial.values().map(|p| p.buf.len()).sum()
     }
 }
 

@@ -1036,11 +1036,6 @@ impl Session {
             banned: self.known.values().filter(|k| k.banned).count(),
         }
     }
-
-    /// The keys of every connection, for the shell's bookkeeping.
-    pub fn peer_keys(&self) -> impl Iterator<Item = usize> + '_ {
-        self.peers.iter().map(|(k, _)| k)
-    }
 }
 
 #[cfg(test)]

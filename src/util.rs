@@ -47,6 +47,15 @@ pub fn printable(s: &str) -> String {
         .collect()
 }
 
+/// An I/O error's text without Rust's " (os error N)" suffix, for one-line messages.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(at) => s[..at].to_owned(),
+        None => s,
+    }
+}
+
 /// A random 64-bit number for ids, keys and shuffles (not for cryptography): std seeds each
 /// `RandomState` from the OS, which spares a dependency.
 pub fn random_u64() -> u64 {

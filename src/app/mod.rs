@@ -10,6 +10,7 @@ pub use info::{render_json, render_text};
 use crate::cli::{Cli, CliError, Command, HELP};
 use crate::create::CreateError;
 use crate::metainfo::{Metainfo, MetainfoError};
+use crate::util::io_reason;
 use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -112,15 +113,6 @@ impl fmt::Display for AppError {
 }
 
 impl std::error::Error for AppError {}
-
-/// An I/O error without Rust's "(os error N)" suffix.
-fn io_reason(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(at) => s[..at].to_owned(),
-        None => s,
-    }
-}
 
 /// Reads and validates a `.torrent` file, with errors that say what to do.
 pub fn load_torrent(path: &Path) -> Result<Metainfo, AppError> {

@@ -72,14 +72,6 @@ impl StorageError {
     }
 }
 
-fn reason(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(at) => s[..at].to_owned(),
-        None => s,
-    }
-}
-
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -104,10 +96,15 @@ impl fmt::Display for StorageError {
                 f,
                 "cannot reserve {len} bytes for '{}': {}",
                 path.display(),
-                reason(source)
+                crate::util::io_reason(source)
             ),
             Self::Io { op, path, source } => {
-                write!(f, "cannot {op} '{}': {}", path.display(), reason(source))
+                write!(
+                    f,
+                    "cannot {op} '{}': {}",
+                    path.display(),
+                    crate::util::io_reason(source)
+                )
             }
             Self::OutOfRange => f.write_str("piece or block out of range"),
             Self::NotVerified(i) => write!(f, "piece {i} is not verified"),
