@@ -223,71 +223,6 @@ impl Session {
         }
     }
 
-    /// Bytes uploaded in earlier runs, counted towards the share rule.
-    pub fn set_uploaded_before(&mut self, n: u64) {
-        self.uploaded_before = n;
-    }
-
-    /// Why the last piece is held back, while it is (for the status line).
-    pub fn holding(&self) -> Option<&str> {
-        self.holding.as_deref()
-    }
-
-    /// The share rule (the seed's 10%): hold the last piece not yet started until enough is
-    /// uploaded — unless every connected peer is a seed (nobody could take our data), or the
-    /// connected leechers have asked for nothing for `share_wait`.
-    fn update_hold(&mut self, now: Instant) {
-        let need = self.config.min_share_bytes;
-        let done = self.uploaded_before + self.uploaded;
-        let near_end = self.picker.unstarted() <= 1 && !self.is_complete();
-        if need == 0 || done >= need || self.share_released || !near_end {
-            self.set_hold(None);
-            return;
-        }
-        let leechers: Vec<Option<Instant>> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.stage == Stage::Active && !p.is_seed())
-            .map(|(_, p)| p.last_request)
-            .collect();
-        if leechers.is_empty() {
-            if self.holding.is_some() || self.hold_since.is_none() {
-                log::info!(
-                    "every connected peer is a seed: fetching the last piece without waiting for the share rule"
-                );
-            }
-            self.hold_since = Some(now);
-            self.set_hold(None);
-            return;
-        }
-        let since = *self.hold_since.get_or_insert(now);
-        let last_ask = leechers
-            .into_iter()
-            .flatten()
-            .max()
-            .map_or(since, |t| t.max(since));
-        if now.duration_since(last_ask) >= self.config.share_wait {
-            log::info!(
-                "no leecher asked for anything in {} s: fetching the last piece",
-                self.config.share_wait.as_secs()
-            );
-            self.share_released = true;
-            self.set_hold(None);
-            return;
-        }
-        let why = format!(
-            "holding the last piece until {} is shared ({} so far)",
-            crate::util::human_bytes(need),
-            crate::util::human_bytes(done)
-        );
-        self.set_hold(Some(why));
-    }
-
-    fn set_hold(&mut self, why: Option<String>) {
-        self.picker.set_hold_last(why.is_some());
-        self.holding = why;
-    }
-
     /// After completion, go on dialling peers (the tracker's leechers) and serving them.
     pub fn set_seeding(&mut self, on: bool) {
         self.seeding = on;
@@ -390,46 +325,6 @@ impl Session {
             p.last_sent = now;
             self.serve(key);
         }
-    }
-
-    /// Asks the shell for the next queued blocks of peer `key`, as far as its send buffer
-    /// has room: a peer that reads slowly gets no more than the high-water mark buffered.
-    fn serve(&mut self, key: usize) {
-        let high = self.config.tx_high_water;
-        let Some(p) = self.peers.get_mut(key) else {
-            return;
-        };
-        while p.tx.len() + p.reading * wire::BLOCK as usize + wire::BLOCK as usize <= high {
-            let Some(block) = p.upload_queue.pop_front() else {
-                break;
-            };
-            p.reading += 1;
-            self.actions.push_back(Action::Read { key, block });
-        }
-    }
-
-    /// The block asked for by [`Action::Read`] (`data` is its bytes), to be sent to peer `key`.
-    pub fn block_read(&mut self, key: usize, block: BlockRef, data: &[u8], now: Instant) {
-        let Some(p) = self.peers.get_mut(key) else {
-            return;
-        };
-        p.reading = p.reading.saturating_sub(1);
-        if p.am_choking {
-            // Choked while the read was under way: the request is void.
-            return;
-        }
-        wire::encode(
-            &Message::Piece {
-                index: block.index,
-                begin: block.begin,
-                data,
-            },
-            &mut p.tx,
-        );
-        p.uploaded += data.len() as u64;
-        p.up_rate.add(data.len() as u64);
-        p.last_sent = now;
-        self.uploaded += data.len() as u64;
     }
 
     /// The connection to peer `key` ended (closed by the peer, an error, a failed connect).
@@ -622,121 +517,6 @@ impl Session {
             Message::Piece { index, begin, data } => self.on_block(key, index, begin, data, now)?,
         }
         Ok(())
-    }
-
-    fn on_request(&mut self, key: usize, r: BlockRef, now: Instant) -> Result<(), String> {
-        if r.index >= self.piece_count {
-            return Err(format!(
-                "request for piece {}, which does not exist",
-                r.index
-            ));
-        }
-        let size = self.picker.piece_size_of(r.index);
-        let p = &mut self.peers[key];
-        if p.am_choking {
-            // BEP 3: requests from a choked peer are simply dropped.
-            return Ok(());
-        }
-        if !self.picker.have().get(r.index) {
-            return Err(format!(
-                "requested piece {}, which we have not verified",
-                r.index
-            ));
-        }
-        if r.len == 0 || r.len > wire::BLOCK || u64::from(r.begin) + u64::from(r.len) > size {
-            return Err(format!(
-                "request {}:{}+{} is not a valid block",
-                r.index, r.begin, r.len
-            ));
-        }
-        if p.upload_queue.len() >= self.config.max_queued_requests {
-            return Err("flooding us with requests".into());
-        }
-        p.upload_queue.push_back(r);
-        p.last_request = Some(now);
-        self.serve(key);
-        Ok(())
-    }
-
-    fn unchoke(&mut self, key: usize) {
-        let p = &mut self.peers[key];
-        if p.am_choking && p.stage == Stage::Active {
-            p.am_choking = false;
-            wire::encode(&Message::Unchoke, &mut p.tx);
-        }
-    }
-
-    fn choke(&mut self, key: usize) {
-        let p = &mut self.peers[key];
-        if !p.am_choking {
-            p.am_choking = true;
-            p.upload_queue.clear();
-            wire::encode(&Message::Choke, &mut p.tx);
-        }
-    }
-
-    /// BEP 3 choking: every 10 s the peers that give us the best download rate (while
-    /// seeding: that we upload to fastest) are unchoked, `upload_slots` of them, plus one
-    /// optimistic unchoke rotated every 30 s that favours new peers.
-    fn choke_round(&mut self, now: Instant) {
-        let complete = self.is_complete();
-        let mut candidates: Vec<(usize, f64)> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.stage == Stage::Active && p.peer_interested && !p.is_seed())
-            .map(|(k, p)| {
-                (
-                    k,
-                    if complete {
-                        p.up_rate.get()
-                    } else {
-                        p.rate.get()
-                    },
-                )
-            })
-            .collect();
-        candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let mut keep: Vec<usize> = candidates
-            .iter()
-            .take(self.config.upload_slots)
-            .map(|c| c.0)
-            .collect();
-        let rotate = self
-            .last_optimistic
-            .is_none_or(|t| now.duration_since(t) >= OPTIMISTIC_ROUND)
-            || self.optimistic.is_none_or(|k| !self.peers.contains(k));
-        if rotate {
-            self.last_optimistic = Some(now);
-            // New peers (connected under a minute) get three tickets, others one.
-            let pool: Vec<usize> = candidates
-                .iter()
-                .map(|c| c.0)
-                .filter(|k| !keep.contains(k))
-                .flat_map(|k| {
-                    let new = now.duration_since(self.peers[k].since) < Duration::from_secs(60);
-                    std::iter::repeat_n(k, if new { 3 } else { 1 })
-                })
-                .collect();
-            self.optimistic = if pool.is_empty() {
-                None
-            } else {
-                self.rng ^= self.rng << 13;
-                self.rng ^= self.rng >> 7;
-                self.rng ^= self.rng << 17;
-                Some(pool[(self.rng % pool.len() as u64) as usize])
-            };
-        }
-        if let Some(k) = self.optimistic {
-            keep.push(k);
-        }
-        let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
-        for k in keys {
-            if keep.contains(&k) {
-                self.unchoke(k);
-            } else {
-                self.choke(k);
-            }
-        }
     }
 
     fn on_block(
@@ -1037,6 +817,8 @@ impl Session {
         }
     }
 }
+
+mod upload;
 
 #[cfg(test)]
 mod tests;
