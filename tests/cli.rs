@@ -194,3 +194,45 @@ fn the_readme_shows_the_same_options_as_help() {
         "README's usage block differs from --help"
     );
 }
+
+#[test]
+fn download_mistakes_get_one_line_that_says_what_to_do() {
+    let dir = TempDir::new("cli-dl-mistakes");
+    write_file(&dir.join("data/f.bin"), 1, 100_000);
+    let t = dir.join("t.torrent");
+    run_ok(
+        btmini()
+            .arg("create")
+            .arg(dir.join("data/f.bin"))
+            .arg("-o")
+            .arg(&t)
+            .arg("-q"),
+    );
+    let e = fails(btmini().arg(dir.join("data/f.bin")), 1);
+    assert!(e.contains("is not a .torrent file"), "{e}");
+    let e = fails(
+        btmini()
+            .arg(&t)
+            .args(["-q", "-o", "/proc/btmini-test", "--port", "0"]),
+        1,
+    );
+    assert!(e.contains("cannot create '/proc/btmini-test'"), "{e}");
+    write_file(&dir.join("out/f.bin"), 2, 10);
+    let e = fails(
+        btmini()
+            .arg(&t)
+            .arg("-o")
+            .arg(dir.join("out"))
+            .args(["-q", "--port", "0"]),
+        1,
+    );
+    assert!(
+        e.contains("is 10 bytes but the torrent says 100000") && e.contains("--overwrite"),
+        "{e}"
+    );
+    let e = fails(btmini().args(["--peer", "nonsense"]).arg(&t), 1);
+    assert!(
+        e.contains("--peer nonsense") && e.contains("HOST:PORT"),
+        "{e}"
+    );
+}

@@ -89,6 +89,14 @@ impl fmt::Display for AppError {
                 "'{}' is {n} bytes, too large to be a .torrent file (limit {MAX_TORRENT_FILE})",
                 p.display()
             ),
+            Self::BadTorrent {
+                path,
+                source: MetainfoError::Bencode(e),
+            } => write!(
+                f,
+                "'{}' is not a .torrent file (not bencoded data: {e})",
+                path.display()
+            ),
             Self::BadTorrent { path, source } => {
                 write!(f, "'{}' is not a usable torrent: {source}", path.display())
             }

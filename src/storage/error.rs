@@ -88,7 +88,7 @@ impl fmt::Display for StorageError {
             } => write!(
                 f,
                 "'{}' is {found} bytes but the torrent says {expected}: move it away, or \
-                 let btmini overwrite it",
+                 run again with --overwrite to replace it",
                 path.display()
             ),
             Self::NotAFile(p) => write!(f, "'{}' is in the way: not a regular file", p.display()),

@@ -61,6 +61,9 @@ pub(super) fn prepare(
         }
         plan.push((path, *len, exists, truncate, have < *len));
     }
+    // An output folder that cannot be created is reported as what it is, not as a lack of
+    // space (statvfs of /proc, say, reports 0 bytes free).
+    fs::create_dir_all(dir).map_err(|e| StorageError::io("create", dir, e))?;
     if needed > 0 {
         let probe = existing_ancestor(dir);
         let free = sys::free_bytes(&probe).map_err(|e| StorageError::io("inspect", &probe, e))?;
