@@ -47,6 +47,11 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
     opts.session.max_peers = args.max_peers;
     opts.session.share_wait = std::time::Duration::from_secs(args.share_wait);
     let terminal = std::io::stderr().is_terminal() && !args.json;
+    let width = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .unwrap_or(80)
+        .saturating_sub(1);
     log::info!(
         "{} ({}, {} pieces) into {}",
         crate::util::printable(&meta.name),
@@ -76,7 +81,9 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}", json_status(s, started));
         } else if terminal {
-            eprint!("\r\x1b[K{}", status_line(s, started));
+            // A line longer than the terminal wraps, and \r would then leave copies behind.
+            let line: String = status_line(s, started).chars().take(width).collect();
+            eprint!("\r\x1b[K{line}");
             printed = true;
         } else if last_log.elapsed() >= LOG_EVERY || s.phase == Phase::Finished {
             last_log = Instant::now();
@@ -148,9 +155,9 @@ fn status_line(s: &Status, started: Instant) -> String {
                 line += "  ";
                 line += w;
             }
-            if let Some(e) = &s.tracker_error {
-                line += "; trackers failing: ";
-                line += &crate::util::printable(e);
+            // The failure itself is logged once as a warning; the line stays short.
+            if s.tracker_error.is_some() {
+                line += "; trackers failing";
             }
         }
     }
