@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -52,41 +53,20 @@ fn btmini_seed(torrent: &Path, data_dir: &Path, ip: &str) -> BtminiSeed {
 #[test]
 fn libtorrent_downloads_from_a_btmini_seed() {
     let dir = TempDir::new("up-lt");
-    let data = dir.join("data");
+    let (data, torrent, _) = payload(&dir, &[]);
     let root = data.join("multi");
-    write_file(&root.join("a.bin"), 1, 40_000);
-    write_file(&root.join("b.empty"), 2, 0);
-    write_file(&root.join("c/d.bin"), 3, 3_000_017);
-    let torrent = dir.join("t.torrent");
-    run_ok(
-        btmini()
-            .arg("create")
-            .arg(&root)
-            .arg("-o")
-            .arg(&torrent)
-            .args(["-l", "64K", "-q"]),
-    );
     let seed = btmini_seed(&torrent, &data, "127.0.0.11");
     let out = dir.join("lt-out");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
-    let result = run_ok(
-        Command::new(PYTHON)
-            .arg(script)
-            .arg("download")
-            .arg(&torrent)
-            .arg(&out)
-            .arg("127.0.0.12")
-            .arg(format!("127.0.0.11:{}", seed.port)),
-    );
-    let v: Value = serde_json::from_slice(&result.stdout).unwrap();
+    let peer = format!("127.0.0.11:{}", seed.port);
+    let v = libtorrent(&[
+        OsStr::new("download"),
+        torrent.as_os_str(),
+        out.as_os_str(),
+        OsStr::new("127.0.0.12"),
+        OsStr::new(&peer),
+    ]);
     assert_eq!(v["seeding"], true, "{v}");
-    for f in ["a.bin", "c/d.bin"] {
-        assert_eq!(
-            std::fs::read(out.join("multi").join(f)).unwrap(),
-            std::fs::read(root.join(f)).unwrap(),
-            "{f}"
-        );
-    }
+    same_files(&out.join("multi"), &root);
 }
 
 /// A multi-file payload under `dir/data/multi` with a torrent naming `tracker`.
@@ -94,6 +74,12 @@ fn tracked_payload(
     dir: &TempDir,
     tracker: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    payload(dir, &["-t", tracker])
+}
+
+/// A multi-file payload under `dir/data/multi` (an empty file among them) and its torrent,
+/// made with `extra` options; returns the data folder, the torrent and its info-hash.
+fn payload(dir: &TempDir, extra: &[&str]) -> (std::path::PathBuf, std::path::PathBuf, String) {
     let data = dir.join("data");
     let root = data.join("multi");
     write_file(&root.join("a.bin"), 11, 40_000);
@@ -106,7 +92,8 @@ fn tracked_payload(
             .arg(&root)
             .arg("-o")
             .arg(&torrent)
-            .args(["-l", "32K", "-q", "-t", tracker]),
+            .args(["-l", "32K", "-q"])
+            .args(extra),
     );
     let hash = btmini_info(&torrent)["info_hash"]
         .as_str()
@@ -150,16 +137,12 @@ fn libtorrent_and_aria2c_download_from_a_btmini_seed_through_opentracker() {
     let _seed = btmini_seed(&torrent, &data, "127.0.0.13");
 
     let lt_out = dir.join("lt-out");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
-    let r = run_ok(
-        Command::new(PYTHON)
-            .arg(script)
-            .arg("download")
-            .arg(&torrent)
-            .arg(&lt_out)
-            .arg("127.0.0.14"),
-    );
-    let v: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let v = libtorrent(&[
+        OsStr::new("download"),
+        torrent.as_os_str(),
+        lt_out.as_os_str(),
+        OsStr::new("127.0.0.14"),
+    ]);
     assert_eq!(v["seeding"], true, "libtorrent: {v}");
     same_files(&lt_out.join("multi"), &data.join("multi"));
 
@@ -229,16 +212,16 @@ impl Drop for Killed {
     }
 }
 
-/// libtorrent seeding with its upload capped (local peers included), until dropped.
-fn slow_libtorrent_seeder(torrent: &Path, data: &Path, ip: &str, rate: u64) -> Killed {
+/// libtorrent seeding on `ip` (upload capped at `rate` bytes/s, local peers included) until
+/// the first value is dropped; the second is its port.
+fn libtorrent_seeder(torrent: &Path, data: &Path, ip: &str, rate: Option<u64>) -> (Killed, u16) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
-    let mut child = Command::new(PYTHON)
-        .arg(script)
-        .arg("seed")
-        .arg(torrent)
-        .arg(data)
-        .arg(ip)
-        .arg(rate.to_string())
+    let mut cmd = Command::new(PYTHON);
+    cmd.arg(script).arg("seed").arg(torrent).arg(data).arg(ip);
+    if let Some(r) = rate {
+        cmd.arg(r.to_string());
+    }
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -247,8 +230,12 @@ fn slow_libtorrent_seeder(torrent: &Path, data: &Path, ip: &str, rate: u64) -> K
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(line.starts_with("ready "), "seeder: {line}");
-    Killed(child)
+    let port = line
+        .trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("libtorrent seeder did not start: {line}"));
+    (Killed(child), port)
 }
 
 /// One slow seeder and three btmini leechers: the leechers trade pieces, and each one has
@@ -260,7 +247,7 @@ fn three_btmini_leechers_share_and_each_meets_the_share_rule() {
     let (data, torrent, hash) = tracked_payload(&dir, &format!("http://127.0.0.1:{port}/announce"));
     let total = 40_000 + 2_000_003u64;
     let _tracker = OpenTracker::start_on(port, std::slice::from_ref(&hash));
-    let _seeder = slow_libtorrent_seeder(&torrent, &data, "127.0.0.2", 150_000);
+    let _seeder = libtorrent_seeder(&torrent, &data, "127.0.0.2", Some(150_000));
     let leechers: Vec<(Child, std::path::PathBuf)> = (0..3)
         .map(|i| {
             let out = dir.join(format!("leecher-{i}"));
@@ -350,23 +337,7 @@ fn a_leecher_whose_leechers_never_ask_is_released_by_share_wait() {
     );
     let meta = btmini::metainfo::Metainfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
     let idle = idle_leecher(meta.info_hash.0, meta.piece_count());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
-    let mut seeder = Command::new(PYTHON)
-        .arg(script)
-        .arg("seed")
-        .arg(&torrent)
-        .arg(&data)
-        .arg("127.0.0.2")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(seeder.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let seed_port: u16 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
-    let _seeder = Killed(seeder);
+    let (_seeder, seed_port) = libtorrent_seeder(&torrent, &data, "127.0.0.2", None);
     let out = dir.join("out");
     let mut child = btmini()
         .arg(&torrent)
