@@ -9,57 +9,10 @@ use common::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// A seeder process, stopped when dropped.
-struct Seeder {
-    child: Child,
-    _stdin: Option<ChildStdin>,
-    port: u16,
-}
-
-impl Drop for Seeder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// libtorrent seeding `torrent` from `data_dir` on `ip`, upload capped at `rate` bytes/s.
-fn libtorrent_seeder(torrent: &Path, data_dir: &Path, ip: &str, rate: Option<u64>) -> Seeder {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
-    let mut cmd = Command::new(PYTHON);
-    cmd.arg(script)
-        .arg("seed")
-        .arg(torrent)
-        .arg(data_dir)
-        .arg(ip);
-    if let Some(r) = rate {
-        cmd.arg(r.to_string());
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3-libtorrent");
-    let stdin = child.stdin.take();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .strip_prefix("ready ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("libtorrent seeder did not start: {line}"));
-    Seeder {
-        child,
-        _stdin: stdin,
-        port,
-    }
-}
 
 /// Runs btmini with `--json` until it exits; returns its last status object.
 fn btmini_download(torrent: &Path, out: &Path, ip: &str, extra: &[String]) -> Value {

@@ -212,32 +212,6 @@ impl Drop for Killed {
     }
 }
 
-/// libtorrent seeding on `ip` (upload capped at `rate` bytes/s, local peers included) until
-/// the first value is dropped; the second is its port.
-fn libtorrent_seeder(torrent: &Path, data: &Path, ip: &str, rate: Option<u64>) -> (Killed, u16) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
-    let mut cmd = Command::new(PYTHON);
-    cmd.arg(script).arg("seed").arg(torrent).arg(data).arg(ip);
-    if let Some(r) = rate {
-        cmd.arg(r.to_string());
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3-libtorrent");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("ready ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("libtorrent seeder did not start: {line}"));
-    (Killed(child), port)
-}
-
 /// One slow seeder and three btmini leechers: the leechers trade pieces, and each one has
 /// uploaded at least 10% of the torrent (the share rule) when it finishes.
 #[test]
@@ -321,11 +295,20 @@ fn idle_leecher(info_hash: [u8; 20], pieces: u32) -> u16 {
     port
 }
 
-#[test]
-fn a_leecher_whose_leechers_never_ask_is_released_by_share_wait() {
-    let dir = TempDir::new("up-wait");
+/// `dir/data/f.bin` of `len` seeded bytes, its torrent (`piece` long pieces) and the parsed
+/// torrent.
+fn single_torrent(
+    dir: &TempDir,
+    seed: u64,
+    len: usize,
+    piece: &str,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    btmini::metainfo::Metainfo,
+) {
     let data = dir.join("data");
-    write_file(&data.join("f.bin"), 21, 1_000_003);
+    write_file(&data.join("f.bin"), seed, len);
     let torrent = dir.join("t.torrent");
     run_ok(
         btmini()
@@ -333,11 +316,19 @@ fn a_leecher_whose_leechers_never_ask_is_released_by_share_wait() {
             .arg(data.join("f.bin"))
             .arg("-o")
             .arg(&torrent)
-            .args(["-l", "32K", "-q"]),
+            .args(["-l", piece, "-q"]),
     );
     let meta = btmini::metainfo::Metainfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
+    (data, torrent, meta)
+}
+
+#[test]
+fn a_leecher_whose_leechers_never_ask_is_released_by_share_wait() {
+    let dir = TempDir::new("up-wait");
+    let (data, torrent, meta) = single_torrent(&dir, 21, 1_000_003, "32K");
     let idle = idle_leecher(meta.info_hash.0, meta.piece_count());
-    let (_seeder, seed_port) = libtorrent_seeder(&torrent, &data, "127.0.0.2", None);
+    let seeder = libtorrent_seeder(&torrent, &data, "127.0.0.2", None);
+    let seed_port = seeder.port;
     let out = dir.join("out");
     let mut child = btmini()
         .arg(&torrent)
@@ -397,18 +388,7 @@ fn a_slow_reader_does_not_grow_btmini_memory() {
     use btmini::wire::{self, Handshake, Message};
     use std::io::Write;
     let dir = TempDir::new("up-slow");
-    let data = dir.join("data");
-    write_file(&data.join("f.bin"), 31, 8 << 20);
-    let torrent = dir.join("t.torrent");
-    run_ok(
-        btmini()
-            .arg("create")
-            .arg(data.join("f.bin"))
-            .arg("-o")
-            .arg(&torrent)
-            .args(["-l", "64K", "-q"]),
-    );
-    let meta = btmini::metainfo::Metainfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
+    let (data, torrent, meta) = single_torrent(&dir, 31, 8 << 20, "64K");
     let port = free_port();
     let mut child = btmini()
         .arg(&torrent)

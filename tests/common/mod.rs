@@ -2,8 +2,9 @@
 //! btmini and the real tools it is tested against.
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A folder under the system temp dir, removed when dropped.
@@ -256,5 +257,52 @@ impl Drop for OpenTracker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A seeder process, stopped when dropped.
+pub struct Seeder {
+    pub child: std::process::Child,
+    pub _stdin: Option<std::process::ChildStdin>,
+    pub port: u16,
+}
+
+impl Drop for Seeder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// libtorrent seeding `torrent` from `data_dir` on `ip`, upload capped at `rate` bytes/s.
+pub fn libtorrent_seeder(torrent: &Path, data_dir: &Path, ip: &str, rate: Option<u64>) -> Seeder {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
+    let mut cmd = Command::new(PYTHON);
+    cmd.arg(script)
+        .arg("seed")
+        .arg(torrent)
+        .arg(data_dir)
+        .arg(ip);
+    if let Some(r) = rate {
+        cmd.arg(r.to_string());
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3-libtorrent");
+    let stdin = child.stdin.take();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("libtorrent seeder did not start: {line}"));
+    Seeder {
+        child,
+        _stdin: stdin,
+        port,
     }
 }
