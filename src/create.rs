@@ -198,7 +198,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, CreateError> {
         info.insert("length", Item::Int(total as i64));
     }
     let info_bytes = info.encode();
-    let info_hash = InfoHash(sha1_smol::Sha1::from(&info_bytes).digest().bytes());
+    let info_hash = InfoHash(crate::hash::sha1(&info_bytes));
 
     let mut root_dict = Item::dict();
     if let Some(first) = opts.trackers.first() {
@@ -297,7 +297,7 @@ fn walk(
 pub struct PieceHasher {
     piece_length: u64,
     in_piece: u64,
-    sha: sha1_smol::Sha1,
+    sha: crate::hash::Sha1,
     hashes: Vec<u8>,
 }
 
@@ -317,7 +317,7 @@ impl PieceHasher {
         Self {
             piece_length,
             in_piece: 0,
-            sha: sha1_smol::Sha1::new(),
+            sha: crate::hash::Sha1::new(),
             hashes: Vec::new(),
         }
     }
@@ -330,8 +330,8 @@ impl PieceHasher {
             self.in_piece += room as u64;
             data = &data[room..];
             if self.in_piece == self.piece_length {
-                self.hashes.extend_from_slice(&self.sha.digest().bytes());
-                self.sha.reset();
+                self.hashes
+                    .extend_from_slice(&std::mem::take(&mut self.sha).digest());
                 self.in_piece = 0;
             }
         }
@@ -340,7 +340,7 @@ impl PieceHasher {
     /// The concatenated 20-byte hashes, the short last piece included.
     pub fn finish(mut self) -> Vec<u8> {
         if self.in_piece > 0 {
-            self.hashes.extend_from_slice(&self.sha.digest().bytes());
+            self.hashes.extend_from_slice(&self.sha.digest());
         }
         self.hashes
     }
@@ -444,10 +444,7 @@ mod tests {
             h.update(&data);
             h.finish()
         };
-        let expected: Vec<u8> = data
-            .chunks(16384)
-            .flat_map(|c| sha1_smol::Sha1::from(c).digest().bytes())
-            .collect();
+        let expected: Vec<u8> = data.chunks(16384).flat_map(crate::hash::sha1).collect();
         assert_eq!(whole, expected);
         for chunk in [1, 7, 16383, 16385, 50_000] {
             let mut h = PieceHasher::new(16384);

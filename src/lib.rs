@@ -28,7 +28,7 @@
 //!            +------------------------------------------------------+
 //!                 | bytes, now                          ^ bytes to send
 //!                 v                                     |
-//!              Session  --Verify-->  Storage.write_piece (SHA-1, then into the map)
+//!              Session  --Verify-->  Storage.write_piece (SHA-1, then pwrite)
 //!                 |  <--piece_result--
 //!                 +--Connect / Close / WantPeers / Completed--> engine, Trackers
 //! ```
@@ -73,6 +73,7 @@ pub mod cli;
 pub mod create;
 pub mod engine;
 pub mod geometry;
+pub mod hash;
 pub mod json;
 pub mod logging;
 pub mod metainfo;

@@ -97,7 +97,7 @@ fn sidecar_lies(meta: &Metainfo, out: &Path) -> Vec<u32> {
         .filter(|&i| {
             let start = (u64::from(i) * meta.piece_length) as usize;
             let piece = &data[start..start + meta.piece_size(i) as usize];
-            sha1_smol::Sha1::from(piece).digest().bytes() != meta.pieces[i as usize]
+            btmini::hash::sha1(piece) != meta.pieces[i as usize]
         })
         .collect()
 }

@@ -28,7 +28,7 @@ fn main() {
     let started = Instant::now();
     for i in 0..count {
         set(&mut buf, i);
-        hashes.extend_from_slice(&sha1_smol::Sha1::from(&buf).digest().bytes());
+        hashes.extend_from_slice(&btmini::hash::sha1(&buf));
     }
     let hash_secs = started.elapsed().as_secs_f64();
     let mut info = Item::dict();

@@ -15,7 +15,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Metainfo> {
         .get(b"info")
         .ok_or(MetainfoError::MissingField("info"))?;
     expect(info, "info", info.as_dict().is_some(), "dictionary")?;
-    let info_hash = InfoHash(sha1_smol::Sha1::from(info.raw()).digest().bytes());
+    let info_hash = InfoHash(crate::hash::sha1(info.raw()));
 
     // BEP 52: a v2-only torrent has no v1 `pieces`; a hybrid one has both and loads as v1.
     let is_v2 = info.get(b"meta version").is_some() || info.get(b"file tree").is_some();

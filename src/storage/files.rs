@@ -1,14 +1,26 @@
 //! The data files as a bounded set of open, lazily mapped files: torrents with thousands of
 //! files must not run out of descriptors or mappings.
+//!
+//! Reads go through read-only shared maps; writes go through `pwrite` on the same
+//! descriptors (the page cache is one, so a read sees a write at once). Writing through the
+//! map instead made each first touch of a fresh page fault and zero-fill it before the copy
+//! (measured by `tools/write_paths.rs`), and left every written page counted in the
+//! process's resident set. The pages read through a map are released after
+//! [`RELEASE_BYTES`] of reads, so they do not pile up there either.
 
 use super::StorageError;
 use super::sys;
-use memmap2::MmapMut;
+use memmap2::Mmap;
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 /// Files kept open and mapped at once; the least recently used one is closed past this.
 pub(super) const MAX_OPEN: usize = 64;
+
+/// Bytes read through the maps after which the touched pages are released from this
+/// process's page tables: this bounds what file pages count in its resident set.
+pub(super) const RELEASE_BYTES: u64 = 4 << 20;
 
 pub(super) struct Slot {
     pub(super) path: PathBuf,
@@ -16,21 +28,25 @@ pub(super) struct Slot {
     /// False for BEP 47 padding files, which exist only in the piece hashes.
     pub(super) stored: bool,
     open: Option<Open>,
-    /// Written through the map since the last sync.
+    /// Written since the last sync.
     dirty: bool,
     last_use: u64,
 }
 
 struct Open {
     file: File,
-    /// `None` for a zero-length file, which cannot be mapped.
-    map: Option<MmapMut>,
+    /// Mapped at the first read; `None` before, and for a zero-length file.
+    map: Option<Mmap>,
+    /// Bytes of the map read since the last release, as one range.
+    touched: Option<(usize, usize)>,
 }
 
 pub(super) struct FileSet {
     pub(super) slots: Vec<Slot>,
     open: usize,
     tick: u64,
+    /// Bytes read through the maps since the last release.
+    read_since_release: u64,
 }
 
 impl FileSet {
@@ -50,43 +66,98 @@ impl FileSet {
             slots,
             open: 0,
             tick: 0,
+            read_since_release: 0,
         }
     }
 
-    /// File `i`'s bytes, mapped. `i` must be a stored file with a non-zero length.
-    pub(super) fn bytes(&mut self, i: usize) -> Result<&mut [u8], StorageError> {
+    /// File `i`, opened (closing the least recently used one past [`MAX_OPEN`]).
+    fn open(&mut self, i: usize) -> Result<&mut Open, StorageError> {
         self.tick += 1;
         if self.slots[i].open.is_none() {
             if self.open >= MAX_OPEN {
                 self.close_lru();
             }
             let slot = &self.slots[i];
-            let io = |source| StorageError::io("open", &slot.path, source);
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open(&slot.path)
-                .map_err(io)?;
-            let map = if slot.len == 0 {
-                None
-            } else {
-                Some(
-                    sys::map(&file, slot.len)
-                        .map_err(|e| StorageError::io("map", &slot.path, e))?,
-                )
-            };
-            self.slots[i].open = Some(Open { file, map });
+                .map_err(|e| StorageError::io("open", &slot.path, e))?;
+            self.slots[i].open = Some(Open {
+                file,
+                map: None,
+                touched: None,
+            });
             self.open += 1;
         }
         let slot = &mut self.slots[i];
         slot.last_use = self.tick;
-        let open = slot.open.as_mut().expect("opened above");
-        Ok(open.map.as_deref_mut().unwrap_or(&mut []))
+        Ok(slot.open.as_mut().expect("opened above"))
     }
 
-    /// Notes that file `i` was written through its map.
-    pub(super) fn mark_dirty(&mut self, i: usize) {
+    /// Bytes `offset..offset + len` of file `i`, read through its map. `i` must be a
+    /// stored file and the range inside it.
+    pub(super) fn read(
+        &mut self,
+        i: usize,
+        offset: u64,
+        len: usize,
+    ) -> Result<&[u8], StorageError> {
+        if len == 0 {
+            return Ok(&[]);
+        }
+        self.read_since_release += len as u64;
+        let flen = self.slots[i].len;
+        let path = self.slots[i].path.clone();
+        let open = self.open(i)?;
+        if open.map.is_none() {
+            let map = sys::map(&open.file, flen).map_err(|e| StorageError::io("map", &path, e))?;
+            open.map = Some(map);
+        }
+        let (from, to) = (offset as usize, offset as usize + len);
+        open.touched = Some(match open.touched {
+            Some((a, b)) => (a.min(from), b.max(to)),
+            None => (from, to),
+        });
+        Ok(&open.map.as_deref().expect("mapped above")[from..to])
+    }
+
+    /// Writes `data` at `offset` in file `i` (a stored file; the range inside it).
+    pub(super) fn write(&mut self, i: usize, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        let path = self.slots[i].path.clone();
+        let open = self.open(i)?;
+        open.file
+            .write_all_at(data, offset)
+            .map_err(|e| StorageError::io("write", &path, e))?;
         self.slots[i].dirty = true;
+        Ok(())
+    }
+
+    /// Releases the map pages read since the last release once there are enough of them.
+    pub(super) fn release_if_due(&mut self) {
+        if self.read_since_release >= RELEASE_BYTES {
+            self.release();
+        }
+    }
+
+    /// Drops every page read through the maps from this process's page tables.
+    pub(super) fn release(&mut self) {
+        self.read_since_release = 0;
+        for slot in &mut self.slots {
+            let Some(open) = &mut slot.open else { continue };
+            if let (Some(map), Some((a, b))) = (&open.map, open.touched.take()) {
+                // Failure only leaves the pages resident: worth a log line, not an error.
+                if let Err(e) = sys::release(map, a, b - a) {
+                    log::debug!("releasing pages of {}: {e}", slot.path.display());
+                }
+            }
+        }
+    }
+
+    /// Bytes read through the maps since the last release (for tests).
+    #[cfg(test)]
+    pub(super) fn unreleased(&self) -> u64 {
+        self.read_since_release
     }
 
     /// Marks every stored file dirty, so the next sync covers them all (after a recheck,
@@ -97,10 +168,8 @@ impl FileSet {
         }
     }
 
-    /// Makes every write so far durable. `fdatasync` on the descriptor writes back the
-    /// pages dirtied through the map, exactly as `msync(MS_SYNC)` of the same range would
-    /// (both end in the kernel's `vfs_fsync_range`), and also covers files whose map was
-    /// closed in between.
+    /// Makes every write so far durable: `fdatasync` of each file written since the last
+    /// sync (reopened if it was closed in between).
     pub(super) fn sync(&mut self) -> Result<(), StorageError> {
         for slot in self.slots.iter_mut().filter(|s| s.dirty) {
             let synced = match &slot.open {
@@ -125,8 +194,8 @@ impl FileSet {
             .min_by_key(|(_, s)| s.last_use)
             .map(|(i, _)| i);
         if let Some(i) = lru {
-            // Unmapping loses nothing (the pages stay in the page cache and `sync` reopens
-            // a dirty file to flush it), so closing needs no flush of its own.
+            // Closing loses nothing (the pages stay in the page cache and `sync` reopens a
+            // dirty file to flush it), so it needs no flush of its own.
             self.slots[i].open = None;
             self.open -= 1;
         }

@@ -6,7 +6,7 @@
 //!
 //! The rule that holds after a crash at any instant: **a bit set in the sidecar names a piece
 //! whose bytes are durably on disk.** [`Storage::write_piece`] checks the piece's SHA-1 and
-//! copies it into the map; [`Storage::flush`] first makes the written data durable, then
+//! only then writes it in place; [`Storage::flush`] first makes the written data durable, then
 //! replaces the sidecar atomically. A crash loses at most the pieces written since the last
 //! flush, which [`Storage::wants_flush`] keeps to a few seconds' or a few pieces' worth.
 //!
@@ -14,8 +14,9 @@
 //! trusted; anything else (missing with data present, damaged, foreign, stale) asks for a
 //! [`Storage::recheck`], which hashes what is on disk.
 //!
-//! Memory: no copy of the torrent's data is kept; reads and writes go through the maps of at
-//! most [`MAX_OPEN_FILES`] files at a time.
+//! Memory: no copy of the torrent's data is kept. Reads go through read-only maps of at most
+//! [`MAX_OPEN_FILES`] files at a time, whose pages are let go after every few MiB read;
+//! verified pieces are written with `pwrite` (see `files.rs` for why).
 
 mod error;
 mod files;
@@ -87,7 +88,7 @@ pub struct Storage {
     files: FileSet,
     sidecar_path: PathBuf,
     resume: Resume,
-    /// Verified pieces whose bytes are in the maps (durable or not yet).
+    /// Verified pieces whose bytes are in the files (durable or not yet).
     have: Bitfield,
     pending_pieces: u32,
     pending_bytes: u64,
@@ -217,12 +218,11 @@ impl Storage {
 
     fn hash_on_disk(&mut self, index: u32) -> Result<[u8; 20], StorageError> {
         static ZEROS: [u8; 16384] = [0; 16384];
-        let mut sha = sha1_smol::Sha1::new();
+        let mut sha = crate::hash::Sha1::new();
         for span in self.geometry.spans(index) {
             let i = span.file as usize;
             if self.files.slots[i].stored {
-                let start = span.offset as usize;
-                sha.update(&self.files.bytes(i)?[start..start + span.len as usize]);
+                sha.update(self.files.read(i, span.offset, span.len as usize)?);
             } else {
                 let mut left = span.len as usize;
                 while left > 0 {
@@ -232,10 +232,11 @@ impl Storage {
                 }
             }
         }
-        Ok(sha.digest().bytes())
+        self.files.release_if_due();
+        Ok(sha.digest())
     }
 
-    /// Checks `data` against piece `index`'s SHA-1 and, only if it matches, copies it into
+    /// Checks `data` against piece `index`'s SHA-1 and, only if it matches, writes it into
     /// the files. The piece is readable at once and durable after the next [`Storage::flush`].
     pub fn write_piece(&mut self, index: u32, data: &[u8]) -> Result<WriteOutcome, StorageError> {
         if index >= self.meta.piece_count() || data.len() as u64 != self.meta.piece_size(index) {
@@ -244,7 +245,7 @@ impl Storage {
         if self.have.get(index) {
             return Ok(WriteOutcome::AlreadyHave);
         }
-        if sha1_smol::Sha1::from(data).digest().bytes() != self.meta.pieces[index as usize] {
+        if crate::hash::sha1(data) != self.meta.pieces[index as usize] {
             return Ok(WriteOutcome::HashMismatch);
         }
         let mut at = 0usize;
@@ -252,9 +253,7 @@ impl Storage {
             let len = span.len as usize;
             let i = span.file as usize;
             if self.files.slots[i].stored {
-                let start = span.offset as usize;
-                self.files.bytes(i)?[start..start + len].copy_from_slice(&data[at..at + len]);
-                self.files.mark_dirty(i);
+                self.files.write(i, span.offset, &data[at..at + len])?;
             }
             at += len;
         }
@@ -291,12 +290,12 @@ impl Storage {
             let i = span.file as usize;
             let n = (to - from) as usize;
             if self.files.slots[i].stored {
-                let off = (span.offset + (from - s)) as usize;
-                out.extend_from_slice(&self.files.bytes(i)?[off..off + n]);
+                out.extend_from_slice(self.files.read(i, span.offset + (from - s), n)?);
             } else {
                 out.resize(out.len() + n, 0);
             }
         }
+        self.files.release_if_due();
         Ok(())
     }
 

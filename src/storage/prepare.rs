@@ -14,8 +14,9 @@ pub enum Allocation {
     Full,
     /// Always write zeros into the holes (for file systems where fallocate misbehaves).
     ZeroFill,
-    /// Only set the size, leaving a sparse file. A write through the map on a full disk then
-    /// kills the process with SIGBUS: for tests and callers who know their disk.
+    /// Only set the size, leaving a sparse file: a piece written on a full disk then fails
+    /// with "No space left on device" mid-download. For tests and callers who know their
+    /// disk.
     Sparse,
 }
 

@@ -96,7 +96,7 @@ impl Sidecar {
             out.extend_from_slice(&f.mtime_nsec.to_le_bytes());
         }
         out.extend_from_slice(self.have.as_bytes());
-        let sum = sha1_smol::Sha1::from(&out).digest().bytes();
+        let sum = crate::hash::sha1(&out);
         out.extend_from_slice(&sum);
         out
     }
@@ -110,7 +110,7 @@ impl Sidecar {
             return Err(SidecarError::BadMagic);
         }
         let (body, sum) = bytes.split_at(bytes.len() - 20);
-        if sha1_smol::Sha1::from(body).digest().bytes() != sum {
+        if crate::hash::sha1(body) != sum {
             return Err(SidecarError::BadChecksum);
         }
         let mut r = Reader(&body[8..]);
@@ -217,7 +217,7 @@ mod tests {
     fn newer_versions_and_lying_lengths_are_refused() {
         let reseal = |mut body: Vec<u8>| {
             body.truncate(body.len() - 20);
-            let sum = sha1_smol::Sha1::from(&body).digest().bytes();
+            let sum = crate::hash::sha1(&body);
             body.extend_from_slice(&sum);
             body
         };

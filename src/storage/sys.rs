@@ -8,7 +8,7 @@
 //! each mapping ([`map`]), and never shrinks a file it has mapped.
 #![allow(unsafe_code)]
 
-use memmap2::MmapMut;
+use memmap2::Mmap;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
@@ -17,9 +17,10 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-/// Maps all `len` bytes of `file` read-write and shared, after checking that the file
-/// really is `len` bytes long (a shorter file would SIGBUS on access past its end).
-pub(super) fn map(file: &File, len: u64) -> io::Result<MmapMut> {
+/// Maps all `len` bytes of `file` read-only and shared, after checking that the file
+/// really is `len` bytes long (a shorter file would SIGBUS on access past its end). Writes
+/// go through `pwrite`, so no stray store through a map can touch a verified piece.
+pub(super) fn map(file: &File, len: u64) -> io::Result<Mmap> {
     let actual = file.metadata()?.len();
     if actual != len {
         return Err(io::Error::new(
@@ -31,7 +32,18 @@ pub(super) fn map(file: &File, len: u64) -> io::Result<MmapMut> {
     // shrinks a mapped file; the size was checked just above and its blocks were reserved
     // by `allocate`, so every page of the map is backed. Another process truncating the
     // file is outside what a mapping can defend against (see the module doc).
-    unsafe { memmap2::MmapOptions::new().len(len as usize).map_mut(file) }
+    unsafe { memmap2::MmapOptions::new().len(len as usize).map(file) }
+}
+
+/// Drops bytes `offset..offset + len` of `map` from this process's page tables
+/// (`MADV_DONTNEED`), so the file pages read through it stop counting in its resident set.
+/// The page cache keeps them; the next read faults them back in.
+pub(super) fn release(map: &Mmap, offset: usize, len: usize) -> io::Result<()> {
+    // SAFETY: memmap2 marks MADV_DONTNEED unsafe because on a private or anonymous map it
+    // throws the contents away. This map is shared, read-only and file-backed: dropping
+    // its page-table entries loses nothing, since the bytes live in the file's page cache
+    // (and were written there by `pwrite`, never through the map).
+    unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }
 }
 
 /// Reserves real blocks for bytes `0..len` of `file` (growing it to `len` if shorter),

@@ -11,10 +11,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 /// `n` files of `size` bytes each, content `f(global offset)`, in pieces of `piece` bytes.
 fn many_files(n: usize, size: usize, piece: usize) -> (Arc<Metainfo>, Vec<u8>) {
     let data: Vec<u8> = (0..n * size).map(|i| (i % 251) as u8).collect();
-    let pieces: Vec<u8> = data
-        .chunks(piece)
-        .flat_map(|c| sha1_smol::Sha1::from(c).digest().bytes())
-        .collect();
+    let pieces: Vec<u8> = data.chunks(piece).flat_map(crate::hash::sha1).collect();
     let files = (0..n)
         .map(|i| {
             let mut d = Item::dict();
@@ -79,5 +76,74 @@ fn flush_policy_counts_pieces_and_time() {
             .unwrap();
     }
     assert!(st.wants_flush(t0 + FLUSH_INTERVAL * 2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Resident bytes of this process's mappings of `path`, from /proc/self/smaps (which, unlike
+/// VmRSS, other tests running in parallel cannot disturb).
+fn mapped_rss(path: &Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let name = path.to_str().unwrap();
+    let mut ours = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        if let Some(first) = line.split_whitespace().next() {
+            if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                ours = line.ends_with(name);
+                continue;
+            }
+        }
+        if ours {
+            if let Some(v) = line.strip_prefix("Rss:") {
+                kib += v
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap();
+            }
+        }
+    }
+    kib * 1024
+}
+
+#[test]
+fn pages_read_through_the_map_are_released_and_nothing_is_lost() {
+    let dir = temp_dir("release");
+    let piece = 256 * 1024;
+    let (meta, data) = many_files(1, 64 * piece, piece);
+    let file = dir.join("many/f0000");
+    let mut st = Storage::open(meta.clone(), &dir, StorageOptions::default()).unwrap();
+    for i in 0..meta.piece_count() {
+        let p = &data[i as usize * piece..][..piece];
+        st.write_piece(i, p).unwrap();
+    }
+    assert_eq!(mapped_rss(&file), 0, "writes do not go through the map");
+    st.flush().unwrap();
+    // Serve all 16 MiB twice, block by block, as to a peer.
+    let mut most = 0;
+    for _ in 0..2 {
+        for i in 0..meta.piece_count() {
+            for b in 0..(piece as u32 / 16384) {
+                let mut out = Vec::new();
+                st.read_block(i, b * 16384, 16384, &mut out).unwrap();
+                let at = i as usize * piece + b as usize * 16384;
+                assert_eq!(out, &data[at..at + 16384]);
+                most = most.max(mapped_rss(&file));
+            }
+        }
+    }
+    assert!(most > 0, "reads do go through the map");
+    assert!(
+        most <= files::RELEASE_BYTES + 64 * 1024,
+        "{most} bytes of the map resident at most"
+    );
+    assert!(st.files.unreleased() < files::RELEASE_BYTES);
+    // The released pages come back from the page cache, and from disk after a restart.
+    drop(st);
+    assert_eq!(std::fs::read(&file).unwrap(), data);
+    let st = Storage::open(meta, &dir, StorageOptions::default()).unwrap();
+    assert_eq!(st.resume(), &Resume::Trusted);
+    assert!(st.have().is_full());
     std::fs::remove_dir_all(&dir).unwrap();
 }
