@@ -139,7 +139,17 @@ impl Bitfield {
 
     /// The indices of the set bits, in order.
     pub fn ones(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.len).filter(|&i| self.get(i))
+        // Byte by byte, so empty stretches cost one test per 8 pieces. Spare bits are
+        // always clear, so no index past `len` comes out.
+        self.bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b != 0)
+            .flat_map(|(i, &b)| {
+                (0..8u32)
+                    .filter(move |bit| b & (0x80 >> bit) != 0)
+                    .map(move |bit| i as u32 * 8 + bit)
+            })
     }
 }
 

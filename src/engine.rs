@@ -562,6 +562,8 @@ impl Download {
         let Some(conn) = self.conns.get_mut(&key) else {
             return;
         };
+        // Readiness may mean the socket can take the bytes that did not fit before.
+        self.session.want_send(key);
         if !conn.connected {
             match conn.stream.take_error() {
                 Ok(None) => {}
@@ -664,6 +666,7 @@ impl Download {
                         }
                     };
                     self.session.piece_result(c.index, ok, &c.contributors, now);
+                    self.session.recycle(c.data);
                 }
                 Action::WantPeers => self.trackers.want_more_peers(now),
                 Action::Completed => {
@@ -689,9 +692,9 @@ impl Download {
         Ok(n)
     }
 
+    /// Writes what the session queued, for the peers it names: no scan over every peer.
     fn flush_writes(&mut self, now: Instant) {
-        let keys: Vec<usize> = self.conns.keys().copied().collect();
-        for key in keys {
+        while let Some(key) = self.session.next_to_send() {
             loop {
                 let pending = self.session.tx(key);
                 if pending.is_empty() {

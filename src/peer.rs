@@ -89,6 +89,9 @@ pub struct Peer {
     pub rate: Rate,
     /// Blocks it sent that were not asked for.
     pub unasked: u32,
+    /// Requests we withdrew (cancelled, timed out, discarded by its choke) whose blocks
+    /// may still arrive: that many unasked blocks are not held against it.
+    pub withdrawn: u32,
     /// Pieces it helped with that failed their hash.
     pub strikes: u32,
     /// Its requests to us, waiting to be read from storage and sent.
@@ -101,6 +104,8 @@ pub struct Peer {
     pub up_rate: Rate,
     /// When it last asked us for a block.
     pub last_request: Option<Instant>,
+    /// In the session's list of peers with bytes to send.
+    pub queued: bool,
 }
 
 impl Peer {
@@ -130,12 +135,14 @@ impl Peer {
             downloaded: 0,
             rate: Rate::default(),
             unasked: 0,
+            withdrawn: 0,
             strikes: 0,
             upload_queue: VecDeque::new(),
             reading: 0,
             uploaded: 0,
             up_rate: Rate::default(),
             last_request: None,
+            queued: false,
         }
     }
 

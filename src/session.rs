@@ -5,8 +5,11 @@
 //! Drive contract (after str0m and quinn-proto): after every input —
 //! [`Session::connected`], [`Session::received`], [`Session::closed`],
 //! [`Session::accept`], [`Session::add_peers`], [`Session::piece_result`],
-//! [`Session::tick`] — send what [`Session::tx`] holds for each touched peer and drain
-//! [`Session::poll_action`] until it is empty. Call [`Session::tick`] about once a second.
+//! [`Session::tick`] — send what [`Session::tx`] holds for each peer
+//! [`Session::next_to_send`] names, and drain [`Session::poll_action`] until it is empty.
+//! Call [`Session::tick`] about once a second. No input costs work in proportion to the
+//! number of peers, except those that concern them all (a verified piece is announced to
+//! every peer; the tick's timers and choke round).
 
 use crate::bitfield::Bitfield;
 use crate::metainfo::Metainfo;
@@ -110,6 +113,8 @@ struct Known {
     retry_at: Option<Instant>,
     banned: bool,
     connected: bool,
+    /// Among the candidates (or their backoff list) already.
+    queued: bool,
 }
 
 /// Figures for the status line.
@@ -154,6 +159,8 @@ pub struct Session {
     peers: Slab<Peer>,
     picker: Picker,
     candidates: VecDeque<SocketAddr>,
+    /// Candidates still in their retry backoff; back among the candidates at each tick.
+    backoff: Vec<SocketAddr>,
     known: HashMap<SocketAddr, Known>,
     own: Vec<SocketAddr>,
     actions: VecDeque<Action>,
@@ -176,7 +183,17 @@ pub struct Session {
     hold_since: Option<Instant>,
     /// The rule was let go for good (`--share-wait` ran out).
     share_released: bool,
+    /// Peers that may have bytes to send, so the shell never scans them all.
+    outbox: VecDeque<usize>,
+    /// Peers in [`Stage::Connecting`].
+    half_open: usize,
+    /// Peers we do not choke.
+    unchoked: usize,
 }
+
+/// In endgame, a peer is asked for blocks already asked of others only while it has fewer
+/// than this many requests out.
+const ENDGAME_OUTSTANDING: usize = 4;
 
 /// Seconds between choke rounds, and between optimistic unchokes.
 const CHOKE_ROUND: Duration = Duration::from_secs(10);
@@ -203,6 +220,7 @@ impl Session {
             peers: Slab::new(),
             picker: Picker::new(meta.piece_length, meta.total_length, have, seed),
             candidates: VecDeque::new(),
+            backoff: Vec::new(),
             known: HashMap::new(),
             own: Vec::new(),
             actions: VecDeque::new(),
@@ -220,6 +238,9 @@ impl Session {
             holding: None,
             hold_since: None,
             share_released: false,
+            outbox: VecDeque::new(),
+            half_open: 0,
+            unchoked: 0,
         }
     }
 
@@ -269,12 +290,13 @@ impl Session {
                 continue;
             }
             let k = self.known.entry(addr).or_default();
-            if k.banned || k.connected || self.candidates.contains(&addr) {
+            if k.banned || k.connected || k.queued {
                 continue;
             }
             if k.retry_at.is_some_and(|t| t > now) {
                 continue;
             }
+            k.queued = true;
             self.candidates.push_back(addr);
         }
         self.connect_more(now);
@@ -297,10 +319,14 @@ impl Session {
     pub fn connected(&mut self, key: usize, now: Instant) {
         let hs = self.handshake();
         if let Some(p) = self.peers.get_mut(key) {
+            if p.stage == Stage::Connecting {
+                self.half_open -= 1;
+            }
             p.stage = Stage::Handshake;
             p.since = now;
             p.last_heard = now;
             p.tx.extend_from_slice(&hs);
+            self.want_send(key);
         }
     }
 
@@ -311,6 +337,39 @@ impl Session {
             peer_id: self.peer_id,
         }
         .encode()
+    }
+
+    /// The next peer that may have bytes to send ([`Session::tx`]); each peer is named
+    /// once until new bytes are queued for it or [`Session::want_send`] is called.
+    pub fn next_to_send(&mut self) -> Option<usize> {
+        while let Some(key) = self.outbox.pop_front() {
+            if let Some(p) = self.peers.get_mut(key) {
+                p.queued = false;
+                if !p.tx.is_empty() {
+                    return Some(key);
+                }
+            }
+        }
+        None
+    }
+
+    /// Puts peer `key` back in the send list (its socket became writable again).
+    pub fn want_send(&mut self, key: usize) {
+        if let Some(p) = self.peers.get_mut(key) {
+            if !p.queued {
+                p.queued = true;
+                self.outbox.push_back(key);
+            }
+        }
+    }
+
+    fn want_send_all(&mut self) {
+        for (key, p) in self.peers.iter_mut() {
+            if !p.queued {
+                p.queued = true;
+                self.outbox.push_back(key);
+            }
+        }
     }
 
     /// Bytes waiting to be sent to peer `key`.
@@ -335,6 +394,12 @@ impl Session {
 
     fn remove(&mut self, key: usize, now: Instant) -> Option<Peer> {
         let p = self.peers.try_remove(key)?;
+        if p.stage == Stage::Connecting {
+            self.half_open -= 1;
+        }
+        if !p.am_choking {
+            self.unchoked -= 1;
+        }
         self.picker.remove_available(&p.has);
         for (r, _) in &p.requests {
             self.picker.cancel(*r);
@@ -366,18 +431,45 @@ impl Session {
             return;
         };
         p.last_heard = now;
-        p.rx.extend_from_slice(data);
-        let mut rx = std::mem::take(&mut p.rx);
-        let mut at = 0;
-        let result = self.parse(key, &rx, &mut at, now);
-        if let Some(p) = self.peers.get_mut(key) {
-            rx.drain(..at);
-            p.rx = rx;
-        }
-        if let Err(reason) = result {
+        if let Err(reason) = self.receive_bytes(key, data, now) {
             self.close(key, reason, now);
         }
+        self.want_send(key);
         self.connect_more(now);
+    }
+
+    /// Parses `data` for peer `key`. Whole messages are parsed straight from `data`; only a
+    /// message split across reads is gathered in the peer's buffer, so most block data is
+    /// copied once, into its piece.
+    fn receive_bytes(&mut self, key: usize, mut data: &[u8], now: Instant) -> Result<(), String> {
+        loop {
+            let Some(p) = self.peers.get_mut(key) else {
+                return Ok(());
+            };
+            if p.rx.is_empty() {
+                break;
+            }
+            if data.is_empty() {
+                return Ok(());
+            }
+            let n = wire::missing(&p.rx, p.stage == Stage::Handshake).min(data.len());
+            p.rx.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            let mut rx = std::mem::take(&mut p.rx);
+            let mut at = 0;
+            let result = self.parse(key, &rx, &mut at, now);
+            if let Some(p) = self.peers.get_mut(key) {
+                rx.drain(..at);
+                p.rx = rx;
+            }
+            result?;
+        }
+        let mut at = 0;
+        self.parse(key, data, &mut at, now)?;
+        if let Some(p) = self.peers.get_mut(key) {
+            p.rx.extend_from_slice(&data[at..]);
+        }
+        Ok(())
     }
 
     fn parse(&mut self, key: usize, rx: &[u8], at: &mut usize, now: Instant) -> Result<(), String> {
@@ -434,6 +526,7 @@ impl Session {
                 let p = &mut self.peers[key];
                 p.peer_choking = true;
                 // Without the fast extension a choke discards every request.
+                p.withdrawn += p.requests.len() as u32;
                 for (r, _) in std::mem::take(&mut p.requests) {
                     self.picker.cancel(r);
                 }
@@ -445,8 +538,7 @@ impl Session {
             Message::Interested => {
                 self.peers[key].peer_interested = true;
                 // A free upload slot is given at once rather than at the next round.
-                let unchoked = self.peers.iter().filter(|(_, p)| !p.am_choking).count();
-                if unchoked < self.config.upload_slots + 1 {
+                if self.unchoked < self.config.upload_slots + 1 {
                     self.unchoke(key);
                 }
             }
@@ -475,7 +567,9 @@ impl Session {
                 // it replaces what the peer had.
                 let old =
                     std::mem::replace(&mut self.peers[key].has, Bitfield::new(self.piece_count));
-                self.picker.remove_available(&old);
+                if old.count() > 0 {
+                    self.picker.remove_available(&old);
+                }
                 let mut interesting = 0;
                 for i in has.ones() {
                     self.picker.add_available(i);
@@ -537,8 +631,13 @@ impl Session {
         };
         let p = &mut self.peers[key];
         let Some(pos) = p.requests.iter().position(|(q, _)| *q == r) else {
-            // Late blocks after a choke or a cancel are normal; a stream of them is not.
+            // Late blocks after a choke, a cancel or a timeout are normal; a stream of
+            // blocks nobody asked for is not.
             self.wasted += data.len() as u64;
+            if p.withdrawn > 0 {
+                p.withdrawn -= 1;
+                return Ok(());
+            }
             p.unasked += 1;
             if p.unasked > 64 {
                 return Err("too many blocks that were not asked for".into());
@@ -549,18 +648,16 @@ impl Session {
         p.downloaded += data.len() as u64;
         p.rate.add(data.len() as u64);
         self.downloaded += data.len() as u64;
-        match self.picker.receive(index, begin, data, key) {
-            Err(_) => return Err(format!("block {index}:{begin} does not fit its piece")),
-            Ok(None) => {
-                if !self.picker.is_pending(r) {
-                    // Another peer's copy won the race (endgame).
-                    self.cancel_elsewhere(key, r);
-                }
-            }
-            Ok(Some(done)) => {
-                self.cancel_elsewhere(key, r);
-                self.actions.push_back(Action::Verify(done));
-            }
+        let got = self
+            .picker
+            .receive(index, begin, data, key)
+            .map_err(|_| format!("block {index}:{begin} does not fit its piece"))?;
+        if got.also_asked {
+            // Endgame: other peers were asked for this block too.
+            self.cancel_elsewhere(key, r);
+        }
+        if let Some(done) = got.complete {
+            self.actions.push_back(Action::Verify(done));
         }
         self.fill(key, now);
         Ok(())
@@ -574,6 +671,11 @@ impl Session {
             }
             if let Some(pos) = p.requests.iter().position(|(q, _)| *q == r) {
                 p.requests.swap_remove(pos);
+                p.withdrawn += 1;
+                if !p.queued {
+                    p.queued = true;
+                    self.outbox.push_back(k);
+                }
                 wire::encode(
                     &Message::Cancel {
                         index: r.index,
@@ -616,7 +718,13 @@ impl Session {
         }
         let depth = p.pipeline();
         while p.requests.len() < depth {
-            let Some(r) = self.picker.pick(&p.has, max_partial, |r| p.asked(r)) else {
+            // Endgame duplicates go only to a peer that is nearly idle: that is where they
+            // help, and it keeps each pick's scan short.
+            let endgame = p.requests.len() < ENDGAME_OUTSTANDING;
+            let Some(r) = self
+                .picker
+                .pick(&p.has, max_partial, endgame, |r| p.asked(r))
+            else {
                 break;
             };
             wire::encode(
@@ -629,6 +737,12 @@ impl Session {
             );
             p.requests.push((r, now));
         }
+    }
+
+    /// The buffer of a piece from [`Action::Verify`], once storage is done with it: it is
+    /// reused for a later piece.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.picker.recycle(buf);
     }
 
     /// Storage checked piece `index` (from [`Action::Verify`]): `ok` if its hash matched
@@ -652,6 +766,7 @@ impl Session {
             for k in keys {
                 self.fill(k, now);
             }
+            self.want_send_all();
             return;
         }
         self.picker.verified(index);
@@ -661,11 +776,16 @@ impl Session {
             if p.stage != Stage::Active {
                 continue;
             }
-            wire::encode(&Message::Have(index), &mut p.tx);
             if p.has.get(index) {
+                // A peer that has the piece learns nothing from a HAVE (it cannot make us
+                // more interesting to it), so none is sent: with many seeds that is most
+                // of the HAVE traffic.
                 p.interesting = p.interesting.saturating_sub(1);
                 self.update_interest(k);
+            } else {
+                wire::encode(&Message::Have(index), &mut p.tx);
             }
+            self.want_send(k);
         }
         if self.picker.have().is_full() && !self.completed {
             self.completed = true;
@@ -708,6 +828,7 @@ impl Session {
                 !late
             });
             if p.requests.len() < before {
+                p.withdrawn += (before - p.requests.len()) as u32;
                 refill.push(k);
             }
         }
@@ -747,25 +868,22 @@ impl Session {
                 }
             }
         }
+        self.candidates.extend(self.backoff.drain(..));
         self.connect_more(now);
         if self.peers.is_empty() && self.candidates.is_empty() && !self.completed {
             self.actions.push_back(Action::WantPeers);
         }
+        self.want_send_all();
     }
 
     fn connect_more(&mut self, now: Instant) {
         if self.completed && !self.seeding {
             return;
         }
-        let connecting = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.stage == Stage::Connecting)
-            .count();
         let mut room = self
             .config
             .max_half_open
-            .saturating_sub(connecting)
+            .saturating_sub(self.half_open)
             .min(self.config.max_peers.saturating_sub(self.peers.len()));
         let mut deferred = Vec::new();
         while room > 0 {
@@ -774,20 +892,25 @@ impl Session {
             };
             let k = self.known.entry(addr).or_default();
             if k.banned || k.connected {
+                k.queued = false;
                 continue;
             }
             if k.retry_at.is_some_and(|t| t > now) {
                 deferred.push(addr);
                 continue;
             }
+            k.queued = false;
             k.connected = true;
             let key = self
                 .peers
                 .insert(Peer::new(addr, true, self.piece_count, now));
+            self.half_open += 1;
             self.actions.push_back(Action::Connect { key, addr });
             room -= 1;
         }
-        self.candidates.extend(deferred);
+        // Addresses in backoff wait for the next tick, so a long list of them is not
+        // walked again on every message.
+        self.backoff.extend(deferred);
     }
 
     /// The next thing for the shell to do.
@@ -808,7 +931,7 @@ impl Session {
                 .filter(|(_, p)| p.alive(now, self.config.dead_after))
                 .count(),
             connecting: self.peers.len() - active().count(),
-            candidates: self.candidates.len(),
+            candidates: self.candidates.len() + self.backoff.len(),
             down_rate: active().map(|(_, p)| p.rate.get()).sum(),
             uploaded: self.uploaded,
             up_rate: active().map(|(_, p)| p.up_rate.get()).sum(),

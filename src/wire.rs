@@ -141,6 +141,20 @@ pub fn max_message_len(piece_count: u32) -> u32 {
     (9 + BLOCK).max(1 + piece_count.div_ceil(8))
 }
 
+/// How many more bytes the first message of `buf` needs to be whole (at least 1, for a
+/// `buf` that holds no whole message): the rest of the handshake when `handshake`, else of
+/// the length prefix, else of the message it announces.
+pub fn missing(buf: &[u8], handshake: bool) -> usize {
+    let whole = if handshake {
+        HANDSHAKE_LEN
+    } else if let Some(prefix) = buf.first_chunk::<4>() {
+        (u32::from_be_bytes(*prefix) as usize).saturating_add(4)
+    } else {
+        4
+    };
+    whole.saturating_sub(buf.len()).max(1)
+}
+
 /// Decodes one message from the start of `buf`: the message and the bytes it used, or
 /// `Ok(None)` when more bytes are needed.
 pub fn decode(buf: &[u8], max_len: u32) -> Result<Option<(Message<'_>, usize)>, WireError> {
@@ -256,6 +270,25 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn missing_counts_what_completes_the_first_message() {
+        use super::missing;
+        assert_eq!(missing(&[], false), 4);
+        assert_eq!(missing(&[0, 0], false), 2);
+        assert_eq!(
+            missing(&[0, 0, 0, 5, 4], false),
+            4,
+            "4 of the 5 bytes to come"
+        );
+        assert_eq!(
+            missing(&[0xff; 4], false),
+            0xffff_ffff,
+            "the codec refuses it, not this"
+        );
+        assert_eq!(missing(&[19; 10], true), 58);
+        assert_eq!(missing(&[0, 0, 0, 0], false), 1, "whole: at least one");
+    }
+
     use super::*;
 
     fn all() -> Vec<Message<'static>> {

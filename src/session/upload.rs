@@ -111,6 +111,7 @@ impl Session {
         p.up_rate.add(data.len() as u64);
         p.last_sent = now;
         self.uploaded += data.len() as u64;
+        self.want_send(key);
     }
 
     pub(super) fn on_request(
@@ -156,6 +157,7 @@ impl Session {
         let p = &mut self.peers[key];
         if p.am_choking && p.stage == Stage::Active {
             p.am_choking = false;
+            self.unchoked += 1;
             wire::encode(&Message::Unchoke, &mut p.tx);
         }
     }
@@ -164,6 +166,7 @@ impl Session {
         let p = &mut self.peers[key];
         if !p.am_choking {
             p.am_choking = true;
+            self.unchoked -= 1;
             p.upload_queue.clear();
             wire::encode(&Message::Choke, &mut p.tx);
         }

@@ -4,12 +4,17 @@
 //! asked of a second and third peer). The partial pieces' buffers live here until the piece
 //! is complete and goes to storage for its hash check.
 
+mod rarity;
+
 use crate::bitfield::Bitfield;
 use crate::wire::BLOCK;
+use rarity::Rarity;
 use std::collections::HashMap;
 
 /// Pieces picked at random before rarest-first takes over.
 const RANDOM_FIRST: u32 = 4;
+/// Piece buffers kept for reuse.
+const SPARE_BUFFERS: usize = 2;
 /// In endgame, at most this many peers are asked for the same block.
 const ENDGAME_DUPLICATES: u8 = 3;
 
@@ -26,6 +31,9 @@ enum Block {
 struct Partial {
     buf: Vec<u8>,
     blocks: Vec<Block>,
+    /// Blocks in [`Block::Open`], and no open block lies before `first_open`.
+    open: u32,
+    first_open: usize,
     received: u32,
     /// Peers (by key) that sent blocks of it, to blame if the hash fails.
     contributors: Vec<usize>,
@@ -53,6 +61,16 @@ pub struct Complete {
     pub contributors: Vec<usize>,
 }
 
+/// What [`Picker::receive`] made of a block.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Other peers were asked for this block too (endgame): their requests can be
+    /// cancelled.
+    pub also_asked: bool,
+    /// The piece, when this block completed it.
+    pub complete: Option<Complete>,
+}
+
 /// A block that was never asked for, or does not fit its piece: the peer is misbehaving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnexpectedBlock;
@@ -65,34 +83,46 @@ pub struct Picker {
     have: Bitfield,
     /// Pieces whose data has been handed to storage and not yet confirmed.
     writing: Bitfield,
-    availability: Vec<u32>,
+    /// Pieces not yet started, rarest first.
+    rarity: Rarity,
     partial: HashMap<u32, Partial>,
+    /// Partial pieces with open blocks, so a pick need not look at the others.
+    with_open: Vec<u32>,
     rng: u64,
     /// Do not start the last piece not yet started (the share rule).
     hold_last: bool,
+    /// Buffers of pieces already stored, reused for new ones: a fresh allocation would be
+    /// page-faulted and zeroed by the kernel for every piece.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Picker {
     /// A picker for a torrent of `total` bytes in pieces of `piece_length`, with `have`
     /// already verified.
     pub fn new(piece_length: u64, total: u64, have: Bitfield, seed: u64) -> Self {
-        let n = have.len() as usize;
+        let mut rng = seed | 1;
+        let mut missing: Vec<u32> = (0..have.len()).filter(|&i| !have.get(i)).collect();
+        // Shuffled once, so pieces equally rare are taken in a random order.
+        for i in (1..missing.len()).rev() {
+            rng = xorshift(rng);
+            missing.swap(i, (rng % (i as u64 + 1)) as usize);
+        }
         Self {
             piece_length,
             total,
             writing: Bitfield::new(have.len()),
+            rarity: Rarity::new(have.len(), missing),
             have,
-            availability: vec![0; n],
             partial: HashMap::new(),
-            rng: seed | 1,
+            with_open: Vec::new(),
+            rng,
             hold_last: false,
+            spare: Vec::new(),
         }
     }
 
     fn random(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
+        self.rng = xorshift(self.rng);
         self.rng
     }
 
@@ -132,41 +162,37 @@ impl Picker {
 
     /// A peer announced piece `index`.
     pub fn add_available(&mut self, index: u32) {
-        if let Some(a) = self.availability.get_mut(index as usize) {
-            *a += 1;
+        if index < self.have.len() {
+            self.rarity.increment(index);
         }
     }
 
     /// A peer with these pieces left.
     pub fn remove_available(&mut self, pieces: &Bitfield) {
         for i in pieces.ones() {
-            if let Some(a) = self.availability.get_mut(i as usize) {
-                *a = a.saturating_sub(1);
+            if i < self.have.len() {
+                self.rarity.decrement(i);
             }
         }
     }
 
-    /// The next block to ask of a peer that has `peer_has`; `asked(b)` says whether this
-    /// peer already has a request out for `b` (only possible in endgame). `None` when the
-    /// peer has nothing we need that is not already asked for enough.
+    /// The next block to ask of a peer that has `peer_has`; `endgame` allows a block
+    /// already asked of other peers, and `asked(b)` says whether this peer already has a
+    /// request out for `b`. `None` when the peer has nothing we need that is not already
+    /// asked for enough.
     pub fn pick(
         &mut self,
         peer_has: &Bitfield,
         max_partial: usize,
+        endgame: bool,
         asked: impl Fn(BlockRef) -> bool,
     ) -> Option<BlockRef> {
         // 1. An open block of a piece already started.
-        let started = self
-            .partial
-            .iter()
-            .filter(|(i, _)| peer_has.get(**i))
-            .find_map(|(&i, p)| {
-                p.blocks
-                    .iter()
-                    .position(|b| *b == Block::Open)
-                    .map(|b| (i, b))
-            });
-        if let Some((index, b)) = started {
+        if let Some(&index) = self.with_open.iter().find(|&&i| peer_has.get(i)) {
+            let p = &self.partial[&index];
+            let b = (p.first_open..p.blocks.len())
+                .find(|&b| p.blocks[b] == Block::Open)
+                .expect("a listed piece has an open block");
             return Some(self.take(index, b));
         }
         // 2. A new piece, if we may start one (and it is not the held last one).
@@ -175,24 +201,31 @@ impl Picker {
             if let Some(index) = self.choose_new(peer_has) {
                 let size = self.piece_size(index);
                 let blocks = size.div_ceil(u64::from(BLOCK)) as usize;
+                self.rarity.remove(index);
+                let mut buf = self.spare.pop().unwrap_or_default();
+                // Every byte is overwritten by a block before the piece is complete.
+                buf.resize(size as usize, 0);
                 self.partial.insert(
                     index,
                     Partial {
-                        buf: vec![0; size as usize],
+                        buf,
                         blocks: vec![Block::Open; blocks],
+                        open: blocks as u32,
+                        first_open: 0,
                         received: 0,
                         contributors: Vec::new(),
                     },
                 );
+                self.with_open.push(index);
                 return Some(self.take(index, 0));
             }
         }
         // 3. Endgame: nothing is left unasked; ask for a block someone else is slow with.
-        if self.missing() as usize > self.partial.len() + usize::from(held) {
+        if !endgame || self.missing() as usize > self.partial.len() + usize::from(held) {
             return None;
         }
         let mut best: Option<(u8, BlockRef)> = None;
-        for (&index, p) in &self.partial {
+        'scan: for (&index, p) in &self.partial {
             if !peer_has.get(index) {
                 continue;
             }
@@ -201,6 +234,10 @@ impl Picker {
                     let r = self.block_ref(index, b);
                     if n < ENDGAME_DUPLICATES && !asked(r) && best.is_none_or(|(m, _)| n < m) {
                         best = Some((n, r));
+                        if n == 1 {
+                            // No block is asked of fewer peers than that.
+                            break 'scan;
+                        }
                     }
                 }
             }
@@ -219,68 +256,69 @@ impl Picker {
         BlockRef { index, begin, len }
     }
 
+    /// Marks open block `b` of partial piece `index` requested.
     fn take(&mut self, index: u32, b: usize) -> BlockRef {
         let r = self.block_ref(index, b);
-        self.partial.get_mut(&index).expect("partial").blocks[b] = Block::Requested(1);
+        let p = self.partial.get_mut(&index).expect("partial");
+        p.blocks[b] = Block::Requested(1);
+        p.open -= 1;
+        p.first_open = b + 1;
+        if p.open == 0 {
+            self.with_open.retain(|&i| i != index);
+        }
         r
     }
 
-    /// Rarest first among the pieces the peer has and we lack, random among equals; the
-    /// first few at random.
+    /// Rarest first among the pieces the peer has and we have not started, random among
+    /// equals (the order was shuffled); the first few at random.
     fn choose_new(&mut self, peer_has: &Bitfield) -> Option<u32> {
-        let random_phase = self.have.count() < RANDOM_FIRST;
-        let mut best: Option<(u32, u32)> = None;
-        let mut ties = 0u64;
-        for i in peer_has.ones() {
-            if !self.wants(i) || self.partial.contains_key(&i) {
-                continue;
-            }
-            let rarity = if random_phase {
-                0
-            } else {
-                self.availability[i as usize]
-            };
-            match best {
-                Some((r, _)) if rarity > r => {}
-                Some((r, _)) if rarity == r => {
-                    // Reservoir sampling: each equal candidate is kept with chance 1/n.
-                    ties += 1;
-                    if self.random() % ties == 0 {
-                        best = Some((rarity, i));
-                    }
-                }
-                _ => {
-                    ties = 1;
-                    best = Some((rarity, i));
-                }
-            }
+        let len = self.rarity.order().len();
+        if len == 0 {
+            return None;
         }
-        best.map(|(_, i)| i)
+        if self.have.count() < RANDOM_FIRST {
+            let from = (self.random() % len as u64) as usize;
+            let order = self.rarity.order();
+            let (a, b) = order.split_at(from);
+            return b.iter().chain(a).copied().find(|&i| peer_has.get(i));
+        }
+        self.rarity
+            .order()
+            .iter()
+            .copied()
+            .find(|&i| peer_has.get(i))
     }
 
     /// A request was lost (timeout, choke, the peer left): the block may be asked again.
     pub fn cancel(&mut self, r: BlockRef) {
-        if let Some(p) = self.partial.get_mut(&r.index) {
-            if let Some(b) = p.blocks.get_mut((r.begin / BLOCK) as usize) {
-                *b = match *b {
-                    Block::Requested(n) if n > 1 => Block::Requested(n - 1),
-                    Block::Requested(_) => Block::Open,
-                    other => other,
-                };
+        let Some(p) = self.partial.get_mut(&r.index) else {
+            return;
+        };
+        let b = (r.begin / BLOCK) as usize;
+        match p.blocks.get(b) {
+            Some(Block::Requested(n)) if *n > 1 => p.blocks[b] = Block::Requested(n - 1),
+            Some(Block::Requested(_)) => {
+                p.blocks[b] = Block::Open;
+                p.open += 1;
+                p.first_open = p.first_open.min(b);
+                if p.open == 1 {
+                    self.with_open.push(r.index);
+                }
             }
+            _ => {}
         }
     }
 
-    /// A block arrived from peer `from`. Returns the piece when it is complete; `Err` when the
-    /// block was never asked for or does not fit (the peer is misbehaving). A duplicate of a
-    /// block already received (endgame) is `Ok(None)`.
+    /// A block arrived from peer `from`. `Err` when the block was never asked for or does
+    /// not fit (the peer is misbehaving). A duplicate of a block already received (endgame)
+    /// is stored nowhere.
     pub fn receive(
         &mut self,
         index: u32,
         begin: u32,
         data: &[u8],
         from: usize,
-    ) -> Result<Option<Complete>, UnexpectedBlock> {
+    ) -> Result<Received, UnexpectedBlock> {
         if begin % BLOCK != 0 {
             return Err(UnexpectedBlock);
         }
@@ -298,11 +336,16 @@ impl Picker {
             return Err(UnexpectedBlock);
         }
         let p = self.partial.get_mut(&index).expect("checked");
-        match p.blocks[expected.0] {
-            Block::Received => return Ok(None),
+        let also_asked = match p.blocks[expected.0] {
+            Block::Received => {
+                return Ok(Received {
+                    also_asked: false,
+                    complete: None,
+                });
+            }
             Block::Open => return Err(UnexpectedBlock),
-            Block::Requested(_) => {}
-        }
+            Block::Requested(n) => n > 1,
+        };
         p.blocks[expected.0] = Block::Received;
         p.buf[begin as usize..begin as usize + data.len()].copy_from_slice(data);
         p.received += 1;
@@ -312,13 +355,27 @@ impl Picker {
         if p.received as usize == p.blocks.len() {
             let p = self.partial.remove(&index).expect("present");
             self.writing.set(index);
-            return Ok(Some(Complete {
-                index,
-                data: p.buf,
-                contributors: p.contributors,
-            }));
+            return Ok(Received {
+                also_asked,
+                complete: Some(Complete {
+                    index,
+                    data: p.buf,
+                    contributors: p.contributors,
+                }),
+            });
         }
-        Ok(None)
+        Ok(Received {
+            also_asked,
+            complete: None,
+        })
+    }
+
+    /// A completed piece's buffer, done with: kept for a later piece.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && buf.capacity() as u64 >= self.piece_length {
+            buf.clear();
+            self.spare.push(buf);
+        }
     }
 
     /// Storage verified and wrote the piece.
@@ -330,6 +387,7 @@ impl Picker {
     /// The piece failed its hash (or could not be written): it is fetched again.
     pub fn failed(&mut self, index: u32) {
         self.writing.clear(index);
+        self.rarity.insert(index);
     }
 
     /// Whether block `r` is still wanted (not received, piece not complete).
@@ -341,12 +399,29 @@ impl Picker {
     }
 }
 
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn full(n: u32) -> Bitfield {
         Bitfield::full(n)
+    }
+
+    fn recv(
+        p: &mut Picker,
+        index: u32,
+        begin: u32,
+        data: &[u8],
+        from: usize,
+    ) -> Result<Option<Complete>, UnexpectedBlock> {
+        p.receive(index, begin, data, from).map(|r| r.complete)
     }
 
     fn block(i: u32) -> Vec<u8> {
@@ -361,16 +436,16 @@ mod tests {
         // The peer has piece 0 only, so the pick is known.
         let mut all = Bitfield::new(3);
         all.set(0);
-        let a = p.pick(&all, 1, |_| false).unwrap();
-        let b = p.pick(&all, 1, |_| false).unwrap();
+        let a = p.pick(&all, 1, true, |_| false).unwrap();
+        let b = p.pick(&all, 1, true, |_| false).unwrap();
         assert_eq!(a.index, b.index, "the started piece is finished first");
         assert_eq!((a.begin, b.begin), (0, BLOCK));
         assert!(
-            p.pick(&all, 1, |_| false).is_none(),
+            p.pick(&all, 1, true, |_| false).is_none(),
             "max one partial piece"
         );
-        assert_eq!(p.receive(a.index, 0, &block(1), 5), Ok(None));
-        let done = p.receive(b.index, BLOCK, &block(2), 6).unwrap().unwrap();
+        assert_eq!(recv(&mut p, a.index, 0, &block(1), 5), Ok(None));
+        let done = recv(&mut p, b.index, BLOCK, &block(2), 6).unwrap().unwrap();
         assert_eq!(done.data.len(), 2 * BLOCK as usize);
         assert_eq!(done.contributors, vec![5, 6]);
         assert_eq!(p.missing(), 2);
@@ -392,8 +467,8 @@ mod tests {
             }
         }
         // Piece 9 is the rarest (1 peer).
-        assert_eq!(p.pick(&full(n), 10, |_| false).unwrap().index, 9);
-        assert_eq!(p.pick(&full(n), 10, |_| false).unwrap().index, 8);
+        assert_eq!(p.pick(&full(n), 10, true, |_| false).unwrap().index, 9);
+        assert_eq!(p.pick(&full(n), 10, true, |_| false).unwrap().index, 8);
     }
 
     #[test]
@@ -407,7 +482,7 @@ mod tests {
                 Bitfield::new(n),
                 seed,
             );
-            first.insert(p.pick(&full(n), 10, |_| false).unwrap().index);
+            first.insert(p.pick(&full(n), 10, true, |_| false).unwrap().index);
         }
         assert!(first.len() > 5, "{first:?}");
     }
@@ -415,15 +490,15 @@ mod tests {
     #[test]
     fn endgame_asks_a_second_peer_and_ignores_the_duplicate() {
         let mut p = Picker::new(u64::from(BLOCK), u64::from(BLOCK), Bitfield::new(1), 1);
-        let a = p.pick(&full(1), 4, |_| false).unwrap();
+        let a = p.pick(&full(1), 4, true, |_| false).unwrap();
         // The same peer is not asked twice for one block.
-        assert!(p.pick(&full(1), 4, |r| r == a).is_none());
-        let b = p.pick(&full(1), 4, |_| false).unwrap();
+        assert!(p.pick(&full(1), 4, true, |r| r == a).is_none());
+        let b = p.pick(&full(1), 4, true, |_| false).unwrap();
         assert_eq!(a, b);
-        let done = p.receive(0, 0, &block(9), 1).unwrap().unwrap();
+        let done = recv(&mut p, 0, 0, &block(9), 1).unwrap().unwrap();
         assert_eq!(done.index, 0);
         assert_eq!(
-            p.receive(0, 0, &block(9), 2),
+            recv(&mut p, 0, 0, &block(9), 2),
             Err(UnexpectedBlock),
             "piece no longer partial"
         );
@@ -433,14 +508,14 @@ mod tests {
     fn the_held_last_piece_is_not_started_until_released() {
         let mut p = Picker::new(u64::from(BLOCK), u64::from(BLOCK) * 2, Bitfield::new(2), 1);
         p.set_hold_last(true);
-        let a = p.pick(&full(2), 4, |_| false).unwrap();
+        let a = p.pick(&full(2), 4, true, |_| false).unwrap();
         assert!(
-            p.pick(&full(2), 4, |r| r == a).is_none(),
+            p.pick(&full(2), 4, true, |r| r == a).is_none(),
             "the second piece is held"
         );
         assert_eq!(p.unstarted(), 1);
         p.set_hold_last(false);
-        let b = p.pick(&full(2), 4, |_| false).unwrap();
+        let b = p.pick(&full(2), 4, true, |_| false).unwrap();
         assert_ne!(a.index, b.index);
     }
 
@@ -452,34 +527,36 @@ mod tests {
             Bitfield::new(1),
             1,
         );
-        let a = p.pick(&full(1), 1, |_| false).unwrap();
+        let a = p.pick(&full(1), 1, true, |_| false).unwrap();
         p.cancel(a);
-        assert_eq!(p.pick(&full(1), 1, |_| false).unwrap(), a);
+        assert_eq!(p.pick(&full(1), 1, true, |_| false).unwrap(), a);
         assert_eq!(
-            p.receive(0, 5, &block(0), 1),
+            recv(&mut p, 0, 5, &block(0), 1),
             Err(UnexpectedBlock),
             "misaligned"
         );
         assert_eq!(
-            p.receive(0, 0, &[0; 10], 1),
+            recv(&mut p, 0, 0, &[0; 10], 1),
             Err(UnexpectedBlock),
             "wrong length"
         );
         assert_eq!(
-            p.receive(3, 0, &block(0), 1),
+            recv(&mut p, 3, 0, &block(0), 1),
             Err(UnexpectedBlock),
             "not asked"
         );
         assert_eq!(
-            p.receive(0, BLOCK * 4, &block(0), 1),
+            recv(&mut p, 0, BLOCK * 4, &block(0), 1),
             Err(UnexpectedBlock),
             "out of range"
         );
-        let second = p.pick(&full(1), 1, |_| false).unwrap();
-        p.receive(0, 0, &block(1), 1).unwrap();
-        let done = p.receive(0, second.begin, &block(2), 1).unwrap().unwrap();
+        let second = p.pick(&full(1), 1, true, |_| false).unwrap();
+        recv(&mut p, 0, 0, &block(1), 1).unwrap();
+        let done = recv(&mut p, 0, second.begin, &block(2), 1)
+            .unwrap()
+            .unwrap();
         p.failed(done.index);
         assert_eq!(p.missing(), 1, "a failed piece is wanted again");
-        assert_eq!(p.pick(&full(1), 1, |_| false).unwrap().index, 0);
+        assert_eq!(p.pick(&full(1), 1, true, |_| false).unwrap().index, 0);
     }
 }
