@@ -396,7 +396,7 @@ impl Download {
                 t if self.trackers.owns(t) => {
                     self.trackers.handle_event(self.poll.registry(), t, now)
                 }
-                t if t.0 >= PEER_BASE => self.peer_event(t.0 - PEER_BASE, now),
+                t if t.0 >= PEER_BASE => self.peer_event(t.0 - PEER_BASE, now)?,
                 _ => {}
             }
         }
@@ -558,37 +558,54 @@ impl Download {
         }
     }
 
-    fn peer_event(&mut self, key: usize, now: Instant) {
+    fn peer_event(&mut self, key: usize, now: Instant) -> Result<(), DownloadError> {
         let Some(conn) = self.conns.get_mut(&key) else {
-            return;
+            return Ok(());
         };
         // Readiness may mean the socket can take the bytes that did not fit before.
         self.session.want_send(key);
         if !conn.connected {
             match conn.stream.take_error() {
                 Ok(None) => {}
-                Ok(Some(_)) | Err(_) => return self.drop_conn(key, now),
+                Ok(Some(_)) | Err(_) => {
+                    self.drop_conn(key, now);
+                    return Ok(());
+                }
             }
             match conn.stream.peer_addr() {
                 Ok(_) => {
                     conn.connected = true;
                     self.session.connected(key, now);
                 }
-                Err(e) if e.kind() == ErrorKind::NotConnected => return,
-                Err(_) => return self.drop_conn(key, now),
+                Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(()),
+                Err(_) => {
+                    self.drop_conn(key, now);
+                    return Ok(());
+                }
             }
         }
         let mut buf = [0u8; 64 * 1024];
         loop {
             let Some(conn) = self.conns.get_mut(&key) else {
-                return;
+                return Ok(());
             };
             match conn.stream.read(&mut buf) {
-                Ok(0) => return self.drop_conn(key, now),
-                Ok(n) => self.session.received(key, &buf[..n], now),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Ok(0) => {
+                    self.drop_conn(key, now);
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.session.received(key, &buf[..n], now);
+                    // Store completed pieces at once: reading a fast peer until its socket
+                    // is empty would otherwise queue piece after piece in memory.
+                    self.actions(now)?;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return self.drop_conn(key, now),
+                Err(_) => {
+                    self.drop_conn(key, now);
+                    return Ok(());
+                }
             }
         }
     }
@@ -665,8 +682,9 @@ impl Download {
                             false
                         }
                     };
-                    self.session.piece_result(c.index, ok, &c.contributors, now);
+                    // Recycled first: the result may start a new piece in this buffer.
                     self.session.recycle(c.data);
+                    self.session.piece_result(c.index, ok, &c.contributors, now);
                 }
                 Action::WantPeers => self.trackers.want_more_peers(now),
                 Action::Completed => {

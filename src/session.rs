@@ -63,7 +63,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(90),
             dead_after: Duration::from_secs(120),
-            max_partial_bytes: 32 << 20,
+            max_partial_bytes: 4 << 20,
             ban_strikes: 2,
             upload_slots: 4,
             max_queued_requests: 500,
@@ -740,7 +740,8 @@ impl Session {
     }
 
     /// The buffer of a piece from [`Action::Verify`], once storage is done with it: it is
-    /// reused for a later piece.
+    /// reused for a later piece. Call it before [`Session::piece_result`], which may start
+    /// one.
     pub fn recycle(&mut self, buf: Vec<u8>) {
         self.picker.recycle(buf);
     }
@@ -785,6 +786,8 @@ impl Session {
             } else {
                 wire::encode(&Message::Have(index), &mut p.tx);
             }
+            // The stored piece's buffer is free again: a new piece may be started.
+            self.fill(k, now);
             self.want_send(k);
         }
         if self.picker.have().is_full() && !self.completed {

@@ -105,8 +105,8 @@ fn run(meta: &Metainfo, peers: usize) -> Run {
                 Action::Verify(c) => {
                     r.pieces += 1;
                     timed(&mut r.piece_time, || {
-                        s.piece_result(c.index, true, &[], now);
                         s.recycle(c.data);
+                        s.piece_result(c.index, true, &[], now);
                     });
                 }
                 Action::Completed => complete = true,

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 /// Pieces picked at random before rarest-first takes over.
 const RANDOM_FIRST: u32 = 4;
 /// Piece buffers kept for reuse.
-const SPARE_BUFFERS: usize = 2;
+const SPARE_BUFFERS: usize = 1;
 /// In endgame, at most this many peers are asked for the same block.
 const ENDGAME_DUPLICATES: u8 = 3;
 
@@ -197,7 +197,10 @@ impl Picker {
         }
         // 2. A new piece, if we may start one (and it is not the held last one).
         let held = self.hold_last && self.unstarted() <= 1;
-        if self.partial.len() < max_partial && !held {
+        // Pieces on their way to storage still hold their buffers: they count, so a
+        // fast peer cannot run ahead of the hash checks.
+        let held_buffers = self.partial.len() + self.writing.count() as usize;
+        if held_buffers < max_partial && !held {
             if let Some(index) = self.choose_new(peer_has) {
                 let size = self.piece_size(index);
                 let blocks = size.div_ceil(u64::from(BLOCK)) as usize;
@@ -451,6 +454,29 @@ mod tests {
         assert_eq!(p.missing(), 2);
         p.verified(done.index);
         assert!(p.have().get(done.index));
+    }
+
+    #[test]
+    fn pieces_waiting_for_their_hash_check_count_against_the_memory_cap() {
+        // 3 pieces of one block; at most 2 piece buffers.
+        let mut p = Picker::new(u64::from(BLOCK), u64::from(3 * BLOCK), Bitfield::new(3), 5);
+        let a = p.pick(&full(3), 2, true, |_| false).unwrap();
+        let b = p.pick(&full(3), 2, true, |_| false).unwrap();
+        let done = recv(&mut p, a.index, 0, &block(1), 1).unwrap().unwrap();
+        assert_eq!(
+            p.pick(&full(3), 2, false, |_| false),
+            None,
+            "a third buffer while piece {} is being stored",
+            done.index
+        );
+        p.recycle(done.data);
+        p.verified(a.index);
+        let c = p.pick(&full(3), 2, false, |_| false).unwrap();
+        assert!(c.index != a.index && c.index != b.index);
+        assert!(
+            p.spare.is_empty(),
+            "the new piece took the stored one's buffer"
+        );
     }
 
     #[test]

@@ -189,8 +189,8 @@ impl Sim {
                     Action::Verify(c) => {
                         let ok = crate::hash::sha1(&c.data) == self.meta.pieces[c.index as usize];
                         self.verified += u32::from(ok);
-                        self.s.piece_result(c.index, ok, &c.contributors, self.now);
                         self.s.recycle(c.data);
+                        self.s.piece_result(c.index, ok, &c.contributors, self.now);
                     }
                     Action::Read { key, block } => {
                         let start = block.index as usize * PIECE + block.begin as usize;

@@ -18,6 +18,11 @@ use std::path::PathBuf;
 /// Files kept open and mapped at once; the least recently used one is closed past this.
 pub(super) const MAX_OPEN: usize = 64;
 
+/// Largest single `pwrite`. On this machine's kernel (6.18, ext4) a 4 MiB `pwrite` into a
+/// fresh file ran at 0.3–0.4 GB/s and 256 KiB ones at about 4 GB/s (the kernel's copy into
+/// the page cache, `copy_folio_from_iter_atomic`, took 73% of a 4 MiB-piece download's CPU).
+pub(super) const WRITE_CHUNK: usize = 256 * 1024;
+
 /// Bytes read through the maps after which the touched pages are released from this
 /// process's page tables: this bounds what file pages count in its resident set.
 pub(super) const RELEASE_BYTES: u64 = 4 << 20;
@@ -122,13 +127,18 @@ impl FileSet {
         Ok(&open.map.as_deref().expect("mapped above")[from..to])
     }
 
-    /// Writes `data` at `offset` in file `i` (a stored file; the range inside it).
+    /// Writes `data` at `offset` in file `i` (a stored file; the range inside it), in
+    /// calls of at most [`WRITE_CHUNK`] bytes.
     pub(super) fn write(&mut self, i: usize, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         let path = self.slots[i].path.clone();
         let open = self.open(i)?;
-        open.file
-            .write_all_at(data, offset)
-            .map_err(|e| StorageError::io("write", &path, e))?;
+        let mut at = offset;
+        for chunk in data.chunks(WRITE_CHUNK) {
+            open.file
+                .write_all_at(chunk, at)
+                .map_err(|e| StorageError::io("write", &path, e))?;
+            at += chunk.len() as u64;
+        }
         self.slots[i].dirty = true;
         Ok(())
     }
