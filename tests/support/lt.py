@@ -7,7 +7,8 @@
                                          trackers); prints JSON once complete
   lt.py seed FILE.torrent SAVE_PATH IP [RATE] -> seeds on IP (TCP only, upload capped at RATE
                                          bytes/s if given) until stdin closes; prints
-                                         "ready PORT" once the data is checked and it listens
+                                         "ready PORT" once the data is checked and it listens;
+                                         a line "connect HOST:PORT" on stdin dials that peer
 """
 import json
 import sys
@@ -122,8 +123,12 @@ def seed(path, save_path, ip, rate=None):
         ses.wait_for_alert(200)
         ses.pop_alerts()
     print(f"ready {ses.listen_port()}", flush=True)
-    # Serve until the test closes our stdin.
-    sys.stdin.read()
+    # Serve until the test closes our stdin; "connect HOST:PORT" lines make us dial a peer
+    # (for clients that never dial loopback peers themselves, like transmission).
+    for line in sys.stdin:
+        if line.startswith("connect "):
+            host, port = line.split()[1].rsplit(":", 1)
+            h.connect_peer((host, int(port)))
 
 
 def download(path, save_path, ip, peer=None):
