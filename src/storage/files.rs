@@ -139,6 +139,7 @@ impl FileSet {
                 .map_err(|e| StorageError::io("write", &path, e))?;
             at += chunk.len() as u64;
         }
+        sys::start_writeback(&open.file, offset, data.len() as u64);
         self.slots[i].dirty = true;
         Ok(())
     }

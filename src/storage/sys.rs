@@ -46,6 +46,23 @@ pub(super) fn release(map: &Mmap, offset: usize, len: usize) -> io::Result<()> {
     unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }
 }
 
+/// Starts writing bytes `offset..offset + len` of `file` back to disk without waiting
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the next `fdatasync` has less to wait for.
+/// It promises nothing about durability; only `fdatasync` does.
+pub(super) fn start_writeback(file: &File, offset: u64, len: u64) {
+    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is open for
+    // the lifetime of `file`. Its failure (say, a file system without it) only loses the
+    // head start, so the result is ignored.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
 /// Reserves real blocks for bytes `0..len` of `file` (growing it to `len` if shorter),
 /// without changing any data already there. Falls back to writing zeros into the file's
 /// holes where the file system has no `fallocate`.
