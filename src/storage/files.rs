@@ -18,10 +18,14 @@ use std::path::PathBuf;
 /// Files kept open and mapped at once; the least recently used one is closed past this.
 pub(super) const MAX_OPEN: usize = 64;
 
-/// Largest single `pwrite`. On this machine's kernel (6.18, ext4) a 4 MiB `pwrite` into a
-/// fresh file ran at 0.3–0.4 GB/s and 256 KiB ones at about 4 GB/s (the kernel's copy into
-/// the page cache, `copy_folio_from_iter_atomic`, took 73% of a 4 MiB-piece download's CPU).
-pub(super) const WRITE_CHUNK: usize = 256 * 1024;
+/// Largest single `pwrite`. Large writes make the kernel (6.18, ext4) put the file in large
+/// page-cache folios, taken from the high-order free blocks that this virtual machine has
+/// handed back to its host; each first touch of those is slow. With one 4 MiB `pwrite` per
+/// piece, the kernel's copy into the page cache (`copy_folio_from_iter_atomic`) took 73% of
+/// a download's CPU. Medians of 3-round runs of tools/bench/run (1 GiB, 256 KiB pieces):
+/// 6.2 s wall with 256 KiB calls, 5.3 s with 64 KiB, 4.0 s with 4 KiB, 2.9 s and 4.5 s in
+/// two runs with 16 KiB. 16 KiB, one block, it is.
+pub(super) const WRITE_CHUNK: usize = 16 * 1024;
 
 /// Bytes read through the maps after which the touched pages are released from this
 /// process's page tables: this bounds what file pages count in its resident set.
