@@ -179,14 +179,8 @@ fn fake_http(response: Vec<u8>, hold: bool) -> (u16, JoinHandle<String>) {
     let handle = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         s.set_read_timeout(Some(LIMIT)).unwrap();
-        let mut req = Vec::new();
+        let req = read_http_head(&mut s);
         let mut buf = [0u8; 4096];
-        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-            match s.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => req.extend_from_slice(&buf[..n]),
-            }
-        }
         let half = response.len() / 2;
         let _ = s.write_all(&response[..half]);
         let _ = s.flush();

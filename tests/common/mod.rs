@@ -306,3 +306,16 @@ pub fn libtorrent_seeder(torrent: &Path, data_dir: &Path, ip: &str, rate: Option
         port,
     }
 }
+
+/// Reads an HTTP request's head from `s` (up to the blank line, or until the peer stops).
+pub fn read_http_head(s: &mut impl std::io::Read) -> Vec<u8> {
+    let mut req = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    req
+}
