@@ -49,6 +49,15 @@ pub enum StorageError {
     OutOfRange,
     /// A read of a piece that is not verified.
     NotVerified(u32),
+    /// Another program changed a data file's size while btmini had it open.
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// The torrent's size for it.
+        expected: u64,
+        /// Its size now.
+        found: u64,
+    },
 }
 
 impl StorageError {
@@ -108,6 +117,16 @@ impl fmt::Display for StorageError {
             }
             Self::OutOfRange => f.write_str("piece or block out of range"),
             Self::NotVerified(i) => write!(f, "piece {i} is not verified"),
+            Self::Changed {
+                path,
+                expected,
+                found,
+            } => write!(
+                f,
+                "'{}' is now {found} bytes, not {expected}: another program changed it; \
+                 stopping (the next start checks the data again)",
+                path.display()
+            ),
         }
     }
 }

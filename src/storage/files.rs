@@ -50,6 +50,23 @@ struct Open {
     touched: Option<(usize, usize)>,
 }
 
+/// Refuses a file whose size is no longer the torrent's.
+fn check_size(file: &File, expected: u64, path: &std::path::Path) -> Result<(), StorageError> {
+    let found = file
+        .metadata()
+        .map_err(|e| StorageError::io("inspect", path, e))?
+        .len();
+    if found == expected {
+        Ok(())
+    } else {
+        Err(StorageError::Changed {
+            path: path.to_owned(),
+            expected,
+            found,
+        })
+    }
+}
+
 pub(super) struct FileSet {
     pub(super) slots: Vec<Slot>,
     open: usize,
@@ -119,6 +136,9 @@ impl FileSet {
         let flen = self.slots[i].len;
         let path = self.slots[i].path.clone();
         let open = self.open(i)?;
+        // A file shortened under its map would kill the process with SIGBUS on the read:
+        // its size is checked first, every time (one fstat, small next to the copy).
+        check_size(&open.file, flen, &path)?;
         if open.map.is_none() {
             let map = sys::map(&open.file, flen).map_err(|e| StorageError::io("map", &path, e))?;
             open.map = Some(map);
@@ -135,7 +155,10 @@ impl FileSet {
     /// calls of at most [`WRITE_CHUNK`] bytes.
     pub(super) fn write(&mut self, i: usize, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         let path = self.slots[i].path.clone();
+        let flen = self.slots[i].len;
         let open = self.open(i)?;
+        // A write past the end of a shortened file would quietly grow it back with a hole.
+        check_size(&open.file, flen, &path)?;
         let mut at = offset;
         for chunk in data.chunks(WRITE_CHUNK) {
             open.file

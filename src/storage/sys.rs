@@ -5,7 +5,8 @@
 //! past the file's end, or a page whose blocks the file system cannot allocate (a sparse
 //! file on a full disk), raises SIGBUS and kills the process. The storage layer therefore
 //! reserves real blocks before it maps ([`allocate`]), checks the file's size right before
-//! each mapping ([`map`]), and never shrinks a file it has mapped.
+//! each mapping ([`map`]) and each read through it, never shrinks a file it has mapped, and
+//! never writes through a map (writes are `pwrite`s, which fail with an error instead).
 #![allow(unsafe_code)]
 
 use memmap2::Mmap;
@@ -31,7 +32,8 @@ pub(super) fn map(file: &File, len: u64) -> io::Result<Mmap> {
     // SAFETY: the map is only sound while nobody truncates the file. btmini itself never
     // shrinks a mapped file; the size was checked just above and its blocks were reserved
     // by `allocate`, so every page of the map is backed. Another process truncating the
-    // file is outside what a mapping can defend against (see the module doc).
+    // file is caught by the size check before every read (`FileSet::read`); only a
+    // truncation between that check and the copy right after it is beyond a map's reach.
     unsafe { memmap2::MmapOptions::new().len(len as usize).map(file) }
 }
 
