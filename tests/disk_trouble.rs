@@ -18,18 +18,8 @@ const LIMIT: Duration = Duration::from_secs(60);
 #[test]
 fn a_data_file_shortened_under_a_seed_stops_it_with_an_error_not_sigbus() {
     let dir = TempDir::new("disk-shortened");
+    let (file, torrent) = single_file_torrent(dir.path(), 21, 3_000_017, &[]);
     let data = dir.join("data");
-    let file = data.join("single.bin");
-    write_file(&file, 21, 3_000_017);
-    let torrent = dir.join("p.torrent");
-    run_ok(
-        btmini()
-            .arg("create")
-            .arg(&file)
-            .arg("-o")
-            .arg(&torrent)
-            .args(["-l", "64K", "-q"]),
-    );
     // The seed checks the data (reading all of it through its map), then serves it.
     let port = free_port();
     let mut seed = btmini()

@@ -49,23 +49,14 @@ fn compact(ip: Ipv4Addr, port: u16) -> [u8; 6] {
 #[test]
 fn ten_thousand_peers_that_refuse_and_our_own_address() {
     let dir = TempDir::new("hostile-tracker");
-    let data = dir.join("data");
-    write_file(&data.join("single.bin"), 9, 3_000_017);
     let my_port = free_port();
     // The tracker's port goes into the torrent, the seeder's into the tracker's reply: the
     // reply is filled in once the seeder listens.
     let body = Arc::new(Mutex::new(Vec::new()));
     let tport = fake_tracker(body.clone());
-    let torrent = dir.join("p.torrent");
-    run_ok(
-        btmini()
-            .arg("create")
-            .arg(data.join("single.bin"))
-            .arg("-o")
-            .arg(&torrent)
-            .args(["-l", "64K", "-q", "-t"])
-            .arg(format!("http://127.0.0.1:{tport}/announce")),
-    );
+    let url = format!("http://127.0.0.1:{tport}/announce");
+    let (_, torrent) = single_file_torrent(dir.path(), 9, 3_000_017, &[url]);
+    let data = dir.join("data");
     let seeder = libtorrent_seeder(&torrent, &data, "127.0.0.2", None);
     // 10,000 peers: our own listening address first, 9,998 addresses where nothing listens
     // (loopback answers them with a reset at once), and the seeder near the end.

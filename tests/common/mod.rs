@@ -75,6 +75,30 @@ pub fn single_file_payload(root: &Path) -> PathBuf {
     f
 }
 
+/// `root/data/single.bin`, `len` bytes from `seed`, and its torrent `root/p.torrent` (64 KiB
+/// pieces, the given trackers). Returns (the file, the torrent).
+pub fn single_file_torrent(
+    root: &Path,
+    seed: u64,
+    len: usize,
+    trackers: &[String],
+) -> (PathBuf, PathBuf) {
+    let file = root.join("data").join("single.bin");
+    write_file(&file, seed, len);
+    let torrent = root.join("p.torrent");
+    let mut cmd = btmini();
+    cmd.arg("create")
+        .arg(&file)
+        .arg("-o")
+        .arg(&torrent)
+        .args(["-l", "64K", "-q"]);
+    for t in trackers {
+        cmd.arg("-t").arg(t);
+    }
+    run_ok(&mut cmd);
+    (file, torrent)
+}
+
 pub fn btmini() -> Command {
     Command::new(env!("CARGO_BIN_EXE_btmini"))
 }
