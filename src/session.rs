@@ -191,6 +191,9 @@ pub struct Session {
     unchoked: usize,
 }
 
+/// A failed dial is tried again this many times (after 30, 60, 120 s).
+const DIAL_RETRIES: u32 = 3;
+
 /// In endgame, a peer is asked for blocks already asked of others only while it has fewer
 /// than this many requests out.
 const ENDGAME_OUTSTANDING: usize = 4;
@@ -413,6 +416,18 @@ impl Session {
         }
         let backoff = Duration::from_secs(15) * (1 << k.failures.min(6));
         k.retry_at = Some(now + backoff);
+        // A dial that failed is tried again after its backoff, a few times: a tracker
+        // names a peer once per announce, which for a seed may be half an hour away.
+        let retry = p.outgoing
+            && p.stage != Stage::Active
+            && k.failures <= DIAL_RETRIES
+            && !k.banned
+            && !k.queued
+            && !self.own.contains(&p.addr);
+        if retry {
+            k.queued = true;
+            self.backoff.push(p.addr);
+        }
         Some(p)
     }
 

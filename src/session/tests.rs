@@ -783,3 +783,32 @@ fn a_later_bitfield_replaces_the_first_as_aria2c_sends_it() {
     assert_eq!(s.peers[key].has.ones().collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(s.peers[key].interesting, 2);
 }
+
+#[test]
+fn a_failed_dial_is_tried_again_after_its_backoff_a_few_times() {
+    let (meta, _) = torrent(4, 0);
+    let mut s = Session::new(
+        &meta,
+        Bitfield::new(meta.piece_count()),
+        *b"-BM0100-redial000000",
+        Config::default(),
+        3,
+    );
+    let addr: SocketAddr = "10.0.0.9:6881".parse().unwrap();
+    let mut now = Instant::now();
+    s.add_peers([addr], now);
+    let mut dials = 0;
+    for _ in 0..20 {
+        while let Some(a) = s.poll_action() {
+            if let Action::Connect { key, addr: a } = a {
+                assert_eq!(a, addr);
+                dials += 1;
+                // The connect fails at once.
+                s.closed(key, now);
+            }
+        }
+        now += Duration::from_secs(30);
+        s.tick(now);
+    }
+    assert_eq!(dials, 1 + DIAL_RETRIES, "the first dial and its retries");
+}
