@@ -8,7 +8,8 @@
   lt.py seed FILE.torrent SAVE_PATH IP [RATE] -> seeds on IP (TCP only, upload capped at RATE
                                          bytes/s if given) until stdin closes; prints
                                          "ready PORT" once the data is checked and it listens;
-                                         a line "connect HOST:PORT" on stdin dials that peer
+                                         a line "connect HOST:PORT" on stdin dials that peer;
+                                         prints "uploaded BYTES" when stdin closes
 """
 import json
 import sys
@@ -129,6 +130,7 @@ def seed(path, save_path, ip, rate=None):
         if line.startswith("connect "):
             host, port = line.split()[1].rsplit(":", 1)
             h.connect_peer((host, int(port)))
+    print(f"uploaded {h.status().total_payload_upload}", flush=True)
 
 
 def download(path, save_path, ip, peer=None):
