@@ -1,7 +1,9 @@
-//! Disk trouble while btmini runs (issue 9): a data file shortened by another program
-//! under btmini's map. Reading a mapped page past a file's end raises SIGBUS, which would
-//! kill the process; btmini must stop with a clear error instead, and the next start must
-//! not trust the sidecar.
+//! Disk trouble while btmini runs (issue 9). A data file shortened by another program under
+//! btmini's map: reading a mapped page past a file's end raises SIGBUS, which would kill the
+//! process; btmini must stop with a clear error instead, and the next start must not trust
+//! the sidecar. A disk filled by another program mid-download: btmini's data blocks are
+//! reserved, but its next sidecar write fails; it must stop with a clear error, its sidecar
+//! must still tell the truth, and the next run must finish.
 
 mod common;
 
@@ -94,4 +96,100 @@ fn a_data_file_shortened_under_a_seed_stops_it_with_an_error_not_sigbus() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("1000000") && err.contains("3000017"), "{err}");
+}
+
+/// Every piece the sidecar in `out` claims verifies against the data there.
+fn sidecar_tells_the_truth(torrent: &Path, out: &Path) -> usize {
+    let meta = btmini::metainfo::Metainfo::from_bytes(&std::fs::read(torrent).unwrap()).unwrap();
+    let Ok(bytes) = std::fs::read(out.join(format!(".{}.btmini", meta.name))) else {
+        return 0;
+    };
+    let sc = btmini::storage::sidecar::Sidecar::decode(&bytes).unwrap();
+    let data = std::fs::read(out.join(&meta.name)).unwrap();
+    let len = meta.piece_length as usize;
+    for i in sc.have.ones() {
+        let piece = &data[i as usize * len..((i as usize + 1) * len).min(data.len())];
+        assert_eq!(
+            btmini::hash::sha1(piece),
+            meta.pieces[i as usize],
+            "the sidecar claims piece {i}, which does not verify"
+        );
+    }
+    sc.have.count() as usize
+}
+
+#[test]
+fn a_disk_filled_by_another_program_stops_btmini_cleanly_and_the_next_run_finishes() {
+    let dir = TempDir::new("disk-full");
+    let size = 4_000_037;
+    let (file, torrent) = single_file_torrent(dir.path(), 22, size, &[]);
+    // 500 KB/s: the download lasts 8 s, so the first sidecar (after 5 s) comes before the end.
+    let seeder = libtorrent_seeder(&torrent, &dir.join("data"), "127.0.0.2", Some(500_000));
+    let fs_ = Tmpfs::mount("8m");
+    let out = fs_.0.join("out");
+    let btmini_run = || {
+        btmini()
+            .arg(&torrent)
+            .arg("-o")
+            .arg(&out)
+            .args(["--min-share", "0", "--bind", "127.0.0.3", "--port"])
+            .arg(free_port().to_string())
+            .arg("--peer")
+            .arg(format!("127.0.0.2:{}", seeder.port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut bt = btmini_run();
+    // Once a first sidecar is written, another program fills the file system.
+    let deadline = Instant::now() + LIMIT;
+    while sidecar_tells_the_truth(&torrent, &out) == 0 {
+        assert!(Instant::now() < deadline, "no sidecar was written");
+        assert!(bt.try_wait().unwrap().is_none(), "btmini ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut filler = std::fs::File::create(fs_.0.join("filler")).unwrap();
+    let chunk = vec![7u8; 4096];
+    while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+    let status = loop {
+        if let Some(s) = bt.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = bt.kill();
+            panic!("btmini went on with a full disk");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    bt.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.signal(), None, "killed by a signal: {err}");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let claimed = sidecar_tells_the_truth(&torrent, &out);
+    // Space comes back; the next run checks the data (the files changed since the last
+    // sidecar), fetches what is missing and records every piece. (If the first run had
+    // stored every piece before its last sidecar write failed, the second one finds them all
+    // and seeds until stopped: it is stopped here once the sidecar claims everything.)
+    drop(filler);
+    std::fs::remove_file(fs_.0.join("filler")).unwrap();
+    let pieces = size.div_ceil(65536);
+    let mut bt = btmini_run();
+    while sidecar_tells_the_truth(&torrent, &out) < pieces {
+        if Instant::now() > deadline + LIMIT {
+            let _ = bt.kill();
+            let mut e = String::new();
+            bt.stderr.take().unwrap().read_to_string(&mut e).unwrap();
+            panic!("the second run did not record every piece: {e}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = bt.kill();
+    let _ = bt.wait();
+    assert_eq!(
+        std::fs::read(out.join("single.bin")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    eprintln!("{claimed} pieces claimed when the disk filled up; first run said: {err}");
 }

@@ -410,38 +410,13 @@ fn a_file_over_4_gib_maps_and_writes_at_a_high_offset() {
     assert_eq!(buf, block(high));
 }
 
-/// A 2 MiB tmpfs mounted for the test, unmounted when dropped.
-struct SmallFs(TempDir);
-
-impl SmallFs {
-    fn mount() -> Self {
-        let dir = TempDir::new("st-tmpfs");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "btmini-test"])
-            .arg(dir.path())
-            .status()
-            .expect("mount");
-        assert!(
-            status.success(),
-            "mounting a tmpfs needs root (CI runs as root)"
-        );
-        SmallFs(dir)
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
-
 #[test]
 fn a_too_small_file_system_gives_a_clear_error_before_anything_is_created() {
     let tmp = TempDir::new("st-full");
     let payload = tmp.join("four.bin");
     write_file(&payload, 3, 4 << 20);
     let (meta, _) = torrent_of(&payload, 16384);
-    let fs_ = SmallFs::mount();
+    let fs_ = Tmpfs::mount("2m");
     let out = fs_.0.join("out");
     let e = Storage::open(meta, &out, StorageOptions::default())
         .err()

@@ -343,3 +343,28 @@ pub fn read_http_head(s: &mut impl std::io::Read) -> Vec<u8> {
     }
     req
 }
+
+/// A small tmpfs mounted for a test (`size` as mount takes it, "2m"), unmounted when dropped.
+pub struct Tmpfs(pub TempDir);
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Self {
+        let dir = TempDir::new("tmpfs");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "btmini-test"])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
