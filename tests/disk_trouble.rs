@@ -127,20 +127,7 @@ fn a_disk_filled_by_another_program_stops_btmini_cleanly_and_the_next_run_finish
     let seeder = libtorrent_seeder(&torrent, &dir.join("data"), "127.0.0.2", Some(500_000));
     let fs_ = Tmpfs::mount("8m");
     let out = fs_.0.join("out");
-    let btmini_run = || {
-        btmini()
-            .arg(&torrent)
-            .arg("-o")
-            .arg(&out)
-            .args(["--min-share", "0", "--bind", "127.0.0.3", "--port"])
-            .arg(free_port().to_string())
-            .arg("--peer")
-            .arg(format!("127.0.0.2:{}", seeder.port))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let btmini_run = || leech(&torrent, &out, seeder.port);
     let mut bt = btmini_run();
     // Once a first sidecar is written, another program fills the file system.
     let deadline = Instant::now() + LIMIT;
@@ -152,20 +139,8 @@ fn a_disk_filled_by_another_program_stops_btmini_cleanly_and_the_next_run_finish
     let mut filler = std::fs::File::create(fs_.0.join("filler")).unwrap();
     let chunk = vec![7u8; 4096];
     while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
-    let status = loop {
-        if let Some(s) = bt.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = bt.kill();
-            panic!("btmini went on with a full disk");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    bt.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert_eq!(status.signal(), None, "killed by a signal: {err}");
-    assert_eq!(status.code(), Some(1), "{err}");
+    let (code, signal, err) = until_exit(bt);
+    assert_eq!((code, signal), (Some(1), None), "{err}");
     assert!(err.contains("No space left on device"), "{err}");
     let claimed = sidecar_tells_the_truth(&torrent, &out);
     // Space comes back; the next run checks the data (the files changed since the last
@@ -192,4 +167,74 @@ fn a_disk_filled_by_another_program_stops_btmini_cleanly_and_the_next_run_finish
         std::fs::read(&file).unwrap()
     );
     eprintln!("{claimed} pieces claimed when the disk filled up; first run said: {err}");
+}
+
+/// btmini downloading `torrent` into `out` from the seeder on 127.0.0.2:`port`.
+fn leech(torrent: &Path, out: &Path, port: u16) -> std::process::Child {
+    btmini()
+        .arg(torrent)
+        .arg("-o")
+        .arg(out)
+        .args(["--min-share", "0", "--bind", "127.0.0.3", "--port"])
+        .arg(free_port().to_string())
+        .arg("--peer")
+        .arg(format!("127.0.0.2:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs btmini until it exits on its own; returns its exit code, signal and stderr.
+fn until_exit(mut bt: std::process::Child) -> (Option<i32>, Option<i32>, String) {
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(s) = bt.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = bt.kill();
+            panic!("btmini went on");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    bt.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status.code(), status.signal(), err)
+}
+
+#[test]
+fn a_read_only_output_folder_and_one_deleted_mid_run_give_clear_errors() {
+    let dir = TempDir::new("disk-ro");
+    let size = 4_000_037;
+    let (_, torrent) = single_file_torrent(dir.path(), 23, size, &[]);
+    let seeder = libtorrent_seeder(&torrent, &dir.join("data"), "127.0.0.2", Some(500_000));
+    let run = |out: &Path| leech(&torrent, out, seeder.port);
+    // A read-only file system (root ignores permission bits, so a read-only mount).
+    let fs_ = Tmpfs::mount("8m");
+    let remount = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(fs_.0.path())
+        .status()
+        .unwrap();
+    assert!(remount.success());
+    let (code, signal, err) = until_exit(run(&fs_.0.join("out")));
+    assert_eq!((code, signal), (Some(1), None), "{err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    eprintln!("read-only: {}", err.lines().last().unwrap_or(""));
+
+    // The output folder deleted while btmini downloads into it: its next sidecar write
+    // cannot happen, and it says so.
+    let out = dir.join("out");
+    let bt = run(&out);
+    let deadline = Instant::now() + LIMIT;
+    while !out.join("single.bin").exists() {
+        assert!(Instant::now() < deadline, "btmini never created its file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+    let (code, signal, err) = until_exit(bt);
+    assert_eq!((code, signal), (Some(1), None), "{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+    eprintln!("folder deleted: {}", err.lines().last().unwrap_or(""));
 }
