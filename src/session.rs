@@ -726,6 +726,21 @@ impl Session {
     fn fill(&mut self, key: usize, now: Instant) {
         // Decide about the share rule before any new piece is picked.
         self.update_hold(now);
+        self.fill_peer(key, now);
+    }
+
+    /// [`Session::fill`] for every peer, the share rule decided once (near the end it
+    /// looks at every peer).
+    fn fill_all(&mut self, now: Instant) {
+        self.update_hold(now);
+        let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.fill_peer(k, now);
+        }
+    }
+
+    /// The pipeline part of [`Session::fill`], the share rule already decided.
+    fn fill_peer(&mut self, key: usize, now: Instant) {
         let max_partial = self.max_partial();
         let p = &mut self.peers[key];
         if p.stage != Stage::Active || p.peer_choking || !p.am_interested {
@@ -778,10 +793,7 @@ impl Session {
                     self.close(k, "banned: sent pieces that failed their hash", now);
                 }
             }
-            let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
-            for k in keys {
-                self.fill(k, now);
-            }
+            self.fill_all(now);
             self.want_send_all();
             return;
         }
@@ -801,10 +813,10 @@ impl Session {
             } else {
                 wire::encode(&Message::Have(index), &mut p.tx);
             }
-            // The stored piece's buffer is free again: a new piece may be started.
-            self.fill(k, now);
             self.want_send(k);
         }
+        // The stored piece's buffer is free again: a new piece may be started.
+        self.fill_all(now);
         if self.picker.have().is_full() && !self.completed {
             self.completed = true;
             self.actions.push_back(Action::Completed);
@@ -864,9 +876,12 @@ impl Session {
             }
             self.actions.push_back(Action::WantPeers);
         }
-        for k in refill {
-            if self.peers.contains(k) {
-                self.fill(k, now);
+        if !refill.is_empty() {
+            self.update_hold(now);
+            for k in refill {
+                if self.peers.contains(k) {
+                    self.fill_peer(k, now);
+                }
             }
         }
         if self
@@ -880,10 +895,7 @@ impl Session {
         if self.holding.is_some() {
             self.update_hold(now);
             if self.holding.is_none() {
-                let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
-                for k in keys {
-                    self.fill(k, now);
-                }
+                self.fill_all(now);
             }
         }
         self.candidates.extend(self.backoff.drain(..));

@@ -13,7 +13,7 @@ use super::sys;
 use memmap2::Mmap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Files kept open and mapped at once; the least recently used one is closed past this.
 pub(super) const MAX_OPEN: usize = 64;
@@ -51,7 +51,7 @@ struct Open {
 }
 
 /// Refuses a file whose size is no longer the torrent's.
-fn check_size(file: &File, expected: u64, path: &std::path::Path) -> Result<(), StorageError> {
+fn check_size(file: &File, expected: u64, path: &Path) -> Result<(), StorageError> {
     let found = file
         .metadata()
         .map_err(|e| StorageError::io("inspect", path, e))?
@@ -96,8 +96,9 @@ impl FileSet {
         }
     }
 
-    /// File `i`, opened (closing the least recently used one past [`MAX_OPEN`]).
-    fn open(&mut self, i: usize) -> Result<&mut Open, StorageError> {
+    /// File `i`, opened (closing the least recently used one past [`MAX_OPEN`]), with its
+    /// slot's path and size beside it.
+    fn open(&mut self, i: usize) -> Result<(&mut Open, &Path, u64), StorageError> {
         self.tick += 1;
         if self.slots[i].open.is_none() {
             if self.open >= MAX_OPEN {
@@ -118,7 +119,8 @@ impl FileSet {
         }
         let slot = &mut self.slots[i];
         slot.last_use = self.tick;
-        Ok(slot.open.as_mut().expect("opened above"))
+        let open = slot.open.as_mut().expect("opened above");
+        Ok((open, &slot.path, slot.len))
     }
 
     /// Bytes `offset..offset + len` of file `i`, read through its map. `i` must be a
@@ -133,14 +135,12 @@ impl FileSet {
             return Ok(&[]);
         }
         self.read_since_release += len as u64;
-        let flen = self.slots[i].len;
-        let path = self.slots[i].path.clone();
-        let open = self.open(i)?;
+        let (open, path, flen) = self.open(i)?;
         // A file shortened under its map would kill the process with SIGBUS on the read:
         // its size is checked first, every time (one fstat, small next to the copy).
-        check_size(&open.file, flen, &path)?;
+        check_size(&open.file, flen, path)?;
         if open.map.is_none() {
-            let map = sys::map(&open.file, flen).map_err(|e| StorageError::io("map", &path, e))?;
+            let map = sys::map(&open.file, flen).map_err(|e| StorageError::io("map", path, e))?;
             open.map = Some(map);
         }
         let (from, to) = (offset as usize, offset as usize + len);
@@ -154,16 +154,14 @@ impl FileSet {
     /// Writes `data` at `offset` in file `i` (a stored file; the range inside it), in
     /// calls of at most [`WRITE_CHUNK`] bytes.
     pub(super) fn write(&mut self, i: usize, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-        let path = self.slots[i].path.clone();
-        let flen = self.slots[i].len;
-        let open = self.open(i)?;
+        let (open, path, flen) = self.open(i)?;
         // A write past the end of a shortened file would quietly grow it back with a hole.
-        check_size(&open.file, flen, &path)?;
+        check_size(&open.file, flen, path)?;
         let mut at = offset;
         for chunk in data.chunks(WRITE_CHUNK) {
             open.file
                 .write_all_at(chunk, at)
-                .map_err(|e| StorageError::io("write", &path, e))?;
+                .map_err(|e| StorageError::io("write", path, e))?;
             at += chunk.len() as u64;
         }
         sys::start_writeback(&open.file, offset, data.len() as u64);

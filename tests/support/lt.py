@@ -56,17 +56,22 @@ def create(path, out, mode, tracker=None):
         f.write(lt.bencode(ct.generate()))
 
 
+def add(ses, path, save_path):
+    """Adds the torrent at `path`, data in `save_path`, started at once; returns its handle."""
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(path)
+    atp.save_path = save_path
+    atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    return ses.add_torrent(atp)
+
+
 def recheck(path, save_path):
     ses = lt.session({
         "listen_interfaces": "127.0.0.1:0",
         "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
         "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
     })
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(path)
-    atp.save_path = save_path
-    atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
-    h = ses.add_torrent(atp)
+    h = add(ses, path, save_path)
     # A torrent added without resume data is checked in full; the alert says when that ends.
     deadline = time.monotonic() + 120
     checked = False
@@ -86,7 +91,7 @@ def recheck(path, save_path):
         "info_hash": str(h.info_hashes().v1),
         "state": str(st.state),
         "pieces_have": st.num_pieces,
-        "piece_count": atp.ti.num_pieces(),
+        "piece_count": h.torrent_file().num_pieces(),
         "progress": st.progress,
     }))
 
@@ -111,11 +116,7 @@ def seed(path, save_path, ip, rate=None):
         pc = ses.get_peer_class(lt.session.local_peer_class_id)
         pc["upload_limit"] = int(rate)
         ses.set_peer_class(lt.session.local_peer_class_id, pc)
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(path)
-    atp.save_path = save_path
-    atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
-    h = ses.add_torrent(atp)
+    h = add(ses, path, save_path)
     deadline = time.monotonic() + 120
     while not h.status().is_seeding:
         if time.monotonic() > deadline:
@@ -137,11 +138,7 @@ def download(path, save_path, ip, peer=None):
     """Downloads on IP, from PEER (ip:port) if given, else from the torrent's trackers;
     prints JSON with the progress once complete (or after 120 s)."""
     ses = session_on(ip)
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(path)
-    atp.save_path = save_path
-    atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
-    h = ses.add_torrent(atp)
+    h = add(ses, path, save_path)
     if peer:
         host, port = peer.rsplit(":", 1)
         h.connect_peer((host, int(port)))
