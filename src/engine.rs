@@ -281,7 +281,7 @@ impl Download {
             synced_up: 0,
             read_buf: Vec::with_capacity(crate::wire::BLOCK as usize),
         };
-        d.session.add_peers(opts.peers.iter().copied(), now);
+        d.session.add_pinned_peers(opts.peers.iter().copied(), now);
         if d.session.is_complete() {
             log::info!(
                 "all {} pieces are already verified: seeding",

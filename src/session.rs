@@ -115,6 +115,9 @@ struct Known {
     connected: bool,
     /// Among the candidates (or their backoff list) already.
     queued: bool,
+    /// Named by the user (`--peer`): dialled again whenever the connection ends, however
+    /// often it failed, since nothing else will name it again.
+    pinned: bool,
 }
 
 /// Figures for the status line.
@@ -191,8 +194,12 @@ pub struct Session {
     unchoked: usize,
 }
 
-/// A failed dial is tried again this many times (after 30, 60, 120 s).
+/// A peer we dialled is dialled again after a connection that ended this many times in a row
+/// without delivering a block (after 30, 60, 120 s); pinned peers are redialled without limit.
 const DIAL_RETRIES: u32 = 3;
+
+/// The longest wait before a redial.
+const MAX_BACKOFF: Duration = Duration::from_secs(120);
 
 /// In endgame, a peer is asked for blocks already asked of others only while it has fewer
 /// than this many requests out.
@@ -286,13 +293,24 @@ impl Session {
         total - (full - short)
     }
 
-    /// Peer addresses from a tracker or the command line.
+    /// Peer addresses from a tracker.
     pub fn add_peers(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, now: Instant) {
+        self.add(addrs, false, now);
+    }
+
+    /// Peer addresses the user named: like [`Session::add_peers`], but dialled again after
+    /// every failure or disconnect (with a backoff of at most two minutes).
+    pub fn add_pinned_peers(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, now: Instant) {
+        self.add(addrs, true, now);
+    }
+
+    fn add(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, pinned: bool, now: Instant) {
         for addr in addrs {
             if self.own.contains(&addr) || addr.port() == 0 {
                 continue;
             }
             let k = self.known.entry(addr).or_default();
+            k.pinned |= pinned;
             if k.banned || k.connected || k.queued {
                 continue;
             }
@@ -414,13 +432,16 @@ impl Session {
         } else {
             k.failures += 1;
         }
-        let backoff = Duration::from_secs(15) * (1 << k.failures.min(6));
+        let backoff = (Duration::from_secs(15) * (1 << k.failures.min(3))).min(MAX_BACKOFF);
         k.retry_at = Some(now + backoff);
-        // A dial that failed is tried again after its backoff, a few times: a tracker
-        // names a peer once per announce, which for a seed may be half an hour away.
+        // A peer we dialled is dialled again after its backoff (a few times, unless pinned):
+        // a tracker names a peer once per announce, which for a seed may be half an hour
+        // away, and a peer named on the command line is never named again. Two seeds have
+        // nothing to say to each other.
+        let useless = self.completed && p.is_seed();
         let retry = p.outgoing
-            && p.stage != Stage::Active
-            && k.failures <= DIAL_RETRIES
+            && (k.failures <= DIAL_RETRIES || k.pinned)
+            && !useless
             && !k.banned
             && !k.queued
             && !self.own.contains(&p.addr);

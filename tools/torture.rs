@@ -155,17 +155,19 @@ fn main() {
     let (mut killed, mut lies, mut downloads, mut runs) = (0usize, 0usize, 1u64, 0usize);
     let started = Instant::now();
     let my_port = 40_000 + (std::process::id() % 1000) as u16 * 7;
+    // Each run's debug log replaces the last one's, to show what a stuck run was doing.
+    let log = root.join("run.log");
     let run = || {
         Command::new(&btmini)
             .arg(&torrent)
             .arg("-o")
             .arg(&out)
-            .args(["-q", "--min-share", "0", "--bind", "127.0.0.3", "--port"])
+            .args(["-v", "--min-share", "0", "--bind", "127.0.0.3", "--port"])
             .arg(my_port.to_string())
             .arg("--peer")
             .arg(format!("127.0.0.2:{port}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap()
     };
@@ -213,7 +215,13 @@ fn main() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "the last run did not finish");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("{}", lines[lines.len().saturating_sub(60)..].join("\n"));
+            panic!("the last run did not finish");
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
     let identical = status.success() && same_files(&meta, &data, &out);

@@ -784,31 +784,93 @@ fn a_later_bitfield_replaces_the_first_as_aria2c_sends_it() {
     assert_eq!(s.peers[key].interesting, 2);
 }
 
-#[test]
-fn a_failed_dial_is_tried_again_after_its_backoff_a_few_times() {
+/// How a dialled peer's connection ends in [`redials`].
+#[derive(Clone, Copy)]
+enum Ending {
+    /// The connect fails.
+    Refused,
+    /// The peer handshakes, sends its bitfield (all pieces if `seed`), then closes.
+    AfterHandshake { seed: bool },
+}
+
+/// The times (seconds from the start) at which one address is dialled over ten minutes of
+/// 30 s ticks, each connection ending as `ending` says.
+fn redials(pinned: bool, complete: bool, ending: Ending) -> Vec<u64> {
     let (meta, _) = torrent(4, 0);
-    let mut s = Session::new(
-        &meta,
-        Bitfield::new(meta.piece_count()),
-        *b"-BM0100-redial000000",
-        Config::default(),
-        3,
-    );
+    let have = if complete {
+        Bitfield::full(meta.piece_count())
+    } else {
+        Bitfield::new(meta.piece_count())
+    };
+    let mut s = Session::new(&meta, have, *b"-BM0100-redial000000", Config::default(), 3);
+    s.set_seeding(true);
     let addr: SocketAddr = "10.0.0.9:6881".parse().unwrap();
-    let mut now = Instant::now();
-    s.add_peers([addr], now);
-    let mut dials = 0;
+    let start = Instant::now();
+    let mut now = start;
+    if pinned {
+        s.add_pinned_peers([addr], now);
+    } else {
+        s.add_peers([addr], now);
+    }
+    let mut dials = Vec::new();
     for _ in 0..20 {
         while let Some(a) = s.poll_action() {
-            if let Action::Connect { key, addr: a } = a {
-                assert_eq!(a, addr);
-                dials += 1;
-                // The connect fails at once.
-                s.closed(key, now);
+            let Action::Connect { key, addr: a } = a else {
+                continue;
+            };
+            assert_eq!(a, addr);
+            dials.push((now - start).as_secs());
+            if let Ending::AfterHandshake { seed } = ending {
+                s.connected(key, now);
+                let hs = Handshake {
+                    reserved: [0; 8],
+                    info_hash: meta.info_hash.0,
+                    peer_id: [7; 20],
+                };
+                let mut bytes = hs.encode().to_vec();
+                let bits = if seed {
+                    Bitfield::full(meta.piece_count())
+                } else {
+                    Bitfield::new(meta.piece_count())
+                };
+                wire::encode(&Message::Bitfield(bits.as_bytes()), &mut bytes);
+                s.received(key, &bytes, now);
             }
+            s.closed(key, now);
         }
         now += Duration::from_secs(30);
         s.tick(now);
     }
-    assert_eq!(dials, 1 + DIAL_RETRIES, "the first dial and its retries");
+    dials
+}
+
+#[test]
+fn a_failed_dial_is_tried_again_after_its_backoff_a_few_times() {
+    let dials = redials(false, false, Ending::Refused);
+    assert_eq!(dials, [0, 30, 90, 210], "the first dial and its retries");
+    assert_eq!(dials.len() as u32, 1 + DIAL_RETRIES);
+}
+
+#[test]
+fn a_peer_that_hangs_up_after_its_handshake_is_dialled_again() {
+    let dials = redials(false, false, Ending::AfterHandshake { seed: true });
+    assert_eq!(dials, [0, 30, 90, 210]);
+}
+
+#[test]
+fn a_pinned_peer_is_dialled_again_for_as_long_as_it_takes() {
+    for ending in [Ending::Refused, Ending::AfterHandshake { seed: true }] {
+        let dials = redials(true, false, ending);
+        // Backoffs of 30, 60, then 120 s at most, with no end.
+        assert_eq!(dials, [0, 30, 90, 210, 330, 450, 570]);
+    }
+}
+
+#[test]
+fn a_seed_does_not_redial_a_seed() {
+    let dials = redials(true, true, Ending::AfterHandshake { seed: true });
+    assert_eq!(dials, [0]);
+    // A leecher it is.
+    let dials = redials(false, true, Ending::AfterHandshake { seed: false });
+    assert_eq!(dials, [0, 30, 90, 210]);
 }
