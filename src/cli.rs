@@ -16,8 +16,9 @@ USAGE:
 
 DOWNLOAD OPTIONS:
     -o, --output DIR         where the data goes [default: ./downloads]
-        --peer HOST:PORT     also connect to this peer; repeat for more (works
-                             without a tracker) [default: none]
+        --peer HOST:PORT     also connect to this peer, and again whenever the
+                             connection ends; repeat for more (works without a
+                             tracker) [default: none]
         --port N             port to accept peers on; the next free one if it is
                              taken [default: 6881]
         --bind ADDR          local address for listening, connecting and trackers
