@@ -1,0 +1,495 @@
+//! What each fuzz target feeds btmini and what it checks, shared by the cargo-fuzz targets
+//! (`tools/fuzz/fuzz_targets/`, nightly) and the corpus replay that `cargo test` runs on
+//! stable (`tests/fuzz_corpus.rs`). Each function takes arbitrary bytes and panics only
+//! when btmini does, or when one of the properties stated in it does not hold.
+
+use btmini::bencode::{self, Kind, Value};
+use btmini::bitfield::Bitfield;
+use btmini::geometry::Geometry;
+use btmini::metainfo::Metainfo;
+use btmini::session::{Action, Config, Session};
+use btmini::storage::sidecar::Sidecar;
+use btmini::tracker::http::ResponseReader;
+use btmini::tracker::{response, udp};
+use btmini::wire::{self, Handshake, Message};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// A target: arbitrary bytes in, a panic for a bug.
+pub(crate) type Target = fn(&[u8]);
+
+/// The fuzz targets by name, in the order of `tools/fuzz/Cargo.toml`.
+pub(crate) const TARGETS: &[(&str, Target)] = &[
+    ("bencode", bencode),
+    ("metainfo", metainfo),
+    ("wire", wire),
+    ("session", session),
+    ("tracker_response", tracker_response),
+    ("http_response", http_response),
+    ("udp_reply", udp_reply),
+    ("sidecar", sidecar),
+];
+
+/// Writes `v` back as bencode, keys in the order they came.
+fn reencode(v: &Value<'_>, out: &mut Vec<u8>) {
+    match v.kind() {
+        Kind::Int(i) => out.extend_from_slice(format!("i{i}e").as_bytes()),
+        Kind::Bytes(b) => {
+            out.extend_from_slice(format!("{}:", b.len()).as_bytes());
+            out.extend_from_slice(b);
+        }
+        Kind::List(items) => {
+            out.push(b'l');
+            items.iter().for_each(|i| reencode(i, out));
+            out.push(b'e');
+        }
+        Kind::Dict(entries) => {
+            out.push(b'd');
+            for (k, v) in entries {
+                out.extend_from_slice(format!("{}:", k.len()).as_bytes());
+                out.extend_from_slice(k);
+                reencode(v, out);
+            }
+            out.push(b'e');
+        }
+    }
+}
+
+/// Bencode: whatever decodes is canonical (writing it back gives the same bytes, at every
+/// level), and a prefix decode agrees with a whole decode.
+pub(crate) fn bencode(data: &[u8]) {
+    if let Ok((v, n)) = bencode::decode_prefix(data) {
+        assert_eq!(v.raw(), &data[..n]);
+        let mut out = Vec::new();
+        reencode(&v, &mut out);
+        assert_eq!(out, v.raw(), "not written back as read");
+        assert_eq!(bencode::decode(&data[..n]).as_ref(), Ok(&v));
+        assert_eq!(bencode::decode(data).is_ok(), n == data.len());
+    } else {
+        assert!(bencode::decode(data).is_err());
+    }
+}
+
+/// A `.torrent`: a torrent that parses is consistent (piece count fits the length, files
+/// tile the data, paths are safe, the info-hash is over the raw `info`), and its pieces
+/// map onto its files without gaps.
+pub(crate) fn metainfo(data: &[u8]) {
+    let Ok(meta) = Metainfo::from_bytes(data) else {
+        return;
+    };
+    let count = u64::from(meta.piece_count());
+    assert!(count > 0 && meta.piece_length > 0);
+    assert!(meta.total_length > (count - 1) * meta.piece_length);
+    assert!(meta.total_length <= count * meta.piece_length);
+    let mut offset = 0;
+    for f in &meta.files {
+        assert_eq!(f.offset, offset);
+        offset += f.length;
+        assert!(!f.path.is_empty());
+        for c in &f.path {
+            assert!(
+                !c.is_empty() && c != "." && c != "..",
+                "unsafe path {:?}",
+                f.path
+            );
+            assert!(
+                !c.contains('/') && !c.contains('\0'),
+                "unsafe path {:?}",
+                f.path
+            );
+        }
+    }
+    assert_eq!(offset, meta.total_length);
+    let root = bencode::decode(data).expect("it parsed");
+    let info = root.get(b"info").expect("it has an info dictionary");
+    assert_eq!(btmini::hash::sha1(info.raw()), meta.info_hash.0);
+    let geo = Geometry::new(&meta);
+    let last = meta.piece_count() - 1;
+    for i in [0, last / 2, last] {
+        let spans = geo.spans(i);
+        let len: u64 = spans.iter().map(|s| u64::from(s.len)).sum();
+        assert_eq!(len, meta.piece_size(i), "spans of piece {i}");
+        for s in spans {
+            let f = &meta.files[s.file as usize];
+            assert!(s.offset + u64::from(s.len) <= f.length);
+        }
+    }
+}
+
+/// The peer wire codec: the handshake and every message decoded from a stream are written
+/// back byte for byte (unknown ids aside), and nothing is read past a length prefix.
+pub(crate) fn wire(data: &[u8]) {
+    let Some((&pieces, mut buf)) = data.split_first() else {
+        return;
+    };
+    if let Ok(Some(h)) = Handshake::decode(buf) {
+        assert_eq!(h.encode()[..], buf[..wire::HANDSHAKE_LEN]);
+        buf = &buf[wire::HANDSHAKE_LEN..];
+    }
+    let max = wire::max_message_len(u32::from(pieces) * 997);
+    while let Ok(Some((msg, n))) = wire::decode(buf, max) {
+        assert!(n >= 4 && n <= buf.len() && n <= max as usize + 4);
+        if !matches!(msg, Message::Unknown(_)) {
+            let mut out = Vec::new();
+            wire::encode(&msg, &mut out);
+            assert_eq!(out, buf[..n], "{msg:?} not written back as read");
+        }
+        buf = &buf[n..];
+    }
+}
+
+/// The torrent the session target downloads: 5 pieces of 32 KiB, the last one short.
+/// Made once: hashing it for every input would be most of the work.
+fn small_torrent() -> &'static (Metainfo, Vec<u8>) {
+    static TORRENT: std::sync::OnceLock<(Metainfo, Vec<u8>)> = std::sync::OnceLock::new();
+    TORRENT.get_or_init(make_small_torrent)
+}
+
+fn make_small_torrent() -> (Metainfo, Vec<u8>) {
+    const PIECE: usize = 32 * 1024;
+    let data: Vec<u8> = (0..5 * PIECE - 1000)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
+    let hashes: Vec<u8> = data.chunks(PIECE).flat_map(btmini::hash::sha1).collect();
+    let mut info = bencode::Item::dict();
+    info.insert("name", bencode::Item::str("fuzz"));
+    info.insert("piece length", bencode::Item::Int(PIECE as i64));
+    info.insert("pieces", bencode::Item::bytes(&hashes));
+    info.insert("length", bencode::Item::Int(data.len() as i64));
+    let mut root = bencode::Item::dict();
+    root.insert("info", info);
+    (Metainfo::from_bytes(&root.encode()).expect("valid"), data)
+}
+
+/// Takes `n` bytes off the front of `input` (fewer at its end).
+fn take<'a>(input: &mut &'a [u8], n: usize) -> &'a [u8] {
+    let (a, b) = input.split_at(n.min(input.len()));
+    *input = b;
+    a
+}
+
+/// What the session target's fake peer has seen of btmini.
+#[derive(Default)]
+struct Remote {
+    key: Option<usize>,
+    /// We sent it our handshake.
+    shaken: bool,
+    /// Bytes btmini sent it, not yet parsed.
+    out: Vec<u8>,
+    /// btmini's handshake has been parsed off `out`.
+    heard: bool,
+    /// btmini's requests, oldest first, not yet answered or cancelled.
+    asked: std::collections::VecDeque<(u32, u32)>,
+}
+
+impl Remote {
+    fn new(key: Option<usize>) -> Self {
+        Self {
+            key,
+            ..Self::default()
+        }
+    }
+
+    /// Takes what btmini sent: its requests are noted (and must lie inside the torrent),
+    /// and every block it uploads must hold the torrent's data.
+    fn got(&mut self, bytes: &[u8], meta: &Metainfo, content: &[u8]) {
+        self.out.extend_from_slice(bytes);
+        if !self.heard {
+            if self.out.len() < wire::HANDSHAKE_LEN {
+                return;
+            }
+            self.out.drain(..wire::HANDSHAKE_LEN);
+            self.heard = true;
+        }
+        let mut used = 0;
+        while let Ok(Some((msg, n))) = wire::decode(&self.out[used..], u32::MAX) {
+            match msg {
+                Message::Request {
+                    index,
+                    begin,
+                    length,
+                } => {
+                    let end = u64::from(begin) + u64::from(length);
+                    assert!(length > 0 && end <= meta.piece_size(index), "a bad request");
+                    self.asked.push_back((index, begin));
+                }
+                Message::Piece { index, begin, data } => {
+                    let start = u64::from(index) * meta.piece_length + u64::from(begin);
+                    let at = start as usize;
+                    assert_eq!(content.get(at..at + data.len()), Some(data), "a bad upload");
+                }
+                Message::Cancel { index, begin, .. } => self.asked.retain(|a| *a != (index, begin)),
+                _ => {}
+            }
+            used += n;
+        }
+        self.out.drain(..used);
+    }
+}
+
+/// A session with two peers (one that dialled us, one we dialled), driven by a script in
+/// the input: raw bytes to a peer, well-formed messages (blocks with the torrent's real or
+/// damaged data, for what btmini asked or not, so pieces complete and fail), time passing,
+/// writes draining, peers leaving. The shell's part is played as the engine plays it: hashes checked, blocks read,
+/// connects succeeding. Checked: nothing panics, verified pieces are only ever ones whose
+/// data hashed right, completion means every piece, and a peer's send buffer stays bounded.
+pub(crate) fn session(data: &[u8]) {
+    let (meta, content) = small_torrent();
+    let content = content.as_slice();
+    let Some((&setup, mut input)) = data.split_first() else {
+        return;
+    };
+    let count = meta.piece_count();
+    let mut have = Bitfield::new(count);
+    for i in 0..count {
+        if setup & (1 << i) != 0 && setup & 0x80 != 0 {
+            have.set(i);
+        }
+    }
+    let config = Config {
+        min_share_bytes: u64::from(setup & 0x20) * 1000,
+        ..Config::default()
+    };
+    let high_water = config.tx_high_water;
+    let mut s = Session::new(meta, have.clone(), [b'f'; 20], config, 7);
+    s.set_seeding(setup & 0x40 != 0);
+    let mut now = Instant::now();
+    let incoming: SocketAddr = "10.1.0.1:6881".parse().unwrap();
+    let outgoing: SocketAddr = "10.1.0.2:6881".parse().unwrap();
+    let mut remotes = [Remote::new(s.accept(incoming, now)), Remote::new(None)];
+    s.add_pinned_peers([outgoing], now);
+    let handshake = |id: u8| {
+        Handshake {
+            reserved: [0; 8],
+            info_hash: meta.info_hash.0,
+            peer_id: [id; 20],
+        }
+        .encode()
+    };
+    let mut verified = have;
+    loop {
+        // The shell's part.
+        while let Some(a) = s.poll_action() {
+            match a {
+                Action::Connect { key, .. } => {
+                    remotes[1] = Remote::new(Some(key));
+                    s.connected(key, now);
+                }
+                Action::Close { key, .. } => remotes.iter_mut().for_each(|r| {
+                    if r.key == Some(key) {
+                        *r = Remote::new(None);
+                    }
+                }),
+                Action::Verify(c) => {
+                    let ok = btmini::hash::sha1(&c.data) == meta.pieces[c.index as usize];
+                    if ok {
+                        verified.set(c.index);
+                    }
+                    s.recycle(c.data);
+                    s.piece_result(c.index, ok, &c.contributors, now);
+                }
+                Action::Read { key, block } => {
+                    assert!(verified.get(block.index), "a read of an unverified piece");
+                    let start = u64::from(block.index) * meta.piece_length + u64::from(block.begin);
+                    let end = start + u64::from(block.len);
+                    assert!(end <= meta.total_length, "a read past the end");
+                    s.block_read(key, block, &content[start as usize..end as usize], now);
+                }
+                Action::WantPeers => {}
+                Action::Completed => assert!(verified.is_full() && s.is_complete()),
+            }
+        }
+        assert_eq!(
+            s.have(),
+            &verified,
+            "the session's pieces are the verified ones"
+        );
+        for key in remotes.iter().filter_map(|r| r.key) {
+            assert!(
+                s.tx(key).len() <= high_water + 64 * 1024,
+                "an unbounded send buffer"
+            );
+        }
+        let Some((&op, rest)) = input.split_first() else {
+            return;
+        };
+        input = rest;
+        let which = usize::from(op & 1);
+        let r = &mut remotes[which];
+        let Some(key) = r.key else {
+            // Gone: a new connection takes its place (we are dialled again; our dial is
+            // retried by the session after its backoff).
+            if which == 0 {
+                *r = Remote::new(s.accept(incoming, now));
+            }
+            continue;
+        };
+        // Most scripts talk to a peer past its handshake: the fuzzer cannot guess the hash.
+        if !r.shaken && op & 0x80 == 0 {
+            r.shaken = true;
+            s.received(key, &handshake(which as u8 + 1), now);
+            continue;
+        }
+        match (op >> 1) & 7 {
+            0..=2 => {
+                let n = usize::from(take(&mut input, 1).first().copied().unwrap_or(0));
+                s.received(key, take(&mut input, n * 4), now);
+            }
+            3 => {
+                // A block, its data right unless asked otherwise: the one btmini asked for
+                // first, or any.
+                let b = take(&mut input, 4);
+                let any = (
+                    u32::from(b.first().copied().unwrap_or(0)) % (count + 1),
+                    u32::from(b.get(1).copied().unwrap_or(0) & 3) * 16384,
+                );
+                let asked = if b.get(3).is_some_and(|x| x & 1 == 0) {
+                    r.asked.pop_front()
+                } else {
+                    None
+                };
+                let (index, begin) = asked.unwrap_or(any);
+                let start = (u64::from(index) * meta.piece_length + u64::from(begin)) as usize;
+                let end = (start + 16384).min(content.len());
+                let mut block = content.get(start..end).unwrap_or(&[]).to_vec();
+                if b.get(2).is_some_and(|x| x & 1 != 0) && !block.is_empty() {
+                    block[0] ^= 1;
+                }
+                let mut bytes = Vec::new();
+                let msg = Message::Piece {
+                    index,
+                    begin,
+                    data: &block,
+                };
+                wire::encode(&msg, &mut bytes);
+                s.received(key, &bytes, now);
+            }
+            4 => {
+                // A well-formed message of any other kind.
+                let b = take(&mut input, 5);
+                let at = |i: usize| u32::from(b.get(i).copied().unwrap_or(0));
+                let bits = [at(1) as u8];
+                let msg = match at(0) % 8 {
+                    0 => Message::Choke,
+                    1 => Message::Unchoke,
+                    2 => Message::Interested,
+                    3 => Message::NotInterested,
+                    4 => Message::Have(at(1) % (count + 1)),
+                    5 => Message::Bitfield(&bits),
+                    6 => Message::Request {
+                        index: at(1) % (count + 1),
+                        begin: (at(2) & 3) * 16384,
+                        length: if at(3) & 1 == 0 { 16384 } else { at(4) * 97 },
+                    },
+                    _ => Message::Cancel {
+                        index: at(1) % (count + 1),
+                        begin: (at(2) & 3) * 16384,
+                        length: 16384,
+                    },
+                };
+                let mut bytes = Vec::new();
+                wire::encode(&msg, &mut bytes);
+                s.received(key, &bytes, now);
+            }
+            5 => {
+                let secs = take(&mut input, 1).first().copied().unwrap_or(1);
+                now += Duration::from_secs(u64::from(secs));
+                s.tick(now);
+            }
+            6 => {
+                // Writes: everything the session queued goes out (or part, if asked).
+                let part = take(&mut input, 1).first().copied();
+                while let Some(k) = s.next_to_send() {
+                    let len = s.tx(k).len();
+                    let n = part.map_or(len, |p| len.min(usize::from(p) * 1024));
+                    if let Some(r) = remotes.iter_mut().find(|r| r.key == Some(k)) {
+                        r.got(&s.tx(k)[..n], meta, content);
+                    }
+                    s.sent(k, n, now);
+                    if n < len {
+                        break;
+                    }
+                }
+            }
+            _ => {
+                *r = Remote::new(None);
+                s.closed(key, now);
+            }
+        }
+    }
+}
+
+/// An HTTP tracker's announce body: a reply that parses has only real ports, and garbage
+/// gives an error, never a panic.
+pub(crate) fn tracker_response(data: &[u8]) {
+    if let Ok(r) = response::parse_announce(data) {
+        assert!(r.peers.iter().all(|p| p.port() != 0));
+    }
+    let _ = response::compact_v4(data);
+    let _ = response::compact_v6(data);
+}
+
+/// The HTTP response reader, fed the input in pieces whose sizes the input's first byte
+/// picks: the result does not depend on how the bytes were split.
+pub(crate) fn http_response(data: &[u8]) {
+    let Some((&step, body)) = data.split_first() else {
+        return;
+    };
+    let whole = {
+        let mut r = ResponseReader::new();
+        match r.feed(body) {
+            Ok(None) => Some(r.eof()),
+            Ok(Some(resp)) => Some(Ok(resp)),
+            Err(_) => None,
+        }
+    };
+    let mut r = ResponseReader::new();
+    let mut split = None;
+    for chunk in body.chunks(usize::from(step).max(1)) {
+        match r.feed(chunk) {
+            Ok(None) => {}
+            Ok(Some(resp)) => {
+                split = Some(Some(Ok(resp)));
+                break;
+            }
+            Err(_) => {
+                split = Some(None);
+                break;
+            }
+        }
+    }
+    let split = split.unwrap_or_else(|| Some(r.eof()));
+    match (&whole, &split) {
+        (Some(Ok(a)), Some(Ok(b))) => assert_eq!(a, b),
+        (Some(Ok(_)), _) | (_, Some(Ok(_))) => {
+            panic!("fed whole: {whole:?}; fed in steps of {step}: {split:?}")
+        }
+        _ => {}
+    }
+}
+
+/// A UDP tracker's datagram, for a connect or an announce, IPv4 or IPv6: checked against
+/// its transaction id, never a panic; an announce reply keeps every peer it lists.
+pub(crate) fn udp_reply(data: &[u8]) {
+    let tid = data
+        .get(4..8)
+        .map_or(0, |b| u32::from_be_bytes(b.try_into().unwrap()));
+    for ipv6 in [false, true] {
+        if let Ok(Some(udp::Reply::Announced(r))) = udp::parse_reply(data, tid, ipv6) {
+            let each = if ipv6 { 18 } else { 6 };
+            assert!(r.peers.len() <= (data.len() - 20) / each);
+        }
+        let _ = udp::parse_reply(data, tid.wrapping_add(1), ipv6);
+    }
+}
+
+/// The resume sidecar, with its checksum made right so the fuzzer gets past it: what
+/// decodes is written back byte for byte.
+pub(crate) fn sidecar(data: &[u8]) {
+    let _ = Sidecar::decode(data);
+    let mut fixed = data.to_vec();
+    fixed.extend_from_slice(&btmini::hash::sha1(data));
+    if let Ok(sc) = Sidecar::decode(&fixed) {
+        assert_eq!(sc.encode(), fixed);
+    }
+}
