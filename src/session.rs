@@ -409,11 +409,12 @@ impl Session {
 
     /// The connection to peer `key` ended (closed by the peer, an error, a failed connect).
     pub fn closed(&mut self, key: usize, now: Instant) {
-        self.remove(key, now);
+        self.remove(key, true, now);
         self.connect_more(now);
     }
 
-    fn remove(&mut self, key: usize, now: Instant) -> Option<Peer> {
+    /// Forgets peer `key`; one we dialled is dialled again later if `redial` allows.
+    fn remove(&mut self, key: usize, redial: bool, now: Instant) -> Option<Peer> {
         let p = self.peers.try_remove(key)?;
         if p.stage == Stage::Connecting {
             self.half_open -= 1;
@@ -440,7 +441,7 @@ impl Session {
         // nothing to say to each other.
         let useless = self.completed && p.is_seed();
         let retry = p.outgoing
-            && (k.failures <= DIAL_RETRIES || k.pinned)
+            && (redial && k.failures <= DIAL_RETRIES || k.pinned)
             && !useless
             && !k.banned
             && !k.queued
@@ -453,7 +454,13 @@ impl Session {
     }
 
     fn close(&mut self, key: usize, reason: impl Into<String>, now: Instant) {
-        if self.remove(key, now).is_some() {
+        self.drop_peer(key, reason, true, now);
+    }
+
+    /// Closes peer `key`; `redial: false` for a peer that broke the protocol, which a
+    /// tracker may still name again but the session does not go back to on its own.
+    fn drop_peer(&mut self, key: usize, reason: impl Into<String>, redial: bool, now: Instant) {
+        if self.remove(key, redial, now).is_some() {
             self.actions.push_back(Action::Close {
                 key,
                 reason: reason.into(),
@@ -468,7 +475,7 @@ impl Session {
         };
         p.last_heard = now;
         if let Err(reason) = self.receive_bytes(key, data, now) {
-            self.close(key, reason, now);
+            self.drop_peer(key, reason, false, now);
         }
         self.want_send(key);
         self.connect_more(now);

@@ -791,6 +791,8 @@ enum Ending {
     Refused,
     /// The peer handshakes, sends its bitfield (all pieces if `seed`), then closes.
     AfterHandshake { seed: bool },
+    /// The peer handshakes, then breaks the protocol (a 4 GiB length prefix).
+    Garbage,
 }
 
 /// The times (seconds from the start) at which one address is dialled over ten minutes of
@@ -820,6 +822,21 @@ fn redials(pinned: bool, complete: bool, ending: Ending) -> Vec<u64> {
             };
             assert_eq!(a, addr);
             dials.push((now - start).as_secs());
+            if let Ending::Garbage = ending {
+                s.connected(key, now);
+                let hs = Handshake {
+                    reserved: [0; 8],
+                    info_hash: meta.info_hash.0,
+                    peer_id: [7; 20],
+                };
+                s.received(key, &hs.encode(), now);
+                s.received(key, &[0xff; 5], now);
+                assert!(
+                    matches!(s.poll_action(), Some(Action::Close { .. })),
+                    "dropped for the garbage"
+                );
+                continue;
+            }
             if let Ending::AfterHandshake { seed } = ending {
                 s.connected(key, now);
                 let hs = Handshake {
@@ -858,8 +875,18 @@ fn a_peer_that_hangs_up_after_its_handshake_is_dialled_again() {
 }
 
 #[test]
+fn a_peer_that_broke_the_protocol_is_not_dialled_again_unless_pinned() {
+    assert_eq!(redials(false, false, Ending::Garbage), [0]);
+}
+
+#[test]
 fn a_pinned_peer_is_dialled_again_for_as_long_as_it_takes() {
-    for ending in [Ending::Refused, Ending::AfterHandshake { seed: true }] {
+    let endings = [
+        Ending::Refused,
+        Ending::AfterHandshake { seed: true },
+        Ending::Garbage,
+    ];
+    for ending in endings {
         let dials = redials(true, false, ending);
         // Backoffs of 30, 60, then 120 s at most, with no end.
         assert_eq!(dials, [0, 30, 90, 210, 330, 450, 570]);
