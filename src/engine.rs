@@ -163,6 +163,8 @@ pub struct Status {
 struct Conn {
     stream: TcpStream,
     connected: bool,
+    /// The peer, for the log (a reset socket no longer knows it).
+    addr: SocketAddr,
 }
 
 /// A torrent being downloaded.
@@ -542,6 +544,7 @@ impl Download {
                             Conn {
                                 stream,
                                 connected: true,
+                                addr,
                             },
                         );
                     } else {
@@ -567,8 +570,8 @@ impl Download {
         if !conn.connected {
             match conn.stream.take_error() {
                 Ok(None) => {}
-                Ok(Some(_)) | Err(_) => {
-                    self.drop_conn(key, now);
+                Ok(Some(e)) | Err(e) => {
+                    self.drop_conn(key, &format!("connect failed: {e}"), now);
                     return Ok(());
                 }
             }
@@ -578,8 +581,8 @@ impl Download {
                     self.session.connected(key, now);
                 }
                 Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(()),
-                Err(_) => {
-                    self.drop_conn(key, now);
+                Err(e) => {
+                    self.drop_conn(key, &format!("connect failed: {e}"), now);
                     return Ok(());
                 }
             }
@@ -591,7 +594,7 @@ impl Download {
             };
             match conn.stream.read(&mut buf) {
                 Ok(0) => {
-                    self.drop_conn(key, now);
+                    self.drop_conn(key, "closed by the peer", now);
                     return Ok(());
                 }
                 Ok(n) => {
@@ -602,16 +605,18 @@ impl Download {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
-                    self.drop_conn(key, now);
+                Err(e) => {
+                    self.drop_conn(key, &e.to_string(), now);
                     return Ok(());
                 }
             }
         }
     }
 
-    fn drop_conn(&mut self, key: usize, now: Instant) {
+    /// The connection ended (`why`, for the log): the session forgets the peer.
+    fn drop_conn(&mut self, key: usize, why: &str, now: Instant) {
         if let Some(mut c) = self.conns.remove(&key) {
+            log::debug!("connection to {} ended: {why}", c.addr);
             let _ = self.poll.registry().deregister(&mut c.stream);
         }
         self.session.closed(key, now);
@@ -650,6 +655,7 @@ impl Download {
                                 Conn {
                                     stream,
                                     connected: false,
+                                    addr,
                                 },
                             );
                         }
@@ -661,10 +667,7 @@ impl Download {
                 }
                 Action::Close { key, reason } => {
                     if let Some(mut c) = self.conns.remove(&key) {
-                        log::debug!(
-                            "dropping {}: {reason}",
-                            c.stream.peer_addr().map_or("?".into(), |a| a.to_string())
-                        );
+                        log::debug!("dropping {}: {reason}", c.addr);
                         let _ = self.poll.registry().deregister(&mut c.stream);
                     }
                     if reason.starts_with("banned") {
@@ -726,14 +729,14 @@ impl Download {
                 }
                 match conn.stream.write(pending) {
                     Ok(0) => {
-                        self.drop_conn(key, now);
+                        self.drop_conn(key, "closed by the peer", now);
                         break;
                     }
                     Ok(n) => self.session.sent(key, n, now),
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        self.drop_conn(key, now);
+                    Err(e) => {
+                        self.drop_conn(key, &e.to_string(), now);
                         break;
                     }
                 }
