@@ -230,9 +230,10 @@ impl Remote {
 /// A session with two peers (one that dialled us, one we dialled), driven by a script in
 /// the input: raw bytes to a peer, well-formed messages (blocks with the torrent's real or
 /// damaged data, for what btmini asked or not, so pieces complete and fail), time passing,
-/// writes draining, peers leaving. The shell's part is played as the engine plays it: hashes checked, blocks read,
-/// connects succeeding. Checked: nothing panics, verified pieces are only ever ones whose
-/// data hashed right, completion means every piece, and a peer's send buffer stays bounded.
+/// writes draining, peers leaving. The shell's part is played as the engine plays it:
+/// hashes checked, blocks read, connects succeeding. Checked: nothing panics, verified
+/// pieces are only ever ones whose data hashed right, only verified pieces are read,
+/// completion means every piece, and a peer's send buffer stays bounded.
 pub(crate) fn session(data: &[u8]) {
     let (meta, content) = small_torrent();
     let content = content.as_slice();
