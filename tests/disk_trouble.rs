@@ -24,7 +24,7 @@ fn a_data_file_shortened_under_a_seed_stops_it_with_an_error_not_sigbus() {
     let data = dir.join("data");
     // The seed checks the data (reading all of it through its map), then serves it.
     let port = free_port();
-    let mut seed = btmini()
+    let seed = btmini()
         .arg(&torrent)
         .arg("-o")
         .arg(&data)
@@ -48,7 +48,7 @@ fn a_data_file_shortened_under_a_seed_stops_it_with_an_error_not_sigbus() {
         .unwrap();
     // A libtorrent leecher asks for pieces, some of them past the new end.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
-    let mut leecher = Command::new(PYTHON)
+    let leecher = Command::new(PYTHON)
         .arg(script)
         .arg("download")
         .arg(&torrent)
@@ -59,27 +59,12 @@ fn a_data_file_shortened_under_a_seed_stops_it_with_an_error_not_sigbus() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let status = loop {
-        if let Some(s) = seed.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = seed.kill();
-            let _ = leecher.kill();
-            panic!("the seed went on serving a shortened file");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = leecher.kill();
-    let _ = leecher.wait();
-    let mut err = String::new();
-    seed.stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert_eq!(status.signal(), None, "killed by a signal: {err}");
-    assert_eq!(status.code(), Some(1), "{err}");
+    let leecher = Killed(leecher);
+    // The seed must stop on its own, with an error rather than a signal.
+    let (code, signal, err) = until_exit(seed);
+    drop(leecher);
+    assert_eq!(signal, None, "killed by a signal: {err}");
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("is now 1000000 bytes, not 3000017: another program changed it"),
         "{err}"
@@ -187,17 +172,7 @@ fn leech(torrent: &Path, out: &Path, port: u16) -> std::process::Child {
 
 /// Runs btmini until it exits on its own; returns its exit code, signal and stderr.
 fn until_exit(mut bt: std::process::Child) -> (Option<i32>, Option<i32>, String) {
-    let deadline = Instant::now() + LIMIT;
-    let status = loop {
-        if let Some(s) = bt.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = bt.kill();
-            panic!("btmini went on");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut bt, "btmini", LIMIT);
     let mut err = String::new();
     bt.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     (status.code(), status.signal(), err)

@@ -114,18 +114,8 @@ fn same_files(a: &Path, b: &Path) {
 
 /// Waits for `child` to exit successfully, killing it after `limit`.
 fn wait_ok(mut child: Child, what: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            assert!(s.success(), "{what} failed: {s}");
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{what} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let s = wait_exit(&mut child, what, limit);
+    assert!(s.success(), "{what} failed: {s}");
 }
 
 #[test]
@@ -200,16 +190,6 @@ fn transmission_downloads_from_a_btmini_seed_that_dials_it() {
         std::thread::sleep(Duration::from_millis(200));
     }
     same_files(&tr_out.join("multi"), &data.join("multi"));
-}
-
-/// Kills the child when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// One slow seeder and three btmini leechers: the leechers trade pieces, and each one has
