@@ -14,6 +14,7 @@
 
 use crate::bitfield::Bitfield;
 use crate::metainfo::Metainfo;
+use crate::peer::CloseReason;
 use crate::session::{Action, Config, Session, Stats};
 use crate::signals::Signals;
 use crate::storage::{Resume, Storage, StorageError, StorageOptions, WriteOutcome};
@@ -670,7 +671,7 @@ impl Download {
                         log::debug!("dropping {}: {reason}", c.addr);
                         let _ = self.poll.registry().deregister(&mut c.stream);
                     }
-                    if reason.starts_with("banned") {
+                    if reason == CloseReason::Banned {
                         log::warn!("{reason}");
                     }
                 }

@@ -72,6 +72,7 @@ pub mod bitfield;
 pub mod cli;
 pub mod create;
 pub mod engine;
+pub mod ext;
 pub mod geometry;
 pub mod hash;
 pub mod json;

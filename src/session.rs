@@ -12,8 +12,10 @@
 //! every peer; the tick's timers and choke round).
 
 use crate::bitfield::Bitfield;
+use crate::ext::ExtHandshake;
+use crate::ext::pex::{self, Pex};
 use crate::metainfo::Metainfo;
-use crate::peer::{Peer, Stage};
+use crate::peer::{CloseReason, Input, OUR_RESERVED, Peer, Stage, Violation};
 use crate::picker::{BlockRef, Complete, Picker};
 use crate::wire::{self, Handshake, Message};
 use slab::Slab;
@@ -42,8 +44,14 @@ pub struct Config {
     pub ban_strikes: u32,
     /// Peers unchoked by rate at each choke round (plus one optimistic unchoke).
     pub upload_slots: usize,
-    /// A peer with more requests to us queued than this is flooding and is dropped.
-    pub max_queued_requests: usize,
+    /// Requests a peer may have queued with us (our BEP 10 `reqq`): more are refused, with
+    /// a BEP 6 reject to a peer that speaks Fast, and cost no memory.
+    pub reqq: usize,
+    /// Peer addresses remembered at most (from trackers, PEX and connections): more are
+    /// ignored until some are forgotten.
+    pub max_known: usize,
+    /// Exchange peers with PEX (BEP 11); never for a private torrent.
+    pub pex: bool,
     /// Blocks are read for a peer only while its send buffer holds less than this, so a
     /// slow reader costs at most this much memory.
     pub tx_high_water: usize,
@@ -66,7 +74,9 @@ impl Default for Config {
             max_partial_bytes: 4 << 20,
             ban_strikes: 2,
             upload_slots: 4,
-            max_queued_requests: 500,
+            reqq: 500,
+            max_known: 20_000,
+            pex: true,
             tx_high_water: 256 * 1024,
             min_share_bytes: 0,
             share_wait: Duration::from_secs(60),
@@ -89,8 +99,8 @@ pub enum Action {
     Close {
         /// The peer's key.
         key: usize,
-        /// Why, for the log.
-        reason: String,
+        /// Why.
+        reason: CloseReason,
     },
     /// Check and store a complete piece; report with [`Session::piece_result`].
     Verify(Complete),
@@ -155,6 +165,10 @@ pub struct Stats {
 pub struct Session {
     info_hash: [u8; 20],
     peer_id: [u8; 20],
+    /// PEX allowed: on in the config and the torrent is not private (BEP 27).
+    pex: bool,
+    /// Our listen port, stated in the extended handshake.
+    listen_port: Option<u16>,
     piece_count: u32,
     piece_length: u64,
     max_msg: u32,
@@ -205,6 +219,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(120);
 /// than this many requests out.
 const ENDGAME_OUTSTANDING: usize = 4;
 
+/// Time between our PEX messages to a peer (BEP 11: at most one a minute).
+const PEX_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Addresses added (and dropped) in one PEX message at most, as Transmission and the BEP's
+/// note have it.
+const PEX_MAX: usize = 50;
+
+/// Pieces in the allowed-fast set we grant a peer that speaks Fast (BEP 6's k).
+const ALLOWED_FAST: usize = 10;
+
 /// Seconds between choke rounds, and between optimistic unchokes.
 const CHOKE_ROUND: Duration = Duration::from_secs(10);
 const OPTIMISTIC_ROUND: Duration = Duration::from_secs(30);
@@ -223,6 +247,8 @@ impl Session {
         Self {
             info_hash: meta.info_hash.0,
             peer_id,
+            pex: config.pex && !meta.private,
+            listen_port: None,
             piece_count: count,
             piece_length: meta.piece_length,
             max_msg: wire::max_message_len(count),
@@ -262,6 +288,11 @@ impl Session {
     /// Payload bytes sent this run.
     pub fn uploaded(&self) -> u64 {
         self.uploaded
+    }
+
+    /// Our listen port, told to peers in the extended handshake (`p`).
+    pub fn set_listen_port(&mut self, port: u16) {
+        self.listen_port = Some(port);
     }
 
     /// Our own listening address, never to be dialled (trackers list it among the peers).
@@ -309,6 +340,9 @@ impl Session {
             if self.own.contains(&addr) || addr.port() == 0 {
                 continue;
             }
+            if self.known.len() >= self.config.max_known && !self.known.contains_key(&addr) {
+                continue;
+            }
             let k = self.known.entry(addr).or_default();
             k.pinned |= pinned;
             if k.banned || k.connected || k.queued {
@@ -340,20 +374,17 @@ impl Session {
     pub fn connected(&mut self, key: usize, now: Instant) {
         let hs = self.handshake();
         if let Some(p) = self.peers.get_mut(key) {
-            if p.stage == Stage::Connecting {
+            if p.conn.stage == Stage::Connecting {
                 self.half_open -= 1;
             }
-            p.stage = Stage::Handshake;
-            p.since = now;
-            p.last_heard = now;
-            p.tx.extend_from_slice(&hs);
+            p.conn.connected(&hs, now);
             self.want_send(key);
         }
     }
 
     fn handshake(&self) -> [u8; wire::HANDSHAKE_LEN] {
         Handshake {
-            reserved: [0; 8],
+            reserved: OUR_RESERVED,
             info_hash: self.info_hash,
             peer_id: self.peer_id,
         }
@@ -366,7 +397,7 @@ impl Session {
         while let Some(key) = self.outbox.pop_front() {
             if let Some(p) = self.peers.get_mut(key) {
                 p.queued = false;
-                if !p.tx.is_empty() {
+                if !p.conn.tx.is_empty() {
                     return Some(key);
                 }
             }
@@ -395,14 +426,14 @@ impl Session {
 
     /// Bytes waiting to be sent to peer `key`.
     pub fn tx(&self, key: usize) -> &[u8] {
-        self.peers.get(key).map_or(&[], |p| &p.tx)
+        self.peers.get(key).map_or(&[], |p| &p.conn.tx)
     }
 
     /// `n` bytes of [`Session::tx`] were sent.
     pub fn sent(&mut self, key: usize, n: usize, now: Instant) {
         if let Some(p) = self.peers.get_mut(key) {
-            p.tx.drain(..n.min(p.tx.len()));
-            p.last_sent = now;
+            p.conn.tx.drain(..n.min(p.conn.tx.len()));
+            p.conn.last_sent = now;
             self.serve(key);
         }
     }
@@ -416,19 +447,19 @@ impl Session {
     /// Forgets peer `key`; one we dialled is dialled again later if `redial` allows.
     fn remove(&mut self, key: usize, redial: bool, now: Instant) -> Option<Peer> {
         let p = self.peers.try_remove(key)?;
-        if p.stage == Stage::Connecting {
+        if p.conn.stage == Stage::Connecting {
             self.half_open -= 1;
         }
-        if !p.am_choking {
+        if !p.conn.am_choking {
             self.unchoked -= 1;
         }
         self.picker.remove_available(&p.has);
-        for (r, _) in &p.requests {
+        for (r, _) in &p.conn.requests {
             self.picker.cancel(*r);
         }
-        let k = self.known.entry(p.addr).or_default();
+        let k = self.known.entry(p.conn.addr).or_default();
         k.connected = false;
-        if p.stage == Stage::Active && p.downloaded > 0 {
+        if p.is_active() && p.downloaded > 0 {
             k.failures = 0;
         } else {
             k.failures += 1;
@@ -440,31 +471,25 @@ impl Session {
         // away, and a peer named on the command line is never named again. Two seeds have
         // nothing to say to each other.
         let useless = self.completed && p.is_seed();
-        let retry = p.outgoing
+        let retry = p.conn.outgoing
             && (redial && k.failures <= DIAL_RETRIES || k.pinned)
             && !useless
             && !k.banned
             && !k.queued
-            && !self.own.contains(&p.addr);
+            && !self.own.contains(&p.conn.addr);
         if retry {
             k.queued = true;
-            self.backoff.push(p.addr);
+            self.backoff.push(p.conn.addr);
         }
         Some(p)
     }
 
-    fn close(&mut self, key: usize, reason: impl Into<String>, now: Instant) {
-        self.drop_peer(key, reason, true, now);
-    }
-
-    /// Closes peer `key`; `redial: false` for a peer that broke the protocol, which a
-    /// tracker may still name again but the session does not go back to on its own.
-    fn drop_peer(&mut self, key: usize, reason: impl Into<String>, redial: bool, now: Instant) {
+    /// Closes peer `key`. One that broke the protocol or was banned is not dialled again on
+    /// the session's own account (a tracker may still name it again).
+    fn close(&mut self, key: usize, reason: CloseReason, now: Instant) {
+        let redial = !reason.is_misbehaviour();
         if self.remove(key, redial, now).is_some() {
-            self.actions.push_back(Action::Close {
-                key,
-                reason: reason.into(),
-            });
+            self.actions.push_back(Action::Close { key, reason });
         }
     }
 
@@ -473,9 +498,9 @@ impl Session {
         let Some(p) = self.peers.get_mut(key) else {
             return;
         };
-        p.last_heard = now;
+        p.conn.last_heard = now;
         if let Err(reason) = self.receive_bytes(key, data, now) {
-            self.drop_peer(key, reason, false, now);
+            self.close(key, reason, now);
         }
         self.want_send(key);
         self.connect_more(now);
@@ -484,115 +509,204 @@ impl Session {
     /// Parses `data` for peer `key`. Whole messages are parsed straight from `data`; only a
     /// message split across reads is gathered in the peer's buffer, so most block data is
     /// copied once, into its piece.
-    fn receive_bytes(&mut self, key: usize, mut data: &[u8], now: Instant) -> Result<(), String> {
+    fn receive_bytes(
+        &mut self,
+        key: usize,
+        mut data: &[u8],
+        now: Instant,
+    ) -> Result<(), CloseReason> {
         loop {
             let Some(p) = self.peers.get_mut(key) else {
                 return Ok(());
             };
-            if p.rx.is_empty() {
+            if p.conn.rx.is_empty() {
                 break;
             }
             if data.is_empty() {
                 return Ok(());
             }
-            let n = wire::missing(&p.rx, p.stage == Stage::Handshake).min(data.len());
-            p.rx.extend_from_slice(&data[..n]);
+            let n = p.conn.missing().min(data.len());
+            p.conn.rx.extend_from_slice(&data[..n]);
             data = &data[n..];
-            let mut rx = std::mem::take(&mut p.rx);
+            let mut rx = std::mem::take(&mut p.conn.rx);
             let mut at = 0;
             let result = self.parse(key, &rx, &mut at, now);
             if let Some(p) = self.peers.get_mut(key) {
                 rx.drain(..at);
-                p.rx = rx;
+                p.conn.rx = rx;
             }
             result?;
         }
         let mut at = 0;
         self.parse(key, data, &mut at, now)?;
         if let Some(p) = self.peers.get_mut(key) {
-            p.rx.extend_from_slice(&data[at..]);
+            p.conn.rx.extend_from_slice(&data[at..]);
         }
         Ok(())
     }
 
-    fn parse(&mut self, key: usize, rx: &[u8], at: &mut usize, now: Instant) -> Result<(), String> {
+    fn parse(
+        &mut self,
+        key: usize,
+        rx: &[u8],
+        at: &mut usize,
+        now: Instant,
+    ) -> Result<(), CloseReason> {
         loop {
-            let stage = match self.peers.get(key) {
-                Some(p) => p.stage,
-                None => return Ok(()),
+            let Some(p) = self.peers.get_mut(key) else {
+                return Ok(());
             };
-            if stage == Stage::Handshake {
-                let Some(hs) = Handshake::decode(&rx[*at..]).map_err(|e| e.to_string())? else {
-                    return Ok(());
-                };
-                *at += wire::HANDSHAKE_LEN;
-                self.on_handshake(key, hs)?;
-                continue;
-            }
-            let Some((msg, n)) =
-                wire::decode(&rx[*at..], self.max_msg).map_err(|e| e.to_string())?
-            else {
+            let Some((input, n)) = p.conn.decode(&rx[*at..], self.max_msg, now)? else {
                 return Ok(());
             };
             *at += n;
-            self.on_message(key, msg, now)?;
+            match input {
+                Input::Handshake(hs) => self.on_handshake(key, hs)?,
+                Input::Message(msg) => self.on_message(key, msg, now)?,
+                Input::ExtHandshake => self.on_ext_handshake(key, now),
+                Input::Pex(pex) => self.on_pex(pex, now),
+                Input::Nothing => {}
+            }
+            // A handled input may have queued bytes (a reject, a PEX reply).
+            self.want_send(key);
         }
     }
 
-    fn on_handshake(&mut self, key: usize, hs: Handshake) -> Result<(), String> {
+    fn on_handshake(&mut self, key: usize, hs: Handshake) -> Result<(), CloseReason> {
         if hs.info_hash != self.info_hash {
-            return Err("handshake for another torrent".into());
+            return Err(CloseReason::OtherTorrent);
         }
         if hs.peer_id == self.peer_id {
-            let addr = self.peers[key].addr;
+            let addr = self.peers[key].conn.addr;
             self.own.push(addr);
-            return Err("connected to ourselves".into());
+            return Err(CloseReason::Ourselves);
         }
         let ours = self.handshake();
-        let have = self.picker.have().clone();
+        let ext = self.our_ext_handshake(key);
+        let have = self.picker.have();
         let p = &mut self.peers[key];
-        if !p.outgoing {
-            p.tx.extend_from_slice(&ours);
+        if !p.conn.outgoing {
+            p.conn.tx.extend_from_slice(&ours);
         }
-        p.peer_id = Some(hs.peer_id);
-        p.stage = Stage::Active;
-        if have.count() > 0 {
-            wire::encode(&Message::Bitfield(have.as_bytes()), &mut p.tx);
+        p.conn.established(&hs);
+        if p.conn.ltep {
+            // BEP 10: the extended handshake goes right after the handshake.
+            p.conn.send_ext_handshake(&ext);
+        }
+        if p.conn.fast && have.is_full() {
+            p.conn.send(&Message::HaveAll);
+        } else if p.conn.fast && have.count() == 0 {
+            p.conn.send(&Message::HaveNone);
+        } else if have.count() > 0 {
+            p.conn.send(&Message::Bitfield(have.as_bytes()));
+        }
+        if let (true, std::net::IpAddr::V4(ip)) = (p.conn.fast, p.conn.addr.ip()) {
+            let set = crate::peer::allowed_fast_set(
+                ip.octets(),
+                &self.info_hash,
+                self.piece_count,
+                ALLOWED_FAST,
+            );
+            for &i in &set {
+                if have.get(i) {
+                    p.conn.send(&Message::AllowedFast(i));
+                }
+            }
+            p.conn.allowed_out = set;
         }
         Ok(())
     }
 
-    fn on_message(&mut self, key: usize, msg: Message<'_>, now: Instant) -> Result<(), String> {
+    /// Our extended handshake for peer `key`.
+    fn our_ext_handshake(&self, key: usize) -> ExtHandshake {
+        ExtHandshake {
+            ut_pex: self.pex.then_some(crate::ext::UT_PEX),
+            ut_metadata: Some(crate::ext::UT_METADATA),
+            port: self.listen_port,
+            client: Some(concat!("btmini ", env!("CARGO_PKG_VERSION")).into()),
+            reqq: Some(self.config.reqq as u32),
+            yourip: self.peers.get(key).map(|p| p.conn.addr.ip()),
+            metadata_size: None,
+            upload_only: false,
+        }
+    }
+
+    /// A peer's extended handshake was taken in.
+    fn on_ext_handshake(&mut self, key: usize, now: Instant) {
+        let pex = self.pex;
+        let p = &mut self.peers[key];
+        if let Some(c) = &p.conn.ext.client {
+            log::debug!("{} is {c}", p.conn.addr);
+        }
+        if pex && p.conn.ext.ut_pex != 0 && p.conn.pex_due.is_none() {
+            // The first PEX message goes soon (at the next tick), as libtorrent's does.
+            p.conn.pex_due = Some(now);
+        }
+        // Its `reqq` may cap the pipeline below what is in flight: nothing to undo, the
+        // next fill asks for less.
+    }
+
+    /// Addresses from a peer's PEX message join the candidates like a tracker's. A seed
+    /// does not dial peers that say they are seeds.
+    fn on_pex(&mut self, pex: Pex, now: Instant) {
+        if !self.pex {
+            return;
+        }
+        let complete = self.completed;
+        let addrs: Vec<SocketAddr> = pex
+            .added
+            .into_iter()
+            .filter(|(_, f)| !(complete && f & pex::FLAG_SEED != 0))
+            .map(|(a, _)| a)
+            .collect();
+        if !addrs.is_empty() {
+            log::debug!("PEX gave {} peers", addrs.len());
+        }
+        self.add(addrs, false, now);
+    }
+
+    fn on_message(
+        &mut self,
+        key: usize,
+        msg: Message<'_>,
+        now: Instant,
+    ) -> Result<(), CloseReason> {
+        let no_such = |message, index| {
+            Err(CloseReason::Protocol(Violation::NoSuchPiece {
+                message,
+                index,
+            }))
+        };
         match msg {
-            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::KeepAlive
+            | Message::Port(_)
+            | Message::Unknown(_)
+            | Message::Suggest(_)
+            | Message::Extended { .. } => {}
             Message::Choke => {
-                let p = &mut self.peers[key];
-                p.peer_choking = true;
-                // Without the fast extension a choke discards every request.
-                p.withdrawn += p.requests.len() as u32;
-                for (r, _) in std::mem::take(&mut p.requests) {
+                // Without Fast a choke discards every request; with it they stand until
+                // served or rejected (and still time out).
+                for (r, _) in self.peers[key].conn.choked_us() {
                     self.picker.cancel(r);
                 }
+                // Pieces it allows while choked can still be asked for.
+                self.fill(key, now);
             }
             Message::Unchoke => {
-                self.peers[key].peer_choking = false;
+                self.peers[key].conn.peer_choking = false;
                 self.fill(key, now);
             }
             Message::Interested => {
-                self.peers[key].peer_interested = true;
+                self.peers[key].conn.peer_interested = true;
                 // A free upload slot is given at once rather than at the next round.
                 if self.unchoked < self.config.upload_slots + 1 {
                     self.unchoke(key);
                 }
             }
-            Message::NotInterested => {
-                let p = &mut self.peers[key];
-                p.peer_interested = false;
-                p.upload_queue.clear();
-            }
+            Message::NotInterested => self.peers[key].conn.not_interested(),
             Message::Have(index) => {
                 if index >= self.piece_count {
-                    return Err(format!("have for piece {index}, which does not exist"));
+                    return no_such("have", index);
                 }
                 if self.peers[key].has.set(index) {
                     self.picker.add_available(index);
@@ -604,24 +718,31 @@ impl Session {
                 }
             }
             Message::Bitfield(bytes) => {
-                let has =
-                    Bitfield::from_bytes(self.piece_count, bytes).map_err(|e| e.to_string())?;
-                // BEP 3 allows it only first, but aria2c sends a bitfield again later:
-                // it replaces what the peer had.
-                let old =
-                    std::mem::replace(&mut self.peers[key].has, Bitfield::new(self.piece_count));
-                if old.count() > 0 {
-                    self.picker.remove_available(&old);
+                let has = Bitfield::from_bytes(self.piece_count, bytes)
+                    .map_err(|e| CloseReason::Protocol(Violation::Bitfield(e)))?;
+                self.set_has(key, has);
+            }
+            Message::HaveAll => self.set_has(key, Bitfield::full(self.piece_count)),
+            Message::HaveNone => self.set_has(key, Bitfield::new(self.piece_count)),
+            Message::Reject {
+                index,
+                begin,
+                length,
+            } => {
+                let r = BlockRef {
+                    index,
+                    begin,
+                    len: length,
+                };
+                if self.peers[key].conn.rejected(r)? {
+                    self.picker.cancel(r);
+                    self.fill(key, now);
                 }
-                let mut interesting = 0;
-                for i in has.ones() {
-                    self.picker.add_available(i);
-                    interesting += u32::from(self.picker.wants(i));
+            }
+            Message::AllowedFast(index) => {
+                if index < self.piece_count && self.peers[key].conn.allow_in(index) {
+                    self.fill(key, now);
                 }
-                let p = &mut self.peers[key];
-                p.has = has;
-                p.interesting = interesting;
-                self.update_interest(key);
             }
             Message::Request {
                 index,
@@ -642,18 +763,36 @@ impl Session {
                 length,
             } => {
                 if index >= self.piece_count {
-                    return Err(format!("cancel for piece {index}, which does not exist"));
+                    return no_such("cancel", index);
                 }
-                let r = BlockRef {
+                self.peers[key].conn.cancelled(BlockRef {
                     index,
                     begin,
                     len: length,
-                };
-                self.peers[key].upload_queue.retain(|q| *q != r);
+                });
             }
             Message::Piece { index, begin, data } => self.on_block(key, index, begin, data, now)?,
         }
         Ok(())
+    }
+
+    /// Peer `key` has exactly the pieces in `has` (a bitfield, or BEP 6's have-all or
+    /// have-none). BEP 3 allows a bitfield only first, but aria2c sends one again later: it
+    /// replaces what the peer had.
+    fn set_has(&mut self, key: usize, has: Bitfield) {
+        let old = std::mem::replace(&mut self.peers[key].has, Bitfield::new(self.piece_count));
+        if old.count() > 0 {
+            self.picker.remove_available(&old);
+        }
+        let mut interesting = 0;
+        for i in has.ones() {
+            self.picker.add_available(i);
+            interesting += u32::from(self.picker.wants(i));
+        }
+        let p = &mut self.peers[key];
+        p.has = has;
+        p.interesting = interesting;
+        self.update_interest(key);
     }
 
     fn on_block(
@@ -663,9 +802,13 @@ impl Session {
         begin: u32,
         data: &[u8],
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), CloseReason> {
         if index >= self.piece_count {
-            return Err(format!("block of piece {index}, which does not exist"));
+            return Err(Violation::NoSuchPiece {
+                message: "block",
+                index,
+            }
+            .into());
         }
         let r = BlockRef {
             index,
@@ -673,28 +816,17 @@ impl Session {
             len: data.len() as u32,
         };
         let p = &mut self.peers[key];
-        let Some(pos) = p.requests.iter().position(|(q, _)| *q == r) else {
-            // Late blocks after a choke, a cancel or a timeout are normal; a stream of
-            // blocks nobody asked for is not.
+        if !p.conn.block_arrived(r)? {
             self.wasted += data.len() as u64;
-            if p.withdrawn > 0 {
-                p.withdrawn -= 1;
-                return Ok(());
-            }
-            p.unasked += 1;
-            if p.unasked > 64 {
-                return Err("too many blocks that were not asked for".into());
-            }
             return Ok(());
-        };
-        p.requests.swap_remove(pos);
+        }
         p.downloaded += data.len() as u64;
         p.rate.add(data.len() as u64);
         self.downloaded += data.len() as u64;
         let got = self
             .picker
             .receive(index, begin, data, key)
-            .map_err(|_| format!("block {index}:{begin} does not fit its piece"))?;
+            .map_err(|_| Violation::BadBlock { index, begin })?;
         if got.also_asked {
             // Endgame: other peers were asked for this block too.
             self.cancel_elsewhere(key, r);
@@ -709,40 +841,16 @@ impl Session {
     /// Endgame: the block arrived, so other peers asked for it are told to skip it.
     fn cancel_elsewhere(&mut self, from: usize, r: BlockRef) {
         for (k, p) in self.peers.iter_mut() {
-            if k == from {
-                continue;
-            }
-            if let Some(pos) = p.requests.iter().position(|(q, _)| *q == r) {
-                p.requests.swap_remove(pos);
-                p.withdrawn += 1;
-                if !p.queued {
-                    p.queued = true;
-                    self.outbox.push_back(k);
-                }
-                wire::encode(
-                    &Message::Cancel {
-                        index: r.index,
-                        begin: r.begin,
-                        length: r.len,
-                    },
-                    &mut p.tx,
-                );
+            if k != from && p.conn.cancel(r) && !p.queued {
+                p.queued = true;
+                self.outbox.push_back(k);
             }
         }
     }
 
     fn update_interest(&mut self, key: usize) {
         let p = &mut self.peers[key];
-        let want = p.interesting > 0;
-        if want != p.am_interested {
-            p.am_interested = want;
-            let m = if want {
-                Message::Interested
-            } else {
-                Message::NotInterested
-            };
-            wire::encode(&m, &mut p.tx);
-        }
+        p.conn.set_interested(p.interesting > 0);
     }
 
     fn max_partial(&self) -> usize {
@@ -771,29 +879,39 @@ impl Session {
     fn fill_peer(&mut self, key: usize, now: Instant) {
         let max_partial = self.max_partial();
         let p = &mut self.peers[key];
-        if p.stage != Stage::Active || p.peer_choking || !p.am_interested {
+        if !p.is_active() || !p.conn.am_interested {
             return;
         }
-        let depth = p.pipeline();
-        while p.requests.len() < depth {
+        // While it chokes us, only the pieces it allows (BEP 6) may be asked for.
+        let allowed;
+        let has = if p.conn.peer_choking {
+            if p.conn.allowed_in.is_empty() {
+                return;
+            }
+            let mut a = Bitfield::new(self.piece_count);
+            for &i in &p.conn.allowed_in {
+                if p.has.get(i) {
+                    a.set(i);
+                }
+            }
+            allowed = a;
+            &allowed
+        } else {
+            &p.has
+        };
+        let depth = p.conn.pipeline(p.rate.get());
+        while p.conn.requests.len() < depth {
             // Endgame duplicates go only to a peer that is nearly idle: that is where they
             // help, and it keeps each pick's scan short.
-            let endgame = p.requests.len() < ENDGAME_OUTSTANDING;
+            let endgame = p.conn.requests.len() < ENDGAME_OUTSTANDING;
+            let conn = &p.conn;
             let Some(r) = self
                 .picker
-                .pick(&p.has, max_partial, endgame, |r| p.asked(r))
+                .pick(has, max_partial, endgame, |r| conn.asked(r))
             else {
                 break;
             };
-            wire::encode(
-                &Message::Request {
-                    index: r.index,
-                    begin: r.begin,
-                    length: r.len,
-                },
-                &mut p.tx,
-            );
-            p.requests.push((r, now));
+            p.conn.request(r, now);
         }
     }
 
@@ -816,9 +934,9 @@ impl Session {
                 };
                 p.strikes += 1;
                 if p.strikes >= self.config.ban_strikes {
-                    let addr = p.addr;
+                    let addr = p.conn.addr;
                     self.known.entry(addr).or_default().banned = true;
-                    self.close(k, "banned: sent pieces that failed their hash", now);
+                    self.close(k, CloseReason::Banned, now);
                 }
             }
             self.fill_all(now);
@@ -829,7 +947,7 @@ impl Session {
         let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
         for k in keys {
             let p = &mut self.peers[k];
-            if p.stage != Stage::Active {
+            if !p.is_active() {
                 continue;
             }
             if p.has.get(index) {
@@ -839,7 +957,7 @@ impl Session {
                 p.interesting = p.interesting.saturating_sub(1);
                 self.update_interest(k);
             } else {
-                wire::encode(&Message::Have(index), &mut p.tx);
+                p.conn.send(&Message::Have(index));
             }
             self.want_send(k);
         }
@@ -861,46 +979,44 @@ impl Session {
         let mut expired = Vec::new();
         let mut dead = Vec::new();
         let mut refill = Vec::new();
+        let mut pex_due = Vec::new();
         for (k, p) in self.peers.iter_mut() {
-            if p.stage != Stage::Active {
-                if now.duration_since(p.since) >= cfg.connect_timeout {
+            let c = &mut p.conn;
+            if c.stage != Stage::Active {
+                if now.duration_since(c.since) >= cfg.connect_timeout {
                     expired.push(k);
                 }
                 continue;
             }
             p.rate.tick(dt);
             p.up_rate.tick(dt);
-            if now.duration_since(p.last_sent) >= cfg.keepalive && p.tx.is_empty() {
-                wire::encode(&Message::KeepAlive, &mut p.tx);
+            if now.duration_since(c.last_sent) >= cfg.keepalive && c.tx.is_empty() {
+                c.send(&Message::KeepAlive);
             }
-            if !p.alive(now, cfg.dead_after) {
+            if !c.alive(now, cfg.dead_after) {
                 dead.push(k);
             }
-            let before = p.requests.len();
-            let picker = &mut self.picker;
-            p.requests.retain(|(r, sent)| {
-                let late = now.duration_since(*sent) >= cfg.request_timeout;
-                if late {
-                    picker.cancel(*r);
+            if c.pex_due.is_some_and(|t| now >= t) {
+                pex_due.push(k);
+            }
+            let late = c.expire(now, cfg.request_timeout);
+            if !late.is_empty() {
+                for r in late {
+                    self.picker.cancel(r);
                 }
-                !late
-            });
-            if p.requests.len() < before {
-                p.withdrawn += (before - p.requests.len()) as u32;
                 refill.push(k);
             }
         }
         for k in expired {
-            self.close(k, "connect or handshake timed out", now);
+            self.close(k, CloseReason::HandshakeTimeout, now);
         }
-        let active = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.stage == Stage::Active)
-            .count();
+        for k in pex_due {
+            self.send_pex(k, now);
+        }
+        let active = self.peers.iter().filter(|(_, p)| p.is_active()).count();
         if !dead.is_empty() && dead.len() * 2 > active {
             for k in dead {
-                self.close(k, "not alive (silent for 2 minutes)", now);
+                self.close(k, CloseReason::Silent, now);
             }
             self.actions.push_back(Action::WantPeers);
         }
@@ -932,6 +1048,58 @@ impl Session {
             self.actions.push_back(Action::WantPeers);
         }
         self.want_send_all();
+    }
+
+    /// Sends peer `key` what changed in our connections since its last PEX message: the
+    /// peers others can dial (ones we dialled, or with a stated listen port), at most
+    /// [`PEX_MAX`] added and dropped. Never the encryption flag: btmini does not speak MSE.
+    fn send_pex(&mut self, key: usize, now: Instant) {
+        let mut reachable: Vec<(SocketAddr, u8)> = Vec::new();
+        for (k, q) in self.peers.iter() {
+            if k == key || !q.is_active() {
+                continue;
+            }
+            if let Some(a) = q.conn.reachable_addr() {
+                let mut flags = 0;
+                if q.is_seed() {
+                    flags |= pex::FLAG_SEED;
+                }
+                if q.conn.outgoing {
+                    flags |= pex::FLAG_CONNECTABLE;
+                }
+                reachable.push((a, flags));
+            }
+        }
+        let Some(p) = self.peers.get_mut(key) else {
+            return;
+        };
+        let told = &mut p.conn.pex_told;
+        let mut msg = Pex::default();
+        for &(a, f) in &reachable {
+            if msg.added.len() < PEX_MAX && a != p.conn.addr && !told.contains(&a) {
+                msg.added.push((a, f));
+            }
+        }
+        told.retain(|a| {
+            let gone = !reachable.iter().any(|(r, _)| r == a);
+            if gone && msg.dropped.len() < PEX_MAX {
+                msg.dropped.push(*a);
+                return false;
+            }
+            true
+        });
+        told.extend(msg.added.iter().map(|(a, _)| *a));
+        p.conn.pex_due = Some(now + PEX_INTERVAL);
+        if msg.added.is_empty() && msg.dropped.is_empty() {
+            return;
+        }
+        let payload = msg.encode();
+        let id = p.conn.ext.ut_pex;
+        p.conn.send(&Message::Extended {
+            id,
+            payload: &payload,
+        });
+        self.want_send(key);
     }
 
     fn connect_more(&mut self, now: Instant) {
@@ -978,7 +1146,7 @@ impl Session {
 
     /// Figures for the status line.
     pub fn stats(&self, now: Instant) -> Stats {
-        let active = || self.peers.iter().filter(|(_, p)| p.stage == Stage::Active);
+        let active = || self.peers.iter().filter(|(_, p)| p.is_active());
         Stats {
             have: self.picker.have().count(),
             pieces: self.piece_count,
@@ -986,7 +1154,7 @@ impl Session {
             wasted: self.wasted,
             connected: active().count(),
             alive: active()
-                .filter(|(_, p)| p.alive(now, self.config.dead_after))
+                .filter(|(_, p)| p.conn.alive(now, self.config.dead_after))
                 .count(),
             connecting: self.peers.len() - active().count(),
             candidates: self.candidates.len() + self.backoff.len(),

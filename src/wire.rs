@@ -1,4 +1,6 @@
-//! The peer wire protocol (BEP 3) as a codec: bytes in, messages out, and back. Decoding
+//! The peer wire protocol as a codec: BEP 3's messages, BEP 6's Fast messages and BEP 10's
+//! extended message (its payload is decoded by [`crate::ext`]). Bytes in, messages out, and
+//! back. Decoding
 //! borrows from the input, so a 16 KiB block is never copied until it lands in its piece
 //! buffer. "Need more bytes" is `Ok(None)`, not an error; a length prefix past the limit is
 //! an error before anything is allocated.
@@ -12,6 +14,18 @@ pub const HANDSHAKE_LEN: usize = 68;
 /// The block size btmini requests, and the largest it serves.
 pub const BLOCK: u32 = 16 * 1024;
 
+/// Reserved bits of the handshake: BEP 10's extension protocol (byte 5, 0x10).
+pub const RESERVED_LTEP: (usize, u8) = (5, 0x10);
+/// Reserved bits of the handshake: BEP 6's Fast extension (byte 7, 0x04).
+pub const RESERVED_FAST: (usize, u8) = (7, 0x04);
+/// Reserved bits of the handshake: BEP 5's DHT (byte 7, 0x01).
+pub const RESERVED_DHT: (usize, u8) = (7, 0x01);
+
+/// Whether `bit` is set in `reserved`.
+pub fn has_bit(reserved: &[u8; 8], bit: (usize, u8)) -> bool {
+    reserved[bit.0] & bit.1 != 0
+}
+
 /// A peer's handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Handshake {
@@ -24,7 +38,7 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    /// The 68 bytes. btmini advertises no extensions: all reserved bits are zero.
+    /// The 68 bytes.
     pub fn encode(&self) -> [u8; HANDSHAKE_LEN] {
         let mut b = [0u8; HANDSHAKE_LEN];
         b[0] = 19;
@@ -101,8 +115,32 @@ pub enum Message<'a> {
         /// Bytes.
         length: u32,
     },
-    /// id 9 (DHT port), ignored.
+    /// id 9 (DHT port).
     Port(u16),
+    /// id 0x0D (BEP 6): the peer suggests a piece.
+    Suggest(u32),
+    /// id 0x0E (BEP 6): the peer has every piece.
+    HaveAll,
+    /// id 0x0F (BEP 6): the peer has no piece.
+    HaveNone,
+    /// id 0x10 (BEP 6): a request that will not be served.
+    Reject {
+        /// Piece.
+        index: u32,
+        /// Offset in the piece.
+        begin: u32,
+        /// Bytes.
+        length: u32,
+    },
+    /// id 0x11 (BEP 6): the piece may be requested while choked.
+    AllowedFast(u32),
+    /// id 20 (BEP 10): an extended message, `id` 0 being the extended handshake.
+    Extended {
+        /// The extended message id.
+        id: u8,
+        /// Its payload (bencoded, possibly followed by raw bytes).
+        payload: &'a [u8],
+    },
     /// An id btmini does not know, ignored.
     Unknown(u8),
 }
@@ -136,9 +174,10 @@ impl fmt::Display for WireError {
 impl std::error::Error for WireError {}
 
 /// The largest message a peer may send for a torrent of `piece_count` pieces: a block
-/// (9 + 16 KiB) or the bitfield, whichever is larger.
+/// (9 + 16 KiB), an extended message carrying a 16 KiB metadata piece with its dictionary
+/// (BEP 9), or the bitfield, whichever is larger.
 pub fn max_message_len(piece_count: u32) -> u32 {
-    (9 + BLOCK).max(1 + piece_count.div_ceil(8))
+    (2 + BLOCK + 1024).max(1 + piece_count.div_ceil(8))
 }
 
 /// How many more bytes the first message of `buf` needs to be whole (at least 1, for a
@@ -189,21 +228,25 @@ pub fn decode(buf: &[u8], max_len: u32) -> Result<Option<(Message<'_>, usize)>, 
         3 => exact(0).map(|_| Message::NotInterested)?,
         4 => exact(4).map(|_| Message::Have(be(0)))?,
         5 => Message::Bitfield(body),
-        6 | 8 => {
+        6 | 8 | 0x10 => {
             exact(12)?;
             let (index, begin, length) = (be(0), be(4), be(8));
-            if id == 6 {
-                Message::Request {
+            match id {
+                6 => Message::Request {
                     index,
                     begin,
                     length,
-                }
-            } else {
-                Message::Cancel {
+                },
+                8 => Message::Cancel {
                     index,
                     begin,
                     length,
-                }
+                },
+                _ => Message::Reject {
+                    index,
+                    begin,
+                    length,
+                },
             }
         }
         7 if body.len() >= 8 => Message::Piece {
@@ -213,6 +256,15 @@ pub fn decode(buf: &[u8], max_len: u32) -> Result<Option<(Message<'_>, usize)>, 
         },
         7 => return Err(WireError::BadLength { id, len }),
         9 => exact(2).map(|_| Message::Port(u16::from_be_bytes([body[0], body[1]])))?,
+        0x0D => exact(4).map(|_| Message::Suggest(be(0)))?,
+        0x0E => exact(0).map(|_| Message::HaveAll)?,
+        0x0F => exact(0).map(|_| Message::HaveNone)?,
+        0x11 => exact(4).map(|_| Message::AllowedFast(be(0)))?,
+        20 if !body.is_empty() => Message::Extended {
+            id: body[0],
+            payload: &body[1..],
+        },
+        20 => return Err(WireError::BadLength { id, len }),
         other => Message::Unknown(other),
     };
     Ok(Some((msg, total)))
@@ -263,6 +315,26 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
         Message::Port(p) => {
             head(out, 3, 9);
             out.extend_from_slice(&p.to_be_bytes());
+        }
+        Message::Suggest(i) => {
+            head(out, 5, 0x0D);
+            out.extend_from_slice(&i.to_be_bytes());
+        }
+        Message::HaveAll => head(out, 1, 0x0E),
+        Message::HaveNone => head(out, 1, 0x0F),
+        Message::Reject {
+            index,
+            begin,
+            length,
+        } => three(out, 0x10, index, begin, length),
+        Message::AllowedFast(i) => {
+            head(out, 5, 0x11);
+            out.extend_from_slice(&i.to_be_bytes());
+        }
+        Message::Extended { id, payload } => {
+            head(out, 2 + payload.len() as u32, 20);
+            out.push(id);
+            out.extend_from_slice(payload);
         }
         Message::Unknown(id) => head(out, 1, id),
     }
@@ -316,7 +388,24 @@ mod tests {
                 length: 16384,
             },
             Message::Port(6881),
-            Message::Unknown(20),
+            Message::Suggest(3),
+            Message::HaveAll,
+            Message::HaveNone,
+            Message::Reject {
+                index: 1,
+                begin: 0,
+                length: 16384,
+            },
+            Message::AllowedFast(9),
+            Message::Extended {
+                id: 0,
+                payload: b"d1:pi6881ee",
+            },
+            Message::Extended {
+                id: 3,
+                payload: b"",
+            },
+            Message::Unknown(21),
         ]
     }
 
@@ -379,7 +468,7 @@ mod tests {
             decode(&[0xff, 0xff, 0xff, 0xff], max_message_len(100)),
             Err(WireError::TooLong(u32::MAX))
         );
-        let mut big = (9 + BLOCK + 1).to_be_bytes().to_vec();
+        let mut big = (max_message_len(100) + 1).to_be_bytes().to_vec();
         big.push(7);
         assert!(matches!(
             decode(&big, max_message_len(100)),
@@ -406,5 +495,34 @@ mod tests {
             Err(WireError::BadHandshake)
         );
         assert_eq!(Handshake::decode(b"\x13Bit"), Ok(None));
+        assert_eq!(
+            decode(&[0, 0, 0, 1, 20], 100),
+            Err(WireError::BadLength { id: 20, len: 1 }),
+            "an extended message without its id"
+        );
+        assert_eq!(
+            decode(&[0, 0, 0, 2, 0x0E, 0], 100),
+            Err(WireError::BadLength { id: 0x0E, len: 2 })
+        );
+    }
+
+    #[test]
+    fn fast_and_extended_exact_bytes() {
+        let mut out = Vec::new();
+        encode(&Message::HaveAll, &mut out);
+        encode(&Message::AllowedFast(5), &mut out);
+        encode(
+            &Message::Extended {
+                id: 1,
+                payload: b"de",
+            },
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [
+                0, 0, 0, 1, 0x0E, 0, 0, 0, 5, 0x11, 0, 0, 0, 5, 0, 0, 0, 4, 20, 1, b'd', b'e'
+            ]
+        );
     }
 }

@@ -3,6 +3,8 @@
 
 use super::*;
 use crate::bencode::Item;
+use crate::bitfield::BitfieldError;
+use crate::wire::WireError;
 use std::sync::Arc;
 
 const PIECE: usize = 32 * 1024;
@@ -126,7 +128,7 @@ struct Sim {
     fakes: HashMap<SocketAddr, Fake>,
     conns: HashMap<usize, SocketAddr>,
     now: Instant,
-    closed: Vec<(SocketAddr, String)>,
+    closed: Vec<(SocketAddr, CloseReason)>,
     completed: bool,
     want_peers: usize,
     verified: u32,
@@ -250,7 +252,7 @@ fn a_corrupt_peer_is_banned_and_the_good_one_finishes() {
     assert!(
         sim.closed
             .iter()
-            .any(|(a, r)| *a == bad && r.contains("banned")),
+            .any(|(a, r)| *a == bad && *r == CloseReason::Banned),
         "{:?}",
         sim.closed
     );
@@ -265,7 +267,7 @@ fn wrong_torrent_and_self_connections_are_dropped() {
     let mut sim = Sim::new(4, &[Kind::WrongHash]);
     sim.settle();
     assert_eq!(sim.closed.len(), 1);
-    assert!(sim.closed[0].1.contains("another torrent"));
+    assert_eq!(sim.closed[0].1, CloseReason::OtherTorrent);
 
     let (meta, _) = torrent(4, 0);
     let id = *b"-BM0100-selfselfself";
@@ -278,9 +280,13 @@ fn wrong_torrent_and_self_connections_are_dropped() {
         peer_id: id,
     };
     s.received(key, &hs.encode(), now);
-    assert!(
-        matches!(s.poll_action(), Some(Action::Close { reason, .. }) if reason.contains("ourselves"))
-    );
+    assert!(matches!(
+        s.poll_action(),
+        Some(Action::Close {
+            reason: CloseReason::Ourselves,
+            ..
+        })
+    ));
     // Its address is now known as ours and never dialled.
     s.add_peers(["10.0.0.9:1".parse().unwrap()], now);
     assert!(s.poll_action().is_none());
@@ -307,7 +313,7 @@ fn active_peer(pieces: usize) -> (Session, usize, Instant) {
     (s, key, now)
 }
 
-fn closed_because(s: &mut Session) -> String {
+fn closed_because(s: &mut Session) -> CloseReason {
     match s.poll_action() {
         Some(Action::Close { reason, .. }) => reason,
         other => panic!("expected a close, got {other:?}"),
@@ -316,20 +322,30 @@ fn closed_because(s: &mut Session) -> String {
 
 #[test]
 fn hostile_messages_drop_the_peer_not_the_client() {
-    let cases: Vec<(Vec<u8>, &str)> = vec![
-        (vec![0xff, 0xff, 0xff, 0xff], "too long"),
+    let no_such = |message, index| Violation::NoSuchPiece { message, index };
+    let cases: Vec<(Vec<u8>, Violation)> = vec![
+        (
+            vec![0xff, 0xff, 0xff, 0xff],
+            Violation::Wire(WireError::TooLong(u32::MAX)),
+        ),
         (
             [&[0, 0, 0, 2, 5][..], &[0xff]].concat(),
-            "bitfield is 1 bytes, expected 2",
+            Violation::Bitfield(BitfieldError::WrongLength {
+                expected: 2,
+                found: 1,
+            }),
         ),
-        ([&[0, 0, 0, 3, 5][..], &[0xff, 0xff]].concat(), "spare bits"),
+        (
+            [&[0, 0, 0, 3, 5][..], &[0xff, 0xff]].concat(),
+            Violation::Bitfield(BitfieldError::SpareBitsSet),
+        ),
         (
             {
                 let mut m = Vec::new();
                 wire::encode(&Message::Have(10), &mut m);
                 m
             },
-            "does not exist",
+            no_such("have", 10),
         ),
         (
             {
@@ -344,7 +360,7 @@ fn hostile_messages_drop_the_peer_not_the_client() {
                 );
                 m
             },
-            "does not exist",
+            no_such("request", 99),
         ),
         (
             {
@@ -359,18 +375,23 @@ fn hostile_messages_drop_the_peer_not_the_client() {
                 );
                 m
             },
-            "does not exist",
+            no_such("block", 77),
         ),
-        (b"\x13BitTorrent protocol".to_vec(), "too long"),
+        (
+            b"\x13BitTorrent protocol".to_vec(),
+            Violation::Wire(WireError::TooLong(0x1342_6974)),
+        ),
+        (
+            // Fast and extended messages from a peer that set neither bit.
+            vec![0, 0, 0, 1, 0x0E],
+            Violation::FastWithoutBit("have_all"),
+        ),
+        (vec![0, 0, 0, 3, 20, 0, b'x'], Violation::ExtendedWithoutBit),
     ];
     for (bytes, expected) in cases {
         let (mut s, key, now) = active_peer(10);
         s.received(key, &bytes, now);
-        let reason = closed_because(&mut s);
-        assert!(
-            reason.contains(expected),
-            "expected '{expected}', got '{reason}'"
-        );
+        assert_eq!(closed_because(&mut s), CloseReason::Protocol(expected));
         assert_eq!(s.stats(now).connected, 0);
     }
 }
@@ -382,7 +403,7 @@ fn blocks_of_withdrawn_requests_are_forgiven_but_no_more() {
     wire::encode(&Message::Bitfield(Bitfield::full(10).as_bytes()), &mut m);
     wire::encode(&Message::Unchoke, &mut m);
     s.received(key, &m, now);
-    let asked: Vec<BlockRef> = s.peers[key].requests.iter().map(|(r, _)| *r).collect();
+    let asked: Vec<BlockRef> = s.peers[key].conn.requests.iter().map(|(r, _)| *r).collect();
     assert!(asked.len() >= 8);
     // It chokes us, which discards our requests; its blocks in flight still arrive.
     let mut m = Vec::new();
@@ -416,7 +437,10 @@ fn blocks_of_withdrawn_requests_are_forgiven_but_no_more() {
         );
     }
     s.received(key, &m, now);
-    assert!(closed_because(&mut s).contains("not asked for"));
+    assert_eq!(
+        closed_because(&mut s),
+        CloseReason::Protocol(Violation::UnaskedBlocks)
+    );
 }
 
 #[test]
@@ -434,7 +458,10 @@ fn a_stream_of_unasked_blocks_is_dropped() {
         );
     }
     s.received(key, &m, now);
-    assert!(closed_because(&mut s).contains("not asked for"));
+    assert_eq!(
+        closed_because(&mut s),
+        CloseReason::Protocol(Violation::UnaskedBlocks)
+    );
 }
 
 #[test]
@@ -451,7 +478,7 @@ fn silent_peers_are_dropped_after_two_minutes_and_more_are_asked_for() {
     assert_eq!(sim.s.stats(sim.now).alive, 0);
     sim.settle();
     assert_eq!(sim.closed.len(), 3);
-    assert!(sim.closed.iter().all(|(_, r)| r.contains("not alive")));
+    assert!(sim.closed.iter().all(|(_, r)| *r == CloseReason::Silent));
     assert!(sim.want_peers >= 1);
 }
 
@@ -645,12 +672,23 @@ fn a_slow_reader_gets_no_more_than_the_high_water_mark_buffered() {
 
 #[test]
 fn unverified_and_invalid_requests_and_floods_drop_the_peer() {
-    let cases: Vec<(Vec<u8>, &str)> = vec![
-        (request(0, 0, 32 * 1024), "not a valid block"),
-        (request(5, 16384, 16384), "not a valid block"),
-        (request(9, 0, 16384), "does not exist"),
-        // 15 blocks go to storage at once (the high-water mark); the rest queue up.
-        (request(0, 0, 16384).repeat(600), "flooding"),
+    let bad = |index, begin, len| Violation::BadRequest { index, begin, len };
+    let cases: Vec<(Vec<u8>, Violation)> = vec![
+        (request(0, 0, 32 * 1024), bad(0, 0, 32 * 1024)),
+        (request(5, 16384, 16384), bad(5, 16384, 16384)),
+        (
+            request(9, 0, 16384),
+            Violation::NoSuchPiece {
+                message: "request",
+                index: 9,
+            },
+        ),
+        // 500 are taken (15 go to storage at once, the high-water mark; the rest queue
+        // up), the next ones refused; 4 x 500 refused in a row is a flood.
+        (
+            request(0, 0, 16384).repeat(2500),
+            Violation::RequestFlood(2000),
+        ),
     ];
     for (bytes, expected) in cases {
         let (mut s, key, now, _, _) = seeding_session();
@@ -662,10 +700,7 @@ fn unverified_and_invalid_requests_and_floods_drop_the_peer() {
                 None => panic!("expected a close for {expected}"),
             }
         };
-        assert!(
-            reason.contains(expected),
-            "expected '{expected}', got '{reason}'"
-        );
+        assert_eq!(reason, CloseReason::Protocol(expected));
     }
     // A leecher asking a leecher for a piece it does not have.
     let (meta, _) = torrent(4, 0);
@@ -688,7 +723,7 @@ fn unverified_and_invalid_requests_and_floods_drop_the_peer() {
     m.extend(request(0, 0, 16384));
     s.received(key, &m, now);
     assert!(
-        matches!(s.poll_action(), Some(Action::Close { reason, .. }) if reason.contains("not verified"))
+        matches!(s.poll_action(), Some(Action::Close { reason, .. }) if reason == CloseReason::Protocol(Violation::NotVerified(0)))
     );
 }
 

@@ -2,7 +2,7 @@
 //! BEP 3 choke rounds, and the share rule that holds the last piece back.
 
 use super::{Action, OPTIMISTIC_ROUND, Session};
-use crate::peer::Stage;
+use crate::peer::{CloseReason, Queued, Violation};
 use crate::picker::BlockRef;
 use crate::wire::{self, Message};
 use std::time::{Duration, Instant};
@@ -32,7 +32,7 @@ impl Session {
         let leechers: Vec<Option<Instant>> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.stage == Stage::Active && !p.is_seed())
+            .filter(|(_, p)| p.is_active() && !p.is_seed())
             .map(|(_, p)| p.last_request)
             .collect();
         if leechers.is_empty() {
@@ -80,11 +80,12 @@ impl Session {
         let Some(p) = self.peers.get_mut(key) else {
             return;
         };
-        while p.tx.len() + p.reading * wire::BLOCK as usize + wire::BLOCK as usize <= high {
-            let Some(block) = p.upload_queue.pop_front() else {
+        let c = &mut p.conn;
+        while c.tx.len() + c.reading * wire::BLOCK as usize + wire::BLOCK as usize <= high {
+            let Some(block) = c.upload_queue.pop_front() else {
                 break;
             };
-            p.reading += 1;
+            c.reading += 1;
             self.actions.push_back(Action::Read { key, block });
         }
     }
@@ -94,22 +95,22 @@ impl Session {
         let Some(p) = self.peers.get_mut(key) else {
             return;
         };
-        p.reading = p.reading.saturating_sub(1);
-        if p.am_choking {
+        let c = &mut p.conn;
+        c.reading = c.reading.saturating_sub(1);
+        if c.am_choking && !c.allowed_out.contains(&block.index) {
             // Choked while the read was under way: the request is void.
+            c.refuse(block);
+            self.want_send(key);
             return;
         }
-        wire::encode(
-            &Message::Piece {
-                index: block.index,
-                begin: block.begin,
-                data,
-            },
-            &mut p.tx,
-        );
+        c.send(&Message::Piece {
+            index: block.index,
+            begin: block.begin,
+            data,
+        });
+        c.last_sent = now;
         p.uploaded += data.len() as u64;
         p.up_rate.add(data.len() as u64);
-        p.last_sent = now;
         self.uploaded += data.len() as u64;
         self.want_send(key);
     }
@@ -119,56 +120,54 @@ impl Session {
         key: usize,
         r: BlockRef,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), CloseReason> {
         if r.index >= self.piece_count {
-            return Err(format!(
-                "request for piece {}, which does not exist",
-                r.index
-            ));
+            return Err(Violation::NoSuchPiece {
+                message: "request",
+                index: r.index,
+            }
+            .into());
         }
         let size = self.picker.piece_size_of(r.index);
+        let have = self.picker.have().get(r.index);
         let p = &mut self.peers[key];
-        if p.am_choking {
-            // BEP 3: requests from a choked peer are simply dropped.
+        let c = &mut p.conn;
+        if c.am_choking && !c.allowed_out.contains(&r.index) {
+            // BEP 3: requests from a choked peer are dropped; BEP 6: rejected.
+            c.refuse(r);
             return Ok(());
         }
-        if !self.picker.have().get(r.index) {
-            return Err(format!(
-                "requested piece {}, which we have not verified",
-                r.index
-            ));
+        if !have {
+            if c.fast {
+                c.refuse(r);
+                return Ok(());
+            }
+            return Err(Violation::NotVerified(r.index).into());
         }
         if r.len == 0 || r.len > wire::BLOCK || u64::from(r.begin) + u64::from(r.len) > size {
-            return Err(format!(
-                "request {}:{}+{} is not a valid block",
-                r.index, r.begin, r.len
-            ));
+            return Err(Violation::BadRequest {
+                index: r.index,
+                begin: r.begin,
+                len: r.len,
+            }
+            .into());
         }
-        if p.upload_queue.len() >= self.config.max_queued_requests {
-            return Err("flooding us with requests".into());
+        if c.enqueue(r, self.config.reqq)? == Queued::Yes {
+            p.last_request = Some(now);
+            self.serve(key);
         }
-        p.upload_queue.push_back(r);
-        p.last_request = Some(now);
-        self.serve(key);
         Ok(())
     }
 
     pub(super) fn unchoke(&mut self, key: usize) {
-        let p = &mut self.peers[key];
-        if p.am_choking && p.stage == Stage::Active {
-            p.am_choking = false;
+        if self.peers[key].conn.unchoke() {
             self.unchoked += 1;
-            wire::encode(&Message::Unchoke, &mut p.tx);
         }
     }
 
     pub(super) fn choke(&mut self, key: usize) {
-        let p = &mut self.peers[key];
-        if !p.am_choking {
-            p.am_choking = true;
+        if self.peers[key].conn.choke() {
             self.unchoked -= 1;
-            p.upload_queue.clear();
-            wire::encode(&Message::Choke, &mut p.tx);
         }
     }
 
@@ -180,7 +179,7 @@ impl Session {
         let mut candidates: Vec<(usize, f64)> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.stage == Stage::Active && p.peer_interested && !p.is_seed())
+            .filter(|(_, p)| p.is_active() && p.conn.peer_interested && !p.is_seed())
             .map(|(k, p)| {
                 (
                     k,
@@ -210,7 +209,8 @@ impl Session {
                 .map(|c| c.0)
                 .filter(|k| !keep.contains(k))
                 .flat_map(|k| {
-                    let new = now.duration_since(self.peers[k].since) < Duration::from_secs(60);
+                    let new =
+                        now.duration_since(self.peers[k].conn.since) < Duration::from_secs(60);
                     std::iter::repeat_n(k, if new { 3 } else { 1 })
                 })
                 .collect();
