@@ -1171,3 +1171,6 @@ mod upload;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod ext_tests;

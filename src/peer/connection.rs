@@ -103,6 +103,8 @@ pub(crate) struct Connection {
     pub(crate) ltep: bool,
     /// What it offers through BEP 10.
     pub(crate) ext: Registry,
+    /// We offered it `ut_pex` (not for a private torrent).
+    offered_pex: bool,
     /// We choke it (it may not download from us).
     pub(crate) am_choking: bool,
     /// We want something it has.
@@ -156,6 +158,7 @@ impl Connection {
             fast: false,
             ltep: false,
             ext: Registry::default(),
+            offered_pex: false,
             am_choking: true,
             am_interested: false,
             peer_choking: true,
@@ -248,7 +251,7 @@ impl Connection {
                 self.ext.apply(ExtHandshake::decode(payload)?);
                 Ok(Input::ExtHandshake)
             }
-            ext::UT_PEX => {
+            ext::UT_PEX if self.offered_pex => {
                 while self
                     .pex_heard
                     .front()
@@ -281,6 +284,7 @@ impl Connection {
 
     /// Sends our extended handshake.
     pub(crate) fn send_ext_handshake(&mut self, ours: &ExtHandshake) {
+        self.offered_pex = ours.ut_pex.is_some();
         let payload = ours.encode();
         self.send(&Message::Extended {
             id: 0,
@@ -355,13 +359,8 @@ impl Connection {
     /// Block `r` arrived: whether we had asked for it. Late blocks after a choke, a cancel
     /// or a timeout are normal; a stream of blocks nobody asked for is not.
     pub(crate) fn block_arrived(&mut self, r: BlockRef) -> Result<bool, CloseReason> {
-        if let Some(pos) = self.requests.iter().position(|(q, _)| *q == r) {
-            self.requests.swap_remove(pos);
-            return Ok(true);
-        }
-        if self.withdrawn > 0 {
-            self.withdrawn -= 1;
-            return Ok(false);
+        if let Some(asked) = self.answer(r) {
+            return Ok(asked);
         }
         self.unasked += 1;
         if self.unasked > MAX_UNASKED {
@@ -374,15 +373,22 @@ impl Connection {
     /// for a request we withdrew is the normal answer to a cancel; one for a request we
     /// never made breaks the protocol.
     pub(crate) fn rejected(&mut self, r: BlockRef) -> Result<bool, CloseReason> {
+        self.answer(r)
+            .ok_or(CloseReason::Protocol(Violation::UnexpectedReject))
+    }
+
+    /// An answer (block or reject) to `r`: `Some(true)` if it was outstanding (and now is
+    /// not), `Some(false)` if it answers a request we withdrew, `None` if it answers nothing.
+    fn answer(&mut self, r: BlockRef) -> Option<bool> {
         if let Some(pos) = self.requests.iter().position(|(q, _)| *q == r) {
             self.requests.swap_remove(pos);
-            return Ok(true);
+            return Some(true);
         }
         if self.withdrawn > 0 {
             self.withdrawn -= 1;
-            return Ok(false);
+            return Some(false);
         }
-        Err(Violation::UnexpectedReject.into())
+        None
     }
 
     /// Endgame: `r` came from elsewhere, so its request here is cancelled. Whether there was
