@@ -51,8 +51,8 @@
 //! ```
 //!
 //! `unsafe` code lives in two small modules, `storage::sys` (the mmap and the system calls
-//! std lacks) and [`signals`] (the signalfd), each block with the reasoning that makes it
-//! sound.
+//! std lacks) and [`signals`] (the signalfd), and in one function, the terminal-size ioctl
+//! in [`logging`], each block with the reasoning that makes it sound.
 //!
 //! # BEPs
 //!

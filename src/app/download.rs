@@ -5,6 +5,7 @@ use super::{AppError, load_torrent};
 use crate::cli::DownloadArgs;
 use crate::engine::{Download, DownloadOptions, Phase, Status};
 use crate::json::Object;
+use crate::logging::{self, StatusLine};
 use crate::storage::StorageOptions;
 use crate::util::human_bytes;
 use std::io::{IsTerminal, Write};
@@ -47,11 +48,6 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
     opts.session.max_peers = args.max_peers;
     opts.session.share_wait = std::time::Duration::from_secs(args.share_wait);
     let terminal = std::io::stderr().is_terminal() && !args.json;
-    let width = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse::<usize>().ok())
-        .unwrap_or(80)
-        .saturating_sub(1);
     log::info!(
         "{} ({}, {} pieces) into {}",
         crate::util::printable(&meta.name),
@@ -60,39 +56,42 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
         args.output.display()
     );
     let mut last_shown = 0u32;
+    // Dropped once the check is over, or on the way out if it fails: either way the last
+    // line stays and its row ends.
+    let mut checking = terminal.then(StatusLine::new);
     let mut progress = |done: u32, total: u32| {
         let pct = u64::from(done) * 100 / u64::from(total.max(1));
-        if terminal && (pct as u32 != last_shown || done == total) {
-            last_shown = pct as u32;
-            eprint!("\r\x1b[Kchecking {pct}%");
-            if done == total {
-                eprintln!();
+        if let Some(line) = &mut checking {
+            if pct as u32 != last_shown || done == total {
+                last_shown = pct as u32;
+                line.show(&format!("checking {pct}%"));
             }
         }
     };
     let mut download =
         Download::new(meta.clone(), opts, &mut progress).map_err(AppError::Download)?;
+    drop(checking);
     log::info!("listening on port {}", download.port());
     let started = Instant::now();
     let mut last_log = Instant::now();
-    let mut printed = false;
+    let mut shown = terminal.then(StatusLine::new);
     let result = download.run(|s| {
         if args.json {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}", json_status(s, started));
-        } else if terminal {
-            // A line longer than the terminal wraps, and \r would then leave copies behind.
-            let line: String = status_line(s, started).chars().take(width).collect();
-            eprint!("\r\x1b[K{line}");
-            printed = true;
+        } else if let Some(shown) = &mut shown {
+            // The width is asked each time: the window may have been resized.
+            shown.show(logging::fit(
+                &status_line(s, started),
+                logging::terminal_width(),
+            ));
         } else if last_log.elapsed() >= LOG_EVERY || s.phase == Phase::Finished {
             last_log = Instant::now();
             log::info!("{}", status_line(s, started));
         }
     });
-    if printed {
-        eprintln!();
-    }
+    // The last status line stays on screen; what follows goes below it.
+    drop(shown);
     result.map_err(AppError::Download)?;
     let s = download.status();
     if s.have_bytes == s.total {
