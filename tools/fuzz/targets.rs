@@ -5,6 +5,8 @@
 
 use btmini::bencode::{self, Kind, Value};
 use btmini::bitfield::Bitfield;
+use btmini::ext::pex::{self, Pex};
+use btmini::ext::{ExtHandshake, Registry};
 use btmini::geometry::Geometry;
 use btmini::metainfo::Metainfo;
 use btmini::session::{Action, Config, Session};
@@ -28,6 +30,8 @@ pub(crate) const TARGETS: &[(&str, Target)] = &[
     ("http_response", http_response),
     ("udp_reply", udp_reply),
     ("sidecar", sidecar),
+    ("ext_handshake", ext_handshake),
+    ("ut_pex", ut_pex),
 ];
 
 /// Writes `v` back as bencode, keys in the order they came.
@@ -259,9 +263,14 @@ pub(crate) fn session(data: &[u8]) {
     let outgoing: SocketAddr = "10.1.0.2:6881".parse().unwrap();
     let mut remotes = [Remote::new(s.accept(incoming, now)), Remote::new(None)];
     s.add_pinned_peers([outgoing], now);
+    // The peer that dialled us speaks plain BEP 3, the one we dial BEP 10 and Fast.
     let handshake = |id: u8| {
         Handshake {
-            reserved: [0; 8],
+            reserved: if id == 1 {
+                [0; 8]
+            } else {
+                btmini::peer::OUR_RESERVED
+            },
             info_hash: meta.info_hash.0,
             peer_id: [id; 20],
         }
@@ -370,7 +379,27 @@ pub(crate) fn session(data: &[u8]) {
                 let b = take(&mut input, 5);
                 let at = |i: usize| u32::from(b.get(i).copied().unwrap_or(0));
                 let bits = [at(1) as u8];
-                let msg = match at(0) % 8 {
+                let pex_msg = Pex {
+                    added: vec![(SocketAddr::from(([10, 2, 0, at(1) as u8], 6881)), 0)],
+                    dropped: vec![],
+                }
+                .encode();
+                let msg = match at(0) % 13 {
+                    8 => Message::HaveAll,
+                    9 => Message::Reject {
+                        index: at(1) % (count + 1),
+                        begin: (at(2) & 3) * 16384,
+                        length: 16384,
+                    },
+                    10 => Message::AllowedFast(at(1) % (count + 1)),
+                    11 => Message::Extended {
+                        id: 0,
+                        payload: b"d1:md6:ut_pexi1ee4:reqqi4ee",
+                    },
+                    12 => Message::Extended {
+                        id: btmini::ext::UT_PEX,
+                        payload: &pex_msg,
+                    },
                     0 => Message::Choke,
                     1 => Message::Unchoke,
                     2 => Message::Interested,
@@ -492,5 +521,31 @@ pub(crate) fn sidecar(data: &[u8]) {
     fixed.extend_from_slice(&btmini::hash::sha1(data));
     if let Ok(sc) = Sidecar::decode(&fixed) {
         assert_eq!(sc.encode(), fixed);
+    }
+}
+
+/// The extended handshake (BEP 10): what decodes writes back and decodes to the same thing,
+/// and a registry takes it in.
+pub(crate) fn ext_handshake(data: &[u8]) {
+    if let Ok(h) = ExtHandshake::decode(data) {
+        let again = ExtHandshake::decode(&h.encode()).expect("our own handshake decodes");
+        assert_eq!(again, h);
+        let mut r = Registry::default();
+        r.apply(h);
+        assert!(r.shaken);
+    }
+}
+
+/// A `ut_pex` message (BEP 11): at most the stated number of addresses, none with port 0,
+/// and what decodes writes back and decodes to the same lists.
+pub(crate) fn ut_pex(data: &[u8]) {
+    if let Ok(p) = Pex::decode(data) {
+        assert!(p.added.len() + p.dropped.len() <= pex::MAX_ADDRESSES);
+        assert!(p.added.iter().all(|(a, _)| a.port() != 0));
+        assert!(p.dropped.iter().all(|a| a.port() != 0));
+        assert_eq!(
+            Pex::decode(&p.encode()).expect("our own message decodes"),
+            p
+        );
     }
 }
