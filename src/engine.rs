@@ -15,7 +15,9 @@
 use crate::bitfield::Bitfield;
 use crate::metainfo::Metainfo;
 use crate::peer::CloseReason;
-use crate::session::{Action, Config, Session, Stats};
+use crate::picker::BlockRef;
+use crate::session::driver::{self, Dial, Shell};
+use crate::session::{Config, Session, Stats};
 use crate::signals::Signals;
 use crate::storage::{Resume, Storage, StorageError, StorageOptions, WriteOutcome};
 use crate::tracker::io::Timeouts;
@@ -166,6 +168,104 @@ struct Conn {
     connected: bool,
     /// The peer, for the log (a reset socket no longer knows it).
     addr: SocketAddr,
+}
+
+/// The engine as the session's [`Shell`]: sockets on the poll, storage, trackers.
+struct Io<'a> {
+    poll: &'a Poll,
+    conns: &'a mut HashMap<usize, Conn>,
+    storage: &'a mut Storage,
+    trackers: &'a mut Trackers,
+    bind: Option<IpAddr>,
+    now: Instant,
+    /// The session reported completion; the download's phase changes after the actions.
+    completed: bool,
+}
+
+impl Shell for Io<'_> {
+    type Error = DownloadError;
+
+    fn dial(&mut self, key: usize, addr: SocketAddr) -> Dial {
+        let registered = crate::net::connect(addr, self.bind).and_then(|mut stream| {
+            let token = Token(PEER_BASE + key);
+            self.poll.registry().register(
+                &mut stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            Ok(stream)
+        });
+        match registered {
+            Ok(stream) => {
+                let conn = Conn {
+                    stream,
+                    connected: false,
+                    addr,
+                };
+                self.conns.insert(key, conn);
+                Dial::Started
+            }
+            Err(e) => {
+                log::debug!("connect to {addr}: {e}");
+                Dial::Failed
+            }
+        }
+    }
+
+    fn close(&mut self, key: usize, reason: &CloseReason) {
+        if let Some(mut c) = self.conns.remove(&key) {
+            log::debug!("dropping {}: {reason}", c.addr);
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        if *reason == CloseReason::Banned {
+            log::warn!("{reason}");
+        }
+    }
+
+    fn store(&mut self, index: u32, data: &[u8]) -> Result<bool, DownloadError> {
+        Ok(match self.storage.write_piece(index, data)? {
+            WriteOutcome::Written | WriteOutcome::AlreadyHave => true,
+            WriteOutcome::HashMismatch => {
+                log::warn!("piece {index} failed its hash check: fetching it again");
+                false
+            }
+        })
+    }
+
+    fn read(&mut self, block: BlockRef, into: &mut Vec<u8>) -> Result<(), DownloadError> {
+        self.storage
+            .read_block(block.index, block.begin, block.len, into)?;
+        Ok(())
+    }
+
+    fn want_peers(&mut self) {
+        self.trackers.want_more_peers(self.now);
+    }
+
+    fn completed(&mut self) -> Result<(), DownloadError> {
+        self.completed = true;
+        Ok(())
+    }
+
+    fn write(&mut self, key: usize, bytes: &[u8]) -> Option<usize> {
+        let conn = self.conns.get_mut(&key)?;
+        if !conn.connected {
+            return Some(0);
+        }
+        loop {
+            let why = match conn.stream.write(bytes) {
+                Ok(0) => "closed by the peer".to_string(),
+                Ok(n) => return Some(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Some(0),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => e.to_string(),
+            };
+            let mut c = self.conns.remove(&key)?;
+            log::debug!("connection to {} ended: {why}", c.addr);
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            return None;
+        }
+    }
 }
 
 /// A torrent being downloaded.
@@ -623,126 +723,57 @@ impl Download {
         self.session.closed(key, now);
     }
 
+    /// The parts the session's actions work on, apart from the session.
+    fn io(&mut self, now: Instant) -> (Io<'_>, &mut Session, &mut Vec<u8>) {
+        (
+            Io {
+                poll: &self.poll,
+                conns: &mut self.conns,
+                storage: &mut self.storage,
+                trackers: &mut self.trackers,
+                bind: self.bind,
+                now,
+                completed: false,
+            },
+            &mut self.session,
+            &mut self.read_buf,
+        )
+    }
+
     /// Carries out the session's actions; returns how many there were.
     fn actions(&mut self, now: Instant) -> Result<usize, DownloadError> {
-        let mut n = 0;
-        while let Some(a) = self.session.poll_action() {
-            n += 1;
-            match a {
-                Action::Read { key, block } => {
-                    self.read_buf.clear();
-                    self.storage.read_block(
-                        block.index,
-                        block.begin,
-                        block.len,
-                        &mut self.read_buf,
-                    )?;
-                    self.session.block_read(key, block, &self.read_buf, now);
-                }
-                Action::Connect { key, addr } => {
-                    let registered = crate::net::connect(addr, self.bind).and_then(|mut stream| {
-                        let token = Token(PEER_BASE + key);
-                        self.poll.registry().register(
-                            &mut stream,
-                            token,
-                            Interest::READABLE | Interest::WRITABLE,
-                        )?;
-                        Ok(stream)
-                    });
-                    match registered {
-                        Ok(stream) => {
-                            self.conns.insert(
-                                key,
-                                Conn {
-                                    stream,
-                                    connected: false,
-                                    addr,
-                                },
-                            );
-                        }
-                        Err(e) => {
-                            log::debug!("connect to {addr}: {e}");
-                            self.session.closed(key, now);
-                        }
-                    }
-                }
-                Action::Close { key, reason } => {
-                    if let Some(mut c) = self.conns.remove(&key) {
-                        log::debug!("dropping {}: {reason}", c.addr);
-                        let _ = self.poll.registry().deregister(&mut c.stream);
-                    }
-                    if reason == CloseReason::Banned {
-                        log::warn!("{reason}");
-                    }
-                }
-                Action::Verify(c) => {
-                    let ok = match self.storage.write_piece(c.index, &c.data)? {
-                        WriteOutcome::Written | WriteOutcome::AlreadyHave => true,
-                        WriteOutcome::HashMismatch => {
-                            log::warn!(
-                                "piece {} failed its hash check: fetching it again",
-                                c.index
-                            );
-                            false
-                        }
-                    };
-                    // Recycled first: the result may start a new piece in this buffer.
-                    self.session.recycle(c.data);
-                    self.session.piece_result(c.index, ok, &c.contributors, now);
-                }
-                Action::WantPeers => self.trackers.want_more_peers(now),
-                Action::Completed => {
-                    log::info!(
-                        "download complete: all {} pieces verified",
-                        self.meta.piece_count()
-                    );
-                    self.storage.flush()?;
-                    self.trackers.completed(now);
-                    self.completed_at = Some(now);
-                    if self.phase == Phase::Downloading {
-                        if self.seed || self.seed_ratio.is_some() {
-                            log::info!("seeding");
-                            self.phase = Phase::Seeding;
-                            self.session.set_seeding(true);
-                        } else {
-                            self.phase = Phase::Completing;
-                        }
-                    }
-                }
-            }
+        let (mut io, session, buf) = self.io(now);
+        let n = driver::run_actions(session, &mut io, buf, now)?;
+        if io.completed {
+            self.on_completed(now)?;
         }
         Ok(n)
     }
 
-    /// Writes what the session queued, for the peers it names: no scan over every peer.
-    fn flush_writes(&mut self, now: Instant) {
-        while let Some(key) = self.session.next_to_send() {
-            loop {
-                let pending = self.session.tx(key);
-                if pending.is_empty() {
-                    break;
-                }
-                let Some(conn) = self.conns.get_mut(&key) else {
-                    break;
-                };
-                if !conn.connected {
-                    break;
-                }
-                match conn.stream.write(pending) {
-                    Ok(0) => {
-                        self.drop_conn(key, "closed by the peer", now);
-                        break;
-                    }
-                    Ok(n) => self.session.sent(key, n, now),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.drop_conn(key, &e.to_string(), now);
-                        break;
-                    }
-                }
+    fn on_completed(&mut self, now: Instant) -> Result<(), DownloadError> {
+        log::info!(
+            "download complete: all {} pieces verified",
+            self.meta.piece_count()
+        );
+        self.storage.flush()?;
+        self.trackers.completed(now);
+        self.completed_at = Some(now);
+        if self.phase == Phase::Downloading {
+            if self.seed || self.seed_ratio.is_some() {
+                log::info!("seeding");
+                self.phase = Phase::Seeding;
+                self.session.set_seeding(true);
+            } else {
+                self.phase = Phase::Completing;
             }
         }
+        Ok(())
+    }
+
+    /// Writes what the session queued, for the peers it names: no scan over every peer.
+    fn flush_writes(&mut self, now: Instant) {
+        let (mut io, session, _) = self.io(now);
+        driver::flush_writes(session, &mut io, now);
     }
 
     /// A snapshot for the status line.

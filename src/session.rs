@@ -1167,6 +1167,7 @@ impl Session {
     }
 }
 
+pub mod driver;
 mod upload;
 
 #[cfg(test)]

@@ -13,9 +13,13 @@
 use btmini::bencode::Item;
 use btmini::bitfield::Bitfield;
 use btmini::metainfo::Metainfo;
-use btmini::session::{Action, Config, Session};
+use btmini::peer::CloseReason;
+use btmini::picker::BlockRef;
+use btmini::session::driver::{self, Dial, Shell};
+use btmini::session::{Config, Session};
 use btmini::wire::{self, Handshake, Message};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const PIECE: usize = 16 * 1024;
@@ -63,6 +67,55 @@ fn timed<T>(into: &mut Duration, f: impl FnOnce() -> T) -> T {
     r
 }
 
+/// The fake seeds and storage, as the session's shell.
+struct Swarm {
+    seeds: HashMap<usize, Seed>,
+    /// Pieces stored since the last look.
+    stored: u64,
+    complete: bool,
+}
+
+impl Shell for Swarm {
+    type Error = std::convert::Infallible;
+
+    fn dial(&mut self, key: usize, _: SocketAddr) -> Dial {
+        self.seeds.insert(
+            key,
+            Seed {
+                rx: Vec::new(),
+                shaken: false,
+            },
+        );
+        Dial::Connected
+    }
+
+    fn close(&mut self, key: usize, reason: &CloseReason) {
+        panic!("peer {key} dropped: {reason}");
+    }
+
+    fn store(&mut self, _: u32, _: &[u8]) -> Result<bool, Self::Error> {
+        self.stored += 1;
+        Ok(true)
+    }
+
+    fn read(&mut self, _: BlockRef, _: &mut Vec<u8>) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn want_peers(&mut self) {}
+
+    fn completed(&mut self) -> Result<(), Self::Error> {
+        self.complete = true;
+        Ok(())
+    }
+
+    fn write(&mut self, key: usize, bytes: &[u8]) -> Option<usize> {
+        let seed = self.seeds.get_mut(&key).expect("a connected seed");
+        seed.rx.extend_from_slice(bytes);
+        Some(bytes.len())
+    }
+}
+
 fn run(meta: &Metainfo, peers: usize) -> Run {
     let zeros = vec![0u8; PIECE];
     let config = Config {
@@ -73,7 +126,11 @@ fn run(meta: &Metainfo, peers: usize) -> Run {
     let mut now = Instant::now();
     let mut s = Session::new(meta, Bitfield::new(meta.piece_count()), [7; 20], config, 1);
     let full = Bitfield::full(meta.piece_count());
-    let mut seeds: HashMap<usize, Seed> = HashMap::new();
+    let mut swarm = Swarm {
+        seeds: HashMap::new(),
+        stored: 0,
+        complete: false,
+    };
     let mut r = Run::default();
     let started = Instant::now();
     let addrs: Vec<_> = (0..peers)
@@ -85,44 +142,29 @@ fn run(meta: &Metainfo, peers: usize) -> Run {
         .collect();
     timed(&mut r.setup_time, || s.add_peers(addrs, now));
     let mut last_tick = now;
-    let mut complete = false;
     let mut reply = Vec::new();
-    while !complete {
-        let mut moved = false;
-        while let Some(a) = timed(&mut r.message_time, || s.poll_action()) {
-            moved = true;
-            match a {
-                Action::Connect { key, .. } => {
-                    seeds.insert(
-                        key,
-                        Seed {
-                            rx: Vec::new(),
-                            shaken: false,
-                        },
-                    );
-                    timed(&mut r.setup_time, || s.connected(key, now));
-                }
-                Action::Verify(c) => {
-                    r.pieces += 1;
-                    timed(&mut r.piece_time, || {
-                        s.recycle(c.data);
-                        s.piece_result(c.index, true, &[], now);
-                    });
-                }
-                Action::Completed => complete = true,
-                Action::Close { key, reason } => panic!("peer {key} dropped: {reason}"),
-                Action::Read { .. } | Action::WantPeers => {}
-            }
+    let mut buf = Vec::new();
+    while !swarm.complete {
+        // A round of actions that stored pieces is counted as their time: it is the HAVE
+        // to every peer and the refill that a verified piece costs.
+        let t = Instant::now();
+        let Ok(acted) = driver::run_actions(&mut s, &mut swarm, &mut buf, now);
+        if swarm.stored > 0 {
+            r.piece_time += t.elapsed();
+            r.pieces += std::mem::take(&mut swarm.stored);
+        } else {
+            r.message_time += t.elapsed();
         }
-        // One turn per peer per round of the simulated clock.
-        for _ in 0..peers {
-            let Some(key) = timed(&mut r.message_time, || s.next_to_send()) else {
-                break;
-            };
-            let seed = seeds.get_mut(&key).expect("a connected seed");
-            seed.rx.extend_from_slice(s.tx(key));
-            let n = s.tx(key).len();
-            timed(&mut r.message_time, || s.sent(key, n, now));
+        let mut moved = acted > 0;
+        timed(&mut r.message_time, || {
+            driver::flush_writes(&mut s, &mut swarm, now)
+        });
+        let keys: Vec<usize> = swarm.seeds.keys().copied().collect();
+        for key in keys {
+            let seed = swarm.seeds.get_mut(&key).expect("a seed");
+            if seed.rx.is_empty() {
+                continue;
+            }
             moved = true;
             reply.clear();
             let handshake = !seed.shaken && seed.rx.len() >= wire::HANDSHAKE_LEN;
@@ -168,7 +210,7 @@ fn run(meta: &Metainfo, peers: usize) -> Run {
             r.ticks += 1;
             timed(&mut r.tick_time, || s.tick(now));
         }
-        assert!(moved || complete, "the simulation stalled");
+        assert!(moved || swarm.complete, "the simulation stalled");
     }
     r.wall = started.elapsed();
     r

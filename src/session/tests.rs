@@ -121,17 +121,87 @@ impl Fake {
     }
 }
 
-struct Sim {
+/// The simulated network and storage: the session's [`driver::Shell`] in these tests.
+struct Net {
     meta: Arc<Metainfo>,
     data: Vec<u8>,
-    s: Session,
     fakes: HashMap<SocketAddr, Fake>,
     conns: HashMap<usize, SocketAddr>,
-    now: Instant,
     closed: Vec<(SocketAddr, CloseReason)>,
     completed: bool,
     want_peers: usize,
     verified: u32,
+    /// The fakes' answers, delivered after the writes.
+    replies: Vec<(usize, Vec<u8>)>,
+    wrote: bool,
+}
+
+impl driver::Shell for Net {
+    type Error = std::convert::Infallible;
+
+    fn dial(&mut self, key: usize, addr: SocketAddr) -> driver::Dial {
+        self.conns.insert(key, addr);
+        driver::Dial::Connected
+    }
+
+    fn close(&mut self, key: usize, reason: &CloseReason) {
+        let addr = self.conns.remove(&key).unwrap();
+        self.closed.push((addr, reason.clone()));
+    }
+
+    fn store(&mut self, index: u32, data: &[u8]) -> Result<bool, Self::Error> {
+        let ok = crate::hash::sha1(data) == self.meta.pieces[index as usize];
+        self.verified += u32::from(ok);
+        Ok(ok)
+    }
+
+    fn read(&mut self, block: BlockRef, into: &mut Vec<u8>) -> Result<(), Self::Error> {
+        let start = block.index as usize * PIECE + block.begin as usize;
+        into.extend_from_slice(&self.data[start..start + block.len as usize]);
+        Ok(())
+    }
+
+    fn want_peers(&mut self) {
+        self.want_peers += 1;
+    }
+
+    fn completed(&mut self) -> Result<(), Self::Error> {
+        self.completed = true;
+        Ok(())
+    }
+
+    fn write(&mut self, key: usize, bytes: &[u8]) -> Option<usize> {
+        self.wrote = true;
+        let addr = self.conns[&key];
+        let reply = self
+            .fakes
+            .get_mut(&addr)
+            .unwrap()
+            .respond(&self.meta, &self.data, bytes);
+        if !reply.is_empty() {
+            self.replies.push((key, reply));
+        }
+        Some(bytes.len())
+    }
+}
+
+struct Sim {
+    s: Session,
+    net: Net,
+    now: Instant,
+}
+
+impl std::ops::Deref for Sim {
+    type Target = Net;
+    fn deref(&self) -> &Net {
+        &self.net
+    }
+}
+
+impl std::ops::DerefMut for Sim {
+    fn deref_mut(&mut self) -> &mut Net {
+        &mut self.net
+    }
 }
 
 impl Sim {
@@ -149,16 +219,20 @@ impl Sim {
             42,
         );
         let mut sim = Sim {
-            meta,
-            data,
             s,
-            fakes: HashMap::new(),
-            conns: HashMap::new(),
+            net: Net {
+                meta,
+                data,
+                fakes: HashMap::new(),
+                conns: HashMap::new(),
+                closed: Vec::new(),
+                completed: false,
+                want_peers: 0,
+                verified: 0,
+                replies: Vec::new(),
+                wrote: false,
+            },
             now: Instant::now(),
-            closed: Vec::new(),
-            completed: false,
-            want_peers: 0,
-            verified: 0,
         };
         let addrs: Vec<SocketAddr> = kinds
             .iter()
@@ -173,54 +247,18 @@ impl Sim {
         sim
     }
 
-    /// Moves bytes and actions until nothing happens.
+    /// Moves bytes and actions until nothing happens. Only the peers the session names are
+    /// written to, as in the engine: a write it forgets to announce stalls the simulation
+    /// and fails the test.
     fn settle(&mut self) {
+        let mut buf = Vec::new();
         for _ in 0..10_000 {
-            let mut moved = false;
-            while let Some(a) = self.s.poll_action() {
-                moved = true;
-                match a {
-                    Action::Connect { key, addr } => {
-                        self.conns.insert(key, addr);
-                        self.s.connected(key, self.now);
-                    }
-                    Action::Close { key, reason } => {
-                        let addr = self.conns.remove(&key).unwrap();
-                        self.closed.push((addr, reason));
-                    }
-                    Action::Verify(c) => {
-                        let ok = crate::hash::sha1(&c.data) == self.meta.pieces[c.index as usize];
-                        self.verified += u32::from(ok);
-                        self.s.recycle(c.data);
-                        self.s.piece_result(c.index, ok, &c.contributors, self.now);
-                    }
-                    Action::Read { key, block } => {
-                        let start = block.index as usize * PIECE + block.begin as usize;
-                        let data = self.data[start..start + block.len as usize].to_vec();
-                        self.s.block_read(key, block, &data, self.now);
-                    }
-                    Action::WantPeers => self.want_peers += 1,
-                    Action::Completed => self.completed = true,
-                }
-            }
-            // Only the peers the session names are looked at, as in the engine: a write it
-            // forgets to announce stalls the simulation and fails the test.
-            while let Some(key) = self.s.next_to_send() {
-                let out = self.s.tx(key).to_vec();
-                if out.is_empty() {
-                    continue;
-                }
-                moved = true;
-                self.s.sent(key, out.len(), self.now);
-                let addr = self.conns[&key];
-                let reply = self
-                    .fakes
-                    .get_mut(&addr)
-                    .unwrap()
-                    .respond(&self.meta, &self.data, &out);
-                if !reply.is_empty() {
-                    self.s.received(key, &reply, self.now);
-                }
+            let Ok(acted) = driver::run_actions(&mut self.s, &mut self.net, &mut buf, self.now);
+            self.net.wrote = false;
+            driver::flush_writes(&mut self.s, &mut self.net, self.now);
+            let moved = acted > 0 || self.net.wrote;
+            for (key, reply) in std::mem::take(&mut self.net.replies) {
+                self.s.received(key, &reply, self.now);
             }
             if !moved {
                 return;
@@ -504,11 +542,12 @@ fn lost_requests_time_out_and_go_to_another_peer() {
     sim.s.connected(key, sim.now);
     let hs = sim.s.tx(key).to_vec();
     sim.s.sent(key, hs.len(), sim.now);
-    let reply = sim
+    let net = &mut sim.net;
+    let reply = net
         .fakes
         .get_mut(&addr)
         .unwrap()
-        .respond(&sim.meta, &sim.data, &hs);
+        .respond(&net.meta, &net.data, &hs);
     sim.s.received(key, &reply, sim.now);
     let asked = sim.s.tx(key).to_vec();
     sim.s.sent(key, asked.len(), sim.now);

@@ -9,7 +9,10 @@ use btmini::ext::pex::{self, Pex};
 use btmini::ext::{ExtHandshake, Registry};
 use btmini::geometry::Geometry;
 use btmini::metainfo::Metainfo;
-use btmini::session::{Action, Config, Session};
+use btmini::peer::CloseReason;
+use btmini::picker::BlockRef;
+use btmini::session::driver::{self, Dial, Shell};
+use btmini::session::{Config, Session};
 use btmini::storage::sidecar::Sidecar;
 use btmini::tracker::http::ResponseReader;
 use btmini::tracker::{response, udp};
@@ -172,6 +175,73 @@ fn take<'a>(input: &mut &'a [u8], n: usize) -> &'a [u8] {
     a
 }
 
+/// The session target's shell: two fake peers, hashing "storage" that remembers what it
+/// verified, reads checked against it, writes cut to a budget when the script asks.
+struct FuzzShell<'a> {
+    meta: &'a Metainfo,
+    content: &'a [u8],
+    remotes: [Remote; 2],
+    verified: Bitfield,
+    completed: bool,
+    /// Bytes the current round of writes may still take; `None`: all.
+    budget: Option<usize>,
+}
+
+impl Shell for FuzzShell<'_> {
+    type Error = std::convert::Infallible;
+
+    fn dial(&mut self, key: usize, _: SocketAddr) -> Dial {
+        self.remotes[1] = Remote::new(Some(key));
+        Dial::Connected
+    }
+
+    fn close(&mut self, key: usize, _: &CloseReason) {
+        for r in &mut self.remotes {
+            if r.key == Some(key) {
+                *r = Remote::new(None);
+            }
+        }
+    }
+
+    fn store(&mut self, index: u32, data: &[u8]) -> Result<bool, Self::Error> {
+        let ok = btmini::hash::sha1(data) == self.meta.pieces[index as usize];
+        if ok {
+            self.verified.set(index);
+        }
+        Ok(ok)
+    }
+
+    fn read(&mut self, block: BlockRef, into: &mut Vec<u8>) -> Result<(), Self::Error> {
+        assert!(
+            self.verified.get(block.index),
+            "a read of an unverified piece"
+        );
+        let start = u64::from(block.index) * self.meta.piece_length + u64::from(block.begin);
+        let end = start + u64::from(block.len);
+        assert!(end <= self.meta.total_length, "a read past the end");
+        into.extend_from_slice(&self.content[start as usize..end as usize]);
+        Ok(())
+    }
+
+    fn want_peers(&mut self) {}
+
+    fn completed(&mut self) -> Result<(), Self::Error> {
+        self.completed = true;
+        Ok(())
+    }
+
+    fn write(&mut self, key: usize, bytes: &[u8]) -> Option<usize> {
+        let n = self.budget.map_or(bytes.len(), |b| b.min(bytes.len()));
+        if let Some(b) = &mut self.budget {
+            *b -= n;
+        }
+        if let Some(r) = self.remotes.iter_mut().find(|r| r.key == Some(key)) {
+            r.got(&bytes[..n], self.meta, self.content);
+        }
+        Some(n)
+    }
+}
+
 /// What the session target's fake peer has seen of btmini.
 #[derive(Default)]
 struct Remote {
@@ -261,7 +331,15 @@ pub(crate) fn session(data: &[u8]) {
     let mut now = Instant::now();
     let incoming: SocketAddr = "10.1.0.1:6881".parse().unwrap();
     let outgoing: SocketAddr = "10.1.0.2:6881".parse().unwrap();
-    let mut remotes = [Remote::new(s.accept(incoming, now)), Remote::new(None)];
+    let mut shell = FuzzShell {
+        meta,
+        content,
+        remotes: [Remote::new(s.accept(incoming, now)), Remote::new(None)],
+        verified: have,
+        completed: false,
+        budget: None,
+    };
+    let mut buf = Vec::new();
     s.add_pinned_peers([outgoing], now);
     // The peer that dialled us speaks plain BEP 3, the one we dial BEP 10 and Fast.
     let handshake = |id: u8| {
@@ -276,44 +354,18 @@ pub(crate) fn session(data: &[u8]) {
         }
         .encode()
     };
-    let mut verified = have;
     loop {
-        // The shell's part.
-        while let Some(a) = s.poll_action() {
-            match a {
-                Action::Connect { key, .. } => {
-                    remotes[1] = Remote::new(Some(key));
-                    s.connected(key, now);
-                }
-                Action::Close { key, .. } => remotes.iter_mut().for_each(|r| {
-                    if r.key == Some(key) {
-                        *r = Remote::new(None);
-                    }
-                }),
-                Action::Verify(c) => {
-                    let ok = btmini::hash::sha1(&c.data) == meta.pieces[c.index as usize];
-                    if ok {
-                        verified.set(c.index);
-                    }
-                    s.recycle(c.data);
-                    s.piece_result(c.index, ok, &c.contributors, now);
-                }
-                Action::Read { key, block } => {
-                    assert!(verified.get(block.index), "a read of an unverified piece");
-                    let start = u64::from(block.index) * meta.piece_length + u64::from(block.begin);
-                    let end = start + u64::from(block.len);
-                    assert!(end <= meta.total_length, "a read past the end");
-                    s.block_read(key, block, &content[start as usize..end as usize], now);
-                }
-                Action::WantPeers => {}
-                Action::Completed => assert!(verified.is_full() && s.is_complete()),
-            }
+        // The shell's part, played by the driver the engine uses.
+        let Ok(_) = driver::run_actions(&mut s, &mut shell, &mut buf, now);
+        if std::mem::take(&mut shell.completed) {
+            assert!(shell.verified.is_full() && s.is_complete());
         }
         assert_eq!(
             s.have(),
-            &verified,
+            &shell.verified,
             "the session's pieces are the verified ones"
         );
+        let remotes = &mut shell.remotes;
         for key in remotes.iter().filter_map(|r| r.key) {
             assert!(
                 s.tx(key).len() <= high_water + 64 * 1024,
@@ -429,17 +481,8 @@ pub(crate) fn session(data: &[u8]) {
             6 => {
                 // Writes: everything the session queued goes out (or part, if asked).
                 let part = take(&mut input, 1).first().copied();
-                while let Some(k) = s.next_to_send() {
-                    let len = s.tx(k).len();
-                    let n = part.map_or(len, |p| len.min(usize::from(p) * 1024));
-                    if let Some(r) = remotes.iter_mut().find(|r| r.key == Some(k)) {
-                        r.got(&s.tx(k)[..n], meta, content);
-                    }
-                    s.sent(k, n, now);
-                    if n < len {
-                        break;
-                    }
-                }
+                shell.budget = part.map(|p| usize::from(p) * 1024);
+                driver::flush_writes(&mut s, &mut shell, now);
             }
             _ => {
                 *r = Remote::new(None);
