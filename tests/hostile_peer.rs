@@ -16,10 +16,17 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// btmini's time limit for a handshake (its connect timeout), plus slack.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(20);
 
+/// The reserved bits of a peer that speaks BEP 10 and Fast.
+const EXTENSIONS: [u8; 8] = [0, 0, 0, 0, 0, 0x10, 0, 0x04];
+
 fn handshake(info_hash: &[u8; 20], id: u8) -> Vec<u8> {
+    handshake_with(info_hash, id, [0; 8])
+}
+
+fn handshake_with(info_hash: &[u8; 20], id: u8, reserved: [u8; 8]) -> Vec<u8> {
     let mut h = vec![19];
     h.extend_from_slice(b"BitTorrent protocol");
-    h.extend_from_slice(&[0; 8]);
+    h.extend_from_slice(&reserved);
     h.extend_from_slice(info_hash);
     h.extend_from_slice(&[id; 20]);
     h
@@ -30,6 +37,22 @@ fn msg(id: u8, payload: &[u8]) -> Vec<u8> {
     m.push(id);
     m.extend_from_slice(payload);
     m
+}
+
+/// An extended message (BEP 10) with extended id `id`.
+fn ext(id: u8, payload: &[u8]) -> Vec<u8> {
+    msg(20, &[&[id][..], payload].concat())
+}
+
+/// A PEX message (btmini's ut_pex id is 1) listing `n` addresses.
+fn pex(n: usize) -> Vec<u8> {
+    let addrs: Vec<u8> = (0..n)
+        .flat_map(|i| [10, 9, (i >> 8) as u8, i as u8, 0x1a, 0xe1])
+        .collect();
+    let mut d = format!("d5:added{}:", addrs.len()).into_bytes();
+    d.extend_from_slice(&addrs);
+    d.push(b'e');
+    ext(1, &d)
 }
 
 fn u32s(v: &[u32]) -> Vec<u8> {
@@ -55,8 +78,14 @@ fn closed_by_btmini(s: &mut TcpStream, limit: Duration) -> bool {
 
 /// Connects to btmini and completes the handshake with `id` as our peer id.
 fn shaken(port: u16, info_hash: &[u8; 20], id: u8) -> TcpStream {
+    shaken_with(port, info_hash, id, [0; 8])
+}
+
+/// [`shaken`], with `reserved` bits in the handshake.
+fn shaken_with(port: u16, info_hash: &[u8; 20], id: u8, reserved: [u8; 8]) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.3", port)).unwrap();
-    s.write_all(&handshake(info_hash, id)).unwrap();
+    s.write_all(&handshake_with(info_hash, id, reserved))
+        .unwrap();
     s
 }
 
@@ -152,6 +181,63 @@ fn hostile_peers_are_dropped_while_the_download_goes_on() {
     // 92 pieces: the last byte's 4 spare bits are set too.
     assert_ne!(pieces % 8, 0);
     let spare = vec![0xff; bitfield_len];
+    let ext_handshake = ext(0, b"d1:md6:ut_pexi1ee4:reqqi250ee");
+    let big_handshake = [b"d1:v16500:".to_vec(), vec![b'x'; 16_500], b"e".to_vec()].concat();
+    // Peers that speak BEP 10 and Fast, and abuse them.
+    let ext_cases: Vec<(&str, Vec<u8>)> = vec![
+        ("an extended handshake of 16.5 KB", ext(0, &big_handshake)),
+        (
+            "malformed bencode in its extended handshake",
+            ext(0, b"d1:md6:ut_pexi1e"),
+        ),
+        ("an extended message btmini never offered", ext(9, b"de")),
+        (
+            "a PEX message with 10,000 addresses",
+            [ext_handshake.clone(), pex(10_000)].concat(),
+        ),
+        (
+            "a PEX message with 1,000 addresses",
+            [ext_handshake.clone(), pex(1000)].concat(),
+        ),
+        (
+            "PEX messages one after another",
+            [ext_handshake.clone(), pex(5), pex(5), pex(5), pex(5)].concat(),
+        ),
+        (
+            "a reject for a request never made",
+            msg(0x10, &u32s(&[0, 0, 16384])),
+        ),
+    ];
+    for (i, (what, bytes)) in ext_cases.iter().enumerate() {
+        let mut s = shaken_with(port, &info_hash, 60 + i as u8, EXTENSIONS);
+        let _ = s.write_all(bytes);
+        let t = Instant::now();
+        assert!(
+            closed_by_btmini(&mut s, LIMIT),
+            "btmini kept a peer that sent {what}"
+        );
+        eprintln!("{what}: dropped after {:?}", t.elapsed());
+        peak = peak.max(bt.anon_kib());
+    }
+    // Fast and extended messages from a peer that set neither bit.
+    for (i, (what, bytes)) in [
+        ("have_all without the Fast bit", msg(0x0E, &[])),
+        (
+            "an extended handshake without the BEP 10 bit",
+            ext_handshake,
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut s = shaken(port, &info_hash, 80 + i as u8);
+        let _ = s.write_all(bytes);
+        assert!(
+            closed_by_btmini(&mut s, LIMIT),
+            "btmini kept a peer that sent {what}"
+        );
+    }
+
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("a 4 GiB length prefix", vec![0xff, 0xff, 0xff, 0xff, 7]),
         (
