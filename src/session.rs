@@ -564,7 +564,7 @@ impl Session {
                 Input::Handshake(hs) => self.on_handshake(key, hs)?,
                 Input::Message(msg) => self.on_message(key, msg, now)?,
                 Input::ExtHandshake => self.on_ext_handshake(key, now),
-                Input::Pex(pex) => self.on_pex(pex, now),
+                Input::Pex(pex) => self.on_pex(key, pex, now),
                 Input::Nothing => {}
             }
             // A handled input may have queued bytes (a reject, a PEX reply).
@@ -648,10 +648,16 @@ impl Session {
 
     /// Addresses from a peer's PEX message join the candidates like a tracker's. A seed
     /// does not dial peers that say they are seeds.
-    fn on_pex(&mut self, pex: Pex, now: Instant) {
+    fn on_pex(&mut self, key: usize, pex: Pex, now: Instant) {
         if !self.pex {
             return;
         }
+        log::debug!(
+            "PEX from {}: {} added, {} dropped",
+            self.peers[key].conn.addr,
+            pex.added.len(),
+            pex.dropped.len()
+        );
         let complete = self.completed;
         let addrs: Vec<SocketAddr> = pex
             .added
@@ -659,9 +665,6 @@ impl Session {
             .filter(|(_, f)| !(complete && f & pex::FLAG_SEED != 0))
             .map(|(a, _)| a)
             .collect();
-        if !addrs.is_empty() {
-            log::debug!("PEX gave {} peers", addrs.len());
-        }
         self.add(addrs, false, now);
     }
 
@@ -693,7 +696,16 @@ impl Session {
                 self.fill(key, now);
             }
             Message::Unchoke => {
-                self.peers[key].conn.peer_choking = false;
+                let c = &mut self.peers[key].conn;
+                c.peer_choking = false;
+                if c.rejects > 0 {
+                    log::debug!(
+                        "{} unchoked us after rejecting {} requests",
+                        c.addr,
+                        c.rejects
+                    );
+                    c.rejects = 0;
+                }
                 self.fill(key, now);
             }
             Message::Interested => {
@@ -722,7 +734,10 @@ impl Session {
                     .map_err(|e| CloseReason::Protocol(Violation::Bitfield(e)))?;
                 self.set_has(key, has);
             }
-            Message::HaveAll => self.set_has(key, Bitfield::full(self.piece_count)),
+            Message::HaveAll => {
+                log::debug!("{} has every piece (have_all)", self.peers[key].conn.addr);
+                self.set_has(key, Bitfield::full(self.piece_count));
+            }
             Message::HaveNone => self.set_has(key, Bitfield::new(self.piece_count)),
             Message::Reject {
                 index,
@@ -734,7 +749,11 @@ impl Session {
                     begin,
                     len: length,
                 };
-                if self.peers[key].conn.rejected(r)? {
+                let c = &mut self.peers[key].conn;
+                if c.rejected(r)? {
+                    if c.rejects == 1 {
+                        log::debug!("{} rejects our requests (BEP 6): asking again", c.addr);
+                    }
                     self.picker.cancel(r);
                     self.fill(key, now);
                 }

@@ -204,6 +204,7 @@ fn aria2_seeder(p: &Payload) -> Seeder {
         child,
         _stdin: None,
         port,
+        out: None,
     }
 }
 
@@ -224,6 +225,7 @@ fn transmission_seeder(p: &Payload, home: &Path) -> Seeder {
         child,
         _stdin: None,
         port,
+        out: None,
     }
 }
 

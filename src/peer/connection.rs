@@ -120,6 +120,8 @@ pub(crate) struct Connection {
     withdrawn: u32,
     /// Blocks it sent that were not asked for.
     unasked: u32,
+    /// Rejects of our outstanding requests since it last unchoked us.
+    pub(crate) rejects: u32,
     /// Its requests to us, waiting to be read and sent.
     pub(crate) upload_queue: VecDeque<BlockRef>,
     /// Reads asked of the shell for it and not yet answered.
@@ -166,6 +168,7 @@ impl Connection {
             requests: Vec::new(),
             withdrawn: 0,
             unasked: 0,
+            rejects: 0,
             upload_queue: VecDeque::new(),
             reading: 0,
             over_queue: 0,
@@ -373,8 +376,11 @@ impl Connection {
     /// for a request we withdrew is the normal answer to a cancel; one for a request we
     /// never made breaks the protocol.
     pub(crate) fn rejected(&mut self, r: BlockRef) -> Result<bool, CloseReason> {
-        self.answer(r)
-            .ok_or(CloseReason::Protocol(Violation::UnexpectedReject))
+        let outstanding = self
+            .answer(r)
+            .ok_or(CloseReason::Protocol(Violation::UnexpectedReject))?;
+        self.rejects += u32::from(outstanding);
+        Ok(outstanding)
     }
 
     /// An answer (block or reject) to `r`: `Some(true)` if it was outstanding (and now is

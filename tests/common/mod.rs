@@ -312,11 +312,31 @@ impl Drop for OpenTracker {
     }
 }
 
-/// A seeder process, stopped when dropped.
+/// A libtorrent process (lt.py), stopped when dropped.
 pub struct Seeder {
     pub child: std::process::Child,
     pub _stdin: Option<std::process::ChildStdin>,
     pub port: u16,
+    /// Its standard output, for lt.py's later lines.
+    pub out: Option<BufReader<std::process::ChildStdout>>,
+}
+
+impl Seeder {
+    /// Sends lt.py a command line ("connect HOST:PORT", "choke").
+    pub fn command(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self._stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next line lt.py prints.
+    pub fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        let out = self.out.as_mut().expect("stdout kept");
+        out.read_line(&mut line).unwrap();
+        line
+    }
 }
 
 impl Drop for Seeder {
@@ -326,37 +346,56 @@ impl Drop for Seeder {
     }
 }
 
-/// libtorrent seeding `torrent` from `data_dir` on `ip`, upload capped at `rate` bytes/s.
-pub fn libtorrent_seeder(torrent: &Path, data_dir: &Path, ip: &str, rate: Option<u64>) -> Seeder {
+/// Starts `lt.py ARGS…` and waits for its "ready PORT" line.
+fn lt_process(args: &[&std::ffi::OsStr]) -> Seeder {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
-    let mut cmd = Command::new(PYTHON);
-    cmd.arg(script)
-        .arg("seed")
-        .arg(torrent)
-        .arg(data_dir)
-        .arg(ip);
-    if let Some(r) = rate {
-        cmd.arg(r.to_string());
-    }
-    let mut child = cmd
+    let mut child = Command::new(PYTHON)
+        .arg(script)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3-libtorrent");
     let stdin = child.stdin.take();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    out.read_line(&mut line).unwrap();
     let port = line
         .strip_prefix("ready ")
         .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("libtorrent seeder did not start: {line}"));
+        .unwrap_or_else(|| panic!("libtorrent did not start: {line}"));
     Seeder {
         child,
         _stdin: stdin,
         port,
+        out: Some(out),
     }
+}
+
+/// libtorrent seeding `torrent` from `data_dir` on `ip`, upload capped at `rate` bytes/s.
+pub fn libtorrent_seeder(torrent: &Path, data_dir: &Path, ip: &str, rate: Option<u64>) -> Seeder {
+    let rate = rate.map(|r| r.to_string());
+    let mut args = vec![
+        "seed".as_ref(),
+        torrent.as_os_str(),
+        data_dir.as_os_str(),
+        ip.as_ref(),
+    ];
+    if let Some(r) = &rate {
+        args.push(r.as_ref());
+    }
+    lt_process(&args)
+}
+
+/// libtorrent leeching `torrent` into `data_dir` on `ip` at 1 KB/s: it has next to nothing
+/// to give, but connects, and speaks PEX.
+pub fn libtorrent_peer(torrent: &Path, data_dir: &Path, ip: &str) -> Seeder {
+    lt_process(&[
+        "peer".as_ref(),
+        torrent.as_os_str(),
+        data_dir.as_os_str(),
+        ip.as_ref(),
+    ])
 }
 
 /// Reads an HTTP request's head from `s` (up to the blank line, or until the peer stops).

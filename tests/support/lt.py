@@ -4,12 +4,20 @@
   lt.py create PATH OUT MODE [TRACKER] -> makes a torrent; MODE is v1, hybrid or v2
   lt.py recheck FILE.torrent SAVE_PATH -> JSON: libtorrent checks the data against the torrent
   lt.py download FILE.torrent SAVE_PATH IP [PEER] -> downloads (from PEER, or via the
-                                         trackers); prints JSON once complete
+                                         trackers); prints JSON once complete, with the
+                                         peers it connected to that it learnt of by PEX
   lt.py seed FILE.torrent SAVE_PATH IP [RATE] -> seeds on IP (TCP only, upload capped at RATE
                                          bytes/s if given) until stdin closes; prints
                                          "ready PORT" once the data is checked and it listens;
                                          a line "connect HOST:PORT" on stdin dials that peer;
-                                         prints "uploaded BYTES" when stdin closes
+                                         prints "uploaded BYTES" when stdin closes; lines
+                                         "choke" sets its upload slots to 0 (local
+                                         peers included; unchoke rounds every second)
+  lt.py peer FILE.torrent SAVE_PATH IP -> a leecher held to 1 KB/s (so it has next to nothing
+                                         to give); prints "ready PORT"; "connect
+                                         HOST:PORT" on stdin dials a peer and prints
+                                         "connected" once the handshakes are done; prints JSON with
+                                         its payload counts when stdin closes
 """
 import json
 import sys
@@ -116,6 +124,7 @@ def seed(path, save_path, ip, rate=None):
         pc = ses.get_peer_class(lt.session.local_peer_class_id)
         pc["upload_limit"] = int(rate)
         ses.set_peer_class(lt.session.local_peer_class_id, pc)
+    ses.apply_settings({"unchoke_interval": 1})
     h = add(ses, path, save_path)
     deadline = time.monotonic() + 120
     while not h.status().is_seeding:
@@ -131,7 +140,40 @@ def seed(path, save_path, ip, rate=None):
         if line.startswith("connect "):
             host, port = line.split()[1].rsplit(":", 1)
             h.connect_peer((host, int(port)))
+        elif line.strip() == "choke":
+            # Local peers ignore the slot limit unless their class is told otherwise.
+            pc = ses.get_peer_class(lt.session.local_peer_class_id)
+            pc["ignore_unchoke_slots"] = False
+            ses.set_peer_class(lt.session.local_peer_class_id, pc)
+            ses.apply_settings({"unchoke_slots_limit": 0})
     print(f"uploaded {h.status().total_payload_upload}", flush=True)
+
+
+def peer(path, save_path, ip):
+    ses = session_on(ip)
+    # Upload mode would not do: a seed drops a peer that only uploads. A trickle keeps it a
+    # leecher connected to its seeder.
+    ses.apply_settings({"download_rate_limit": 1000})
+    pc = ses.get_peer_class(lt.session.local_peer_class_id)
+    pc["download_limit"] = 1000
+    ses.set_peer_class(lt.session.local_peer_class_id, pc)
+    h = add(ses, path, save_path)
+    print(f"ready {ses.listen_port()}", flush=True)
+    for line in sys.stdin:
+        if line.startswith("connect "):
+            host, port = line.split()[1].rsplit(":", 1)
+            h.connect_peer((host, int(port)))
+            deadline = time.monotonic() + 60
+            busy = lt.peer_info.handshake | lt.peer_info.connecting
+            while time.monotonic() < deadline and not any(
+                    p.ip == (host, int(port)) and not int(p.flags) & int(busy)
+                    for p in h.get_peer_info()):
+                ses.wait_for_alert(100)
+                ses.pop_alerts()
+            print("connected", flush=True)
+    st = h.status()
+    print(json.dumps({"uploaded": st.total_payload_upload,
+                      "downloaded": st.total_payload_download}), flush=True)
 
 
 def download(path, save_path, ip, peer=None):
@@ -143,14 +185,18 @@ def download(path, save_path, ip, peer=None):
         host, port = peer.rsplit(":", 1)
         h.connect_peer((host, int(port)))
     deadline = time.monotonic() + 120
+    pex = set()
     while not h.status().is_seeding and time.monotonic() < deadline:
         ses.wait_for_alert(200)
         ses.pop_alerts()
+        pex.update(f"{p.ip[0]}:{p.ip[1]}" for p in h.get_peer_info() if p.source & 4)
     st = h.status()
     print(json.dumps({"seeding": st.is_seeding, "progress": st.progress,
-                      "downloaded": st.total_payload_download}), flush=True)
+                      "downloaded": st.total_payload_download,
+                      "pex_sources": sorted(pex)}), flush=True)
 
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"info": info, "create": create, "recheck": recheck, "seed": seed, "download": download}[cmd](*args)
+    {"info": info, "create": create, "recheck": recheck, "seed": seed, "download": download,
+     "peer": peer}[cmd](*args)

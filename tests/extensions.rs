@@ -1,0 +1,204 @@
+//! BEP 10, 6 and 11 against libtorrent: btmini finds a seeder it can only learn of through a
+//! libtorrent peer's PEX, and a libtorrent seeder that speaks Fast announces itself with
+//! have_all and rejects btmini's requests when it chokes, which btmini then asks of another
+//! seeder at once instead of waiting for them to time out.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// btmini with `-v`, its log lines collected as they come.
+struct Logged {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Logged {
+    fn start(cmd: &mut std::process::Command) -> Self {
+        let mut child = cmd
+            .arg("-v")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let at = start.elapsed().as_secs_f64();
+                sink.lock().unwrap().push(format!("[{at:6.2}] {line}"));
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits until a log line contains `text`; panics with the log after `LIMIT`.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(text)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with '{text}':\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn btmini_finds_the_only_seeder_through_pex_from_a_libtorrent_peer() {
+    let dir = TempDir::new("pex");
+    let (file, torrent) = single_file_torrent(dir.path(), 41, 3_000_017, &[]);
+    // The seeder S: no tracker lists it and btmini is not told of it.
+    let seeder = libtorrent_seeder(&torrent, &dir.join("data"), "127.0.0.2", None);
+    // The peer L: a leecher held to 1 KB/s that dials S; btmini knows only L.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut lpeer = libtorrent_peer(&torrent, &empty, "127.0.0.4");
+    lpeer.command(&format!("connect 127.0.0.2:{}", seeder.port));
+    // Its first PEX message lists the peers it has then; later ones come a minute apart.
+    assert_eq!(lpeer.read_line().trim(), "connected");
+    let mut bt = Logged::start(
+        btmini()
+            .arg(&torrent)
+            .arg("-o")
+            .arg(dir.join("out"))
+            .args(["--bind", "127.0.0.3", "--min-share", "0", "--port"])
+            .arg(free_port().to_string())
+            .arg("--peer")
+            .arg(format!("127.0.0.4:{}", lpeer.port)),
+    );
+    let status = wait_exit(&mut bt.child, "btmini", LIMIT);
+    assert!(status.success(), "btmini failed:\n{}", bt.log());
+    assert_eq!(
+        std::fs::read(dir.join("out/single.bin")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    let log = bt.log();
+    assert!(
+        log.contains("PEX from 127.0.0.4"),
+        "no PEX in the log:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("127.0.0.2:{}", seeder.port)),
+        "never talked to the seeder:\n{log}"
+    );
+    eprintln!("{}", bt.log());
+}
+
+#[test]
+fn a_choking_libtorrent_seeder_sends_have_all_and_rejects_and_btmini_asks_elsewhere() {
+    let dir = TempDir::new("fast");
+    let (file, torrent) = single_file_torrent(dir.path(), 43, 6_000_011, &[]);
+    // Two seeders, slow enough that the download is still going when the first chokes.
+    let data = dir.join("data");
+    let mut choker = libtorrent_seeder(&torrent, &data, "127.0.0.2", Some(500_000));
+    let other = libtorrent_seeder(&torrent, &data, "127.0.0.5", Some(500_000));
+    let mut bt = Logged::start(
+        btmini()
+            .arg(&torrent)
+            .arg("-o")
+            .arg(dir.join("out"))
+            .args(["--bind", "127.0.0.3", "--min-share", "0", "--port"])
+            .arg(free_port().to_string())
+            .arg("--peer")
+            .arg(format!("127.0.0.2:{}", choker.port))
+            .arg("--peer")
+            .arg(format!("127.0.0.5:{}", other.port)),
+    );
+    eprintln!(
+        "{}",
+        bt.wait_for(&format!(
+            "127.0.0.2:{} has every piece (have_all)",
+            choker.port
+        ))
+    );
+    choker.command("choke");
+    // Its rejects free our requests at once, to be asked of the other seeder.
+    eprintln!("{}", bt.wait_for("rejects our requests (BEP 6)"));
+    let status = wait_exit(&mut bt.child, "btmini", LIMIT);
+    assert!(status.success(), "btmini failed:\n{}", bt.log());
+    assert_eq!(
+        std::fs::read(dir.join("out/single.bin")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    let log = bt.log();
+    assert!(
+        !log.contains("dropping 127.0.0.2"),
+        "btmini dropped the choking seeder:\n{log}"
+    );
+}
+
+#[test]
+fn a_libtorrent_leecher_learns_of_a_seeder_through_btminis_pex() {
+    let dir = TempDir::new("pex-out");
+    let (file, torrent) = single_file_torrent(dir.path(), 47, 6_000_011, &[]);
+    // L <- btmini -> S: btmini downloads from S; L knows only btmini.
+    let seeder = libtorrent_seeder(&torrent, &dir.join("data"), "127.0.0.2", Some(500_000));
+    let port = free_port();
+    let bt = Logged::start(
+        btmini()
+            .arg(&torrent)
+            .arg("-o")
+            .arg(dir.join("out"))
+            .args([
+                "--bind",
+                "127.0.0.3",
+                "--min-share",
+                "0",
+                "--seed",
+                "--port",
+            ])
+            .arg(port.to_string())
+            .arg("--peer")
+            .arg(format!("127.0.0.2:{}", seeder.port)),
+    );
+    bt.wait_for(&format!("127.0.0.2:{} has every piece", seeder.port));
+    let leecher = dir.join("leecher");
+    let out = libtorrent(&[
+        "download".as_ref(),
+        torrent.as_os_str(),
+        leecher.as_os_str(),
+        "127.0.0.4".as_ref(),
+        format!("127.0.0.3:{port}").as_ref(),
+    ]);
+    assert_eq!(out["seeding"], true, "{out}\n{}", bt.log());
+    assert_eq!(
+        std::fs::read(leecher.join("single.bin")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    let learnt: Vec<&str> = out["pex_sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        learnt.contains(&format!("127.0.0.2:{}", seeder.port).as_str()),
+        "libtorrent did not learn of the seeder from btmini: {out}\n{}",
+        bt.log()
+    );
+}
