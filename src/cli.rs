@@ -24,6 +24,8 @@ DOWNLOAD OPTIONS:
         --bind ADDR          local address for listening, connecting and trackers
                              [default: any]
         --max-peers N        connections at most [default: 50]
+        --no-pex             do not exchange peers with PEX (BEP 11) [default:
+                             on, except for private torrents]
         --recheck            hash the data on disk even if the sidecar is valid
         --overwrite          replace data files whose size is wrong
         --seed               after completing, go on seeding until stopped
@@ -105,6 +107,8 @@ pub struct DownloadArgs {
     pub bind: Option<std::net::IpAddr>,
     /// `--max-peers`.
     pub max_peers: usize,
+    /// Not `--no-pex`.
+    pub pex: bool,
     /// `--recheck`.
     pub recheck: bool,
     /// `--overwrite`.
@@ -187,6 +191,7 @@ where
     let mut port: u16 = 6881;
     let mut bind = None;
     let mut max_peers = 50usize;
+    let mut pex = true;
     let mut recheck = false;
     let mut overwrite = false;
     let mut seed = false;
@@ -242,6 +247,10 @@ where
                     CliError(format!("--max-peers: '{v}' is not a positive number"))
                 })?;
                 download_only.push("--max-peers");
+            }
+            Long("no-pex") => {
+                pex = false;
+                download_only.push("--no-pex");
             }
             Long("recheck") => {
                 recheck = true;
@@ -327,6 +336,7 @@ where
                 port,
                 bind,
                 max_peers,
+                pex,
                 recheck,
                 overwrite,
                 json,
@@ -422,8 +432,8 @@ mod tests {
             (Some("a.torrent"), Some("dir"))
         );
         assert_eq!(
-            (d.port, d.max_peers, d.bind, d.json),
-            (6881, 50, None, false)
+            (d.port, d.max_peers, d.bind, d.json, d.pex),
+            (6881, 50, None, false, true)
         );
         let Command::Download(d) = ok(&["a.torrent"]).command else {
             panic!("download expected");
@@ -440,6 +450,7 @@ mod tests {
             "127.0.0.2",
             "--max-peers",
             "9",
+            "--no-pex",
             "--recheck",
             "--overwrite",
             "--seed",
@@ -454,7 +465,7 @@ mod tests {
         assert_eq!(d.peers, vec!["127.0.0.1:1".to_string(), "h:2".into()]);
         assert_eq!((d.port, d.max_peers), (7000, 9));
         assert_eq!(d.bind, Some("127.0.0.2".parse().unwrap()));
-        assert!(d.recheck && d.overwrite && d.json && d.seed);
+        assert!(d.recheck && d.overwrite && d.json && d.seed && !d.pex);
         assert_eq!(d.seed_ratio, Some(2.5));
         assert!(bad(&["a", "--seed-ratio", "-1"]).contains("not a ratio"));
         assert_eq!(ok(&[]).command, Command::Help);
@@ -575,6 +586,7 @@ mod tests {
             "--port",
             "--bind",
             "--max-peers",
+            "--no-pex",
             "--recheck",
             "--overwrite",
             "--seed",

@@ -349,6 +349,7 @@ impl Download {
             crate::util::random_u64(),
         );
         session.set_uploaded_before(storage.uploaded());
+        session.set_listen_port(port);
         let own_ip = opts.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         session.add_own_addr(SocketAddr::new(own_ip, port));
         session.add_own_addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));

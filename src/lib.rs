@@ -11,9 +11,11 @@
 //!    [`bitfield`], [`geometry`] (piece ↔ file spans) and the sidecar format
 //!    ([`storage::sidecar`]).
 //! 2. **Pure state machines**: time comes in as `now`, bytes and actions come out.
-//!    [`wire`] (the BEP 3 codec), [`peer`] (one connection's state), [`picker`] (rarest
-//!    first, endgame), [`session`] (handshakes, requests, verification results, liveness,
-//!    bans), and the tracker schedule ([`tracker::announcer`]).
+//!    [`wire`] (the BEP 3/6/10 codec), [`ext`] (BEP 10 and 11 payloads), [`peer`] (one
+//!    connection's protocol: handshake, extensions, request accounting), [`picker`]
+//!    (rarest first, endgame), [`session`] (pieces, choking, the swarm, verification
+//!    results, liveness, bans; [`session::driver`] carries out its actions for every
+//!    shell), and the tracker schedule ([`tracker::announcer`]).
 //! 3. **The I/O shell**: [`engine`] (the one mio loop: listener, peers, trackers,
 //!    signals, timers), [`tracker::io`] (nonblocking HTTP and UDP announces), [`storage`]
 //!    (memory-mapped files with reserved blocks, verified-only writes, the sidecar replaced
@@ -57,7 +59,11 @@
 //! # BEPs
 //!
 //! - BEP 3: bencode, metainfo, info-hash over the raw `info` bytes.
-//! - BEP 3: the peer wire protocol (no extensions are advertised) and HTTP trackers.
+//! - BEP 3: the peer wire protocol and HTTP trackers.
+//! - BEP 6: the Fast extension (have_all/none, reject_request, allowed_fast).
+//! - BEP 9: `ut_metadata` is offered; requests are rejected until metadata is served.
+//! - BEP 10: the extension protocol ([`ext`]), with `reqq` honoured both ways.
+//! - BEP 11: peer exchange ([`ext::pex`]), never for private torrents.
 //! - BEP 7: IPv6 peers (`peers6`) from trackers.
 //! - BEP 12: `announce-list` tiers.
 //! - BEP 15: UDP trackers.

@@ -46,6 +46,7 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
         ..Default::default()
     };
     opts.session.max_peers = args.max_peers;
+    opts.session.pex = args.pex;
     opts.session.share_wait = std::time::Duration::from_secs(args.share_wait);
     let terminal = std::io::stderr().is_terminal() && !args.json;
     log::info!(

@@ -1,4 +1,4 @@
-//! A peer as the session sees it: its [`Connection`] (the protocol of one connection: the
+//! A peer as the session sees it: its `Connection` (the protocol of one connection: the
 //! handshake, codec, extensions and request accounting) plus what is about the torrent —
 //! the pieces it has, what we want of them, its rates, its strikes for bad data.
 
