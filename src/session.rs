@@ -15,7 +15,7 @@ use crate::bitfield::Bitfield;
 use crate::ext::ExtHandshake;
 use crate::ext::pex::{self, Pex};
 use crate::metainfo::Metainfo;
-use crate::peer::{CloseReason, Input, OUR_RESERVED, Peer, Stage, Violation};
+use crate::peer::{CloseReason, Input, OUR_RESERVED, Peer, Stage, Timers, Violation};
 use crate::picker::{BlockRef, Complete, Picker};
 use crate::wire::{self, Handshake, Message};
 use slab::Slab;
@@ -1156,6 +1156,20 @@ impl Session {
         // Addresses in backoff wait for the next tick, so a long list of them is not
         // walked again on every message.
         self.backoff.extend(deferred);
+    }
+
+    /// The earliest moment one of the connections has something due (a handshake's time
+    /// limit, a keep-alive, a request's time limit, a PEX message, silence); `None` without
+    /// connections. [`Session::tick`] handles whatever is due; a shell may sleep until
+    /// then when nothing else wakes it. O(peers).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = Timers {
+            handshake: self.config.connect_timeout,
+            keepalive: self.config.keepalive,
+            request: self.config.request_timeout,
+            dead_after: self.config.dead_after,
+        };
+        self.peers.iter().map(|(_, p)| p.conn.deadline(&t)).min()
     }
 
     /// The next thing for the shell to do.

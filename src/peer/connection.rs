@@ -52,6 +52,19 @@ const MAX_ALLOWED_IN: usize = 32;
 /// Blocks not asked for that a peer may send before it is dropped.
 const MAX_UNASKED: u32 = 64;
 
+/// The time limits a connection's deadline is made of.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timers {
+    /// For the TCP connect and the handshake.
+    pub(crate) handshake: Duration,
+    /// A keep-alive goes out after this long without sending.
+    pub(crate) keepalive: Duration,
+    /// A request unanswered this long is withdrawn.
+    pub(crate) request: Duration,
+    /// A peer silent this long is not alive.
+    pub(crate) dead_after: Duration,
+}
+
 /// What a peer sent, once decoded and checked against what was negotiated.
 #[derive(Debug)]
 pub(crate) enum Input<'a> {
@@ -500,6 +513,30 @@ impl Connection {
         } else {
             self.ext.port.map(|p| SocketAddr::new(self.addr.ip(), p))
         }
+    }
+
+    /// The next moment something is due on this connection: the handshake's time limit
+    /// before it is active; then the next keep-alive, the oldest request's time limit, the
+    /// next PEX message and the moment it counts as silent.
+    pub(crate) fn deadline(&self, t: &Timers) -> Instant {
+        if self.stage != Stage::Active {
+            return self.since + t.handshake;
+        }
+        let oldest = self
+            .requests
+            .iter()
+            .map(|(_, sent)| *sent + t.request)
+            .min();
+        [
+            Some(self.last_sent + t.keepalive),
+            Some(self.last_heard + t.dead_after),
+            oldest,
+            self.pex_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .expect("the keep-alive is always due")
     }
 
     /// Whether it has been heard from within `window`.

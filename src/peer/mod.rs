@@ -6,7 +6,7 @@ mod close;
 mod connection;
 
 pub use close::{CloseReason, Violation};
-pub(crate) use connection::{Connection, Input, Queued};
+pub(crate) use connection::{Connection, Input, Queued, Timers};
 pub use connection::{FLOOD_FACTOR, OUR_RESERVED, PEX_BURST, Stage, allowed_fast_set};
 
 use crate::bitfield::Bitfield;

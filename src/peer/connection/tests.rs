@@ -20,3 +20,39 @@ fn allowed_fast_set_matches_the_bep_6_vectors() {
     small.sort();
     assert_eq!(small, [0, 1, 2]);
 }
+
+#[test]
+fn the_deadline_is_the_earliest_timer() {
+    let t = Timers {
+        handshake: Duration::from_secs(10),
+        keepalive: Duration::from_secs(90),
+        request: Duration::from_secs(30),
+        dead_after: Duration::from_secs(120),
+    };
+    let now = Instant::now();
+    let mut c = Connection::new("10.0.0.1:1".parse().unwrap(), true, now);
+    assert_eq!(c.deadline(&t), now + t.handshake, "connecting");
+    let hs = Handshake {
+        reserved: OUR_RESERVED,
+        info_hash: [1; 20],
+        peer_id: [2; 20],
+    };
+    c.connected(&hs.encode(), now);
+    c.established(&hs);
+    assert!(c.fast && c.ltep);
+    assert_eq!(c.deadline(&t), now + t.keepalive, "idle: the keep-alive");
+    let r = BlockRef {
+        index: 0,
+        begin: 0,
+        len: 16384,
+    };
+    c.request(r, now + Duration::from_secs(5));
+    assert_eq!(
+        c.deadline(&t),
+        now + Duration::from_secs(35),
+        "the request's limit"
+    );
+    c.pex_due = Some(now + Duration::from_secs(1));
+    assert_eq!(c.deadline(&t), now + Duration::from_secs(1), "PEX");
+    assert_eq!(c.expire(now + Duration::from_secs(35), t.request), [r]);
+}
