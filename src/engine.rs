@@ -480,6 +480,11 @@ impl Download {
         if let Some(t) = timeout {
             wait = wait.min(t);
         }
+        if self.session.has_actions() {
+            // Work is queued (the round limit below was reached): the socket readiness
+            // that would wake us has been used up, so do not sleep.
+            wait = Duration::ZERO;
+        }
         match self.poll.poll(&mut self.events, Some(wait)) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -509,11 +514,14 @@ impl Download {
             self.session.tick(now);
         }
         self.run_trackers(now);
-        // Writing lets the session queue more block reads; go round until it is quiet.
+        // Writing lets the session queue more block reads (`Session::sent`): go round until
+        // no action is left. Stopping when a round *began* with none left the reads queued by
+        // its write waiting for the peer's next message (issue 13: one 256 KiB write per
+        // wakeup, the seeder paced by the leecher's requests, up to a 1 s tick at the end).
         for _ in 0..64 {
-            let done = self.actions(now)?;
+            self.actions(now)?;
             self.flush_writes(now);
-            if done == 0 {
+            if !self.session.has_actions() {
                 break;
             }
         }

@@ -1177,6 +1177,11 @@ impl Session {
         self.actions.pop_front()
     }
 
+    /// Whether actions are waiting for [`Session::poll_action`].
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// Figures for the status line.
     pub fn stats(&self, now: Instant) -> Stats {
         let active = || self.peers.iter().filter(|(_, p)| p.is_active());
