@@ -514,17 +514,7 @@ impl Download {
             self.session.tick(now);
         }
         self.run_trackers(now);
-        // Writing lets the session queue more block reads (`Session::sent`): go round until
-        // no action is left. Stopping when a round *began* with none left the reads queued by
-        // its write waiting for the peer's next message (issue 13: one 256 KiB write per
-        // wakeup, the seeder paced by the leecher's requests, up to a 1 s tick at the end).
-        for _ in 0..64 {
-            self.actions(now)?;
-            self.flush_writes(now);
-            if !self.session.has_actions() {
-                break;
-            }
-        }
+        self.drain(now)?;
         let up = self.session.uploaded();
         self.storage.add_uploaded(up - self.synced_up);
         self.synced_up = up;
@@ -779,10 +769,15 @@ impl Download {
         Ok(())
     }
 
-    /// Writes what the session queued, for the peers it names: no scan over every peer.
-    fn flush_writes(&mut self, now: Instant) {
-        let (mut io, session, _) = self.io(now);
-        driver::flush_writes(session, &mut io, now);
+    /// Carries out actions and writes until no action is left (at most 64 rounds; `step`
+    /// does not sleep while some are).
+    fn drain(&mut self, now: Instant) -> Result<(), DownloadError> {
+        let (mut io, session, buf) = self.io(now);
+        driver::drain(session, &mut io, buf, now, 64)?;
+        if io.completed {
+            self.on_completed(now)?;
+        }
+        Ok(())
     }
 
     /// A snapshot for the status line.

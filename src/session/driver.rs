@@ -86,6 +86,28 @@ pub fn run_actions<S: Shell + ?Sized>(
     Ok(n)
 }
 
+/// Carries out actions and writes them out, round after round, until no action is left
+/// (writing lets the session queue more block reads: [`Session::sent`]), at most `rounds`
+/// rounds; returns whether actions are still left. Stopping when a round *began* with no
+/// action would leave the reads its write queued waiting for the peer's next message: a
+/// seeder paced by its leecher's requests, one 256 KiB write per wakeup (issue 13).
+pub fn drain<S: Shell + ?Sized>(
+    s: &mut Session,
+    shell: &mut S,
+    buf: &mut Vec<u8>,
+    now: Instant,
+    rounds: usize,
+) -> Result<bool, S::Error> {
+    for _ in 0..rounds {
+        run_actions(s, shell, buf, now)?;
+        flush_writes(s, shell, now);
+        if !s.has_actions() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Writes what the session queued, for the peers it names (no scan over every peer), each
 /// until its bytes are gone or the shell takes no more.
 pub fn flush_writes<S: Shell + ?Sized>(s: &mut Session, shell: &mut S, now: Instant) {
