@@ -493,3 +493,38 @@ fn a_seed_does_not_dial_the_seeds_pex_names() {
         .collect();
     assert_eq!(dialled, ["10.0.0.51:6881".parse::<SocketAddr>().unwrap()]);
 }
+
+#[test]
+fn extended_messages_split_byte_by_byte_read_the_same() {
+    let meta = torrent(10, false);
+    let bytes = [
+        ext_msg(0, b"d1:md6:ut_pexi9ee1:pi7002e4:reqqi3ee"),
+        encode(&[Message::HaveAll, Message::Unchoke]),
+        ext_msg(
+            ext::UT_PEX,
+            &Pex {
+                added: vec![("10.0.0.60:6881".parse().unwrap(), 0)],
+                dropped: vec![],
+            }
+            .encode(),
+        ),
+    ]
+    .concat();
+    let (mut s, key, now, _) = session_with(&meta, false, BOTH, "10.0.0.5:5000", Config::default());
+    for b in &bytes {
+        s.received(key, std::slice::from_ref(b), now);
+    }
+    let c = &s.peers[key].conn;
+    assert_eq!(
+        (c.ext.ut_pex, c.ext.port, c.ext.reqq),
+        (9, Some(7002), Some(3))
+    );
+    assert_eq!(c.requests.len(), 3, "the pipeline at its reqq");
+    let dialled: Vec<SocketAddr> = std::iter::from_fn(|| s.poll_action())
+        .filter_map(|a| match a {
+            Action::Connect { addr, .. } => Some(addr),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dialled, ["10.0.0.60:6881".parse::<SocketAddr>().unwrap()]);
+}
