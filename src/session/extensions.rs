@@ -1,0 +1,110 @@
+//! The session's side of the extensions: our extended handshake (BEP 10), and peer exchange
+//! (BEP 11) both ways — what we tell each peer once a minute, and what its messages add to
+//! the candidates. Never for a private torrent (BEP 27). The codecs are in [`crate::ext`].
+
+use super::*;
+
+impl Session {
+    /// Our extended handshake for peer `key`.
+    pub(super) fn our_ext_handshake(&self, key: usize) -> ExtHandshake {
+        ExtHandshake {
+            ut_pex: self.pex.then_some(crate::ext::UT_PEX),
+            ut_metadata: Some(crate::ext::UT_METADATA),
+            port: self.listen_port,
+            client: Some(concat!("btmini ", env!("CARGO_PKG_VERSION")).into()),
+            reqq: Some(self.config.reqq as u32),
+            yourip: self.peers.get(key).map(|p| p.conn.addr.ip()),
+            metadata_size: None,
+            upload_only: false,
+        }
+    }
+
+    /// A peer's extended handshake was taken in.
+    pub(super) fn on_ext_handshake(&mut self, key: usize, now: Instant) {
+        let pex = self.pex;
+        let p = &mut self.peers[key];
+        if let Some(c) = &p.conn.ext.client {
+            log::debug!("{} is {c}", p.conn.addr);
+        }
+        if pex && p.conn.ext.ut_pex != 0 && p.conn.pex_due.is_none() {
+            // The first PEX message goes soon (at the next tick), as libtorrent's does.
+            p.conn.pex_due = Some(now);
+        }
+        // Its `reqq` may cap the pipeline below what is in flight: nothing to undo, the
+        // next fill asks for less.
+    }
+
+    /// Addresses from a peer's PEX message join the candidates like a tracker's. A seed
+    /// does not dial peers that say they are seeds.
+    pub(super) fn on_pex(&mut self, key: usize, pex: Pex, now: Instant) {
+        if !self.pex {
+            return;
+        }
+        log::debug!(
+            "PEX from {}: {} added, {} dropped",
+            self.peers[key].conn.addr,
+            pex.added.len(),
+            pex.dropped.len()
+        );
+        let complete = self.completed;
+        let addrs: Vec<SocketAddr> = pex
+            .added
+            .into_iter()
+            .filter(|(_, f)| !(complete && f & pex::FLAG_SEED != 0))
+            .map(|(a, _)| a)
+            .collect();
+        self.add(addrs, false, now);
+    }
+
+    /// Sends peer `key` what changed in our connections since its last PEX message: the
+    /// peers others can dial (ones we dialled, or with a stated listen port), at most
+    /// [`PEX_MAX`] added and dropped. Never the encryption flag: btmini does not speak MSE.
+    pub(super) fn send_pex(&mut self, key: usize, now: Instant) {
+        let mut reachable: Vec<(SocketAddr, u8)> = Vec::new();
+        for (k, q) in self.peers.iter() {
+            if k == key || !q.is_active() {
+                continue;
+            }
+            if let Some(a) = q.conn.reachable_addr() {
+                let mut flags = 0;
+                if q.is_seed() {
+                    flags |= pex::FLAG_SEED;
+                }
+                if q.conn.outgoing {
+                    flags |= pex::FLAG_CONNECTABLE;
+                }
+                reachable.push((a, flags));
+            }
+        }
+        let Some(p) = self.peers.get_mut(key) else {
+            return;
+        };
+        let told = &mut p.conn.pex_told;
+        let mut msg = Pex::default();
+        for &(a, f) in &reachable {
+            if msg.added.len() < PEX_MAX && a != p.conn.addr && !told.contains(&a) {
+                msg.added.push((a, f));
+            }
+        }
+        told.retain(|a| {
+            let gone = !reachable.iter().any(|(r, _)| r == a);
+            if gone && msg.dropped.len() < PEX_MAX {
+                msg.dropped.push(*a);
+                return false;
+            }
+            true
+        });
+        told.extend(msg.added.iter().map(|(a, _)| *a));
+        p.conn.pex_due = Some(now + PEX_INTERVAL);
+        if msg.added.is_empty() && msg.dropped.is_empty() {
+            return;
+        }
+        let payload = msg.encode();
+        let id = p.conn.ext.ut_pex;
+        p.conn.send(&Message::Extended {
+            id,
+            payload: &payload,
+        });
+        self.want_send(key);
+    }
+}
