@@ -401,7 +401,7 @@ impl Session {
         while let Some(key) = self.outbox.pop_front() {
             if let Some(p) = self.peers.get_mut(key) {
                 p.queued = false;
-                if !p.conn.tx.is_empty() {
+                if !p.conn.pending().is_empty() {
                     return Some(key);
                 }
             }
@@ -430,13 +430,13 @@ impl Session {
 
     /// Bytes waiting to be sent to peer `key`.
     pub fn tx(&self, key: usize) -> &[u8] {
-        self.peers.get(key).map_or(&[], |p| &p.conn.tx)
+        self.peers.get(key).map_or(&[], |p| p.conn.pending())
     }
 
     /// `n` bytes of [`Session::tx`] were sent.
     pub fn sent(&mut self, key: usize, n: usize, now: Instant) {
         if let Some(p) = self.peers.get_mut(key) {
-            p.conn.tx.drain(..n.min(p.conn.tx.len()));
+            p.conn.consume(n);
             p.conn.last_sent = now;
             self.serve(key);
         }
@@ -639,7 +639,7 @@ impl Session {
             }
             p.rate.tick(dt);
             p.up_rate.tick(dt);
-            if now.duration_since(c.last_sent) >= cfg.keepalive && c.tx.is_empty() {
+            if now.duration_since(c.last_sent) >= cfg.keepalive && c.pending().is_empty() {
                 c.send(&Message::KeepAlive);
             }
             if !c.alive(now, cfg.dead_after) {

@@ -102,8 +102,10 @@ pub(crate) struct Connection {
     pub(crate) peer_id: Option<[u8; 20]>,
     /// Bytes received and not yet parsed (only a message split across reads).
     pub(crate) rx: Vec<u8>,
-    /// Bytes to send.
-    pub(crate) tx: Vec<u8>,
+    /// Bytes to send, from `tx_at` on (what is before it was sent: dropping it at once
+    /// would shift the rest after every partial write).
+    tx: Vec<u8>,
+    tx_at: usize,
     /// When it connected (or we started connecting).
     pub(crate) since: Instant,
     /// Last bytes from it.
@@ -167,6 +169,7 @@ impl Connection {
             peer_id: None,
             rx: Vec::new(),
             tx: Vec::new(),
+            tx_at: 0,
             since: now,
             last_heard: now,
             last_sent: now,
@@ -198,12 +201,35 @@ impl Connection {
         wire::encode(msg, &mut self.tx);
     }
 
+    /// Queues bytes as they are (a handshake).
+    pub(crate) fn send_raw(&mut self, bytes: &[u8]) {
+        self.tx.extend_from_slice(bytes);
+    }
+
+    /// The bytes waiting to be sent.
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.tx[self.tx_at..]
+    }
+
+    /// `n` bytes of [`Connection::pending`] were sent. The buffer is compacted only once it
+    /// is empty or mostly sent, so a partial write costs no copy of what is left.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.tx_at = (self.tx_at + n).min(self.tx.len());
+        if self.tx_at == self.tx.len() {
+            self.tx.clear();
+            self.tx_at = 0;
+        } else if self.tx_at >= 64 * 1024 && self.tx_at * 2 >= self.tx.len() {
+            self.tx.drain(..self.tx_at);
+            self.tx_at = 0;
+        }
+    }
+
     /// Our TCP connect finished: our handshake goes first.
     pub(crate) fn connected(&mut self, handshake: &[u8], now: Instant) {
         self.stage = Stage::Handshake;
         self.since = now;
         self.last_heard = now;
-        self.tx.extend_from_slice(handshake);
+        self.send_raw(handshake);
     }
 
     /// The peer's handshake was accepted: what both sides set decides the extensions.

@@ -100,7 +100,7 @@ impl Session {
         let have = self.picker.have();
         let p = &mut self.peers[key];
         if !p.conn.outgoing {
-            p.conn.tx.extend_from_slice(&ours);
+            p.conn.send_raw(&ours);
         }
         p.conn.established(&hs);
         if p.conn.ltep {

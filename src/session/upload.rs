@@ -81,7 +81,7 @@ impl Session {
             return;
         };
         let c = &mut p.conn;
-        while c.tx.len() + c.reading * wire::BLOCK as usize + wire::BLOCK as usize <= high {
+        while c.pending().len() + c.reading * wire::BLOCK as usize + wire::BLOCK as usize <= high {
             let Some(block) = c.upload_queue.pop_front() else {
                 break;
             };

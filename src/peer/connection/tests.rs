@@ -56,3 +56,21 @@ fn the_deadline_is_the_earliest_timer() {
     assert_eq!(c.deadline(&t), now + Duration::from_secs(1), "PEX");
     assert_eq!(c.expire(now + Duration::from_secs(35), t.request), [r]);
 }
+
+#[test]
+fn partial_writes_keep_the_rest_in_order_and_the_buffer_compacts() {
+    let now = Instant::now();
+    let mut c = Connection::new("10.0.0.1:1".parse().unwrap(), false, now);
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    c.send_raw(&data);
+    let mut sent = Vec::new();
+    while !c.pending().is_empty() {
+        let n = c.pending().len().min(7_000);
+        sent.extend_from_slice(&c.pending()[..n]);
+        c.consume(n);
+        // Never more than the unsent bytes plus what may wait for compaction.
+        assert!(c.tx.len() <= 2 * c.pending().len() + 64 * 1024 + 7_000);
+    }
+    assert_eq!(sent, data);
+    assert!(c.tx.is_empty() && c.tx_at == 0, "emptied, not kept");
+}
