@@ -61,6 +61,31 @@ impl Logged {
     }
 }
 
+/// btmini downloading `torrent` into `out` on 127.0.0.3 from the `peers` it is told of.
+fn leecher(torrent: &std::path::Path, out: &std::path::Path, peers: &[String]) -> Logged {
+    leecher_with(torrent, out, peers, &[], free_port())
+}
+
+fn leecher_with(
+    torrent: &std::path::Path,
+    out: &std::path::Path,
+    peers: &[String],
+    extra: &[&str],
+    port: u16,
+) -> Logged {
+    let mut cmd = btmini();
+    cmd.arg(torrent)
+        .arg("-o")
+        .arg(out)
+        .args(["--bind", "127.0.0.3", "--min-share", "0", "--port"])
+        .arg(port.to_string())
+        .args(extra);
+    for p in peers {
+        cmd.arg("--peer").arg(p);
+    }
+    Logged::start(&mut cmd)
+}
+
 impl Drop for Logged {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -81,15 +106,10 @@ fn btmini_finds_the_only_seeder_through_pex_from_a_libtorrent_peer() {
     lpeer.command(&format!("connect 127.0.0.2:{}", seeder.port));
     // Its first PEX message lists the peers it has then; later ones come a minute apart.
     assert_eq!(lpeer.read_line().trim(), "connected");
-    let mut bt = Logged::start(
-        btmini()
-            .arg(&torrent)
-            .arg("-o")
-            .arg(dir.join("out"))
-            .args(["--bind", "127.0.0.3", "--min-share", "0", "--port"])
-            .arg(free_port().to_string())
-            .arg("--peer")
-            .arg(format!("127.0.0.4:{}", lpeer.port)),
+    let mut bt = leecher(
+        &torrent,
+        &dir.join("out"),
+        &[format!("127.0.0.4:{}", lpeer.port)],
     );
     let status = wait_exit(&mut bt.child, "btmini", LIMIT);
     assert!(status.success(), "btmini failed:\n{}", bt.log());
@@ -117,17 +137,13 @@ fn a_choking_libtorrent_seeder_sends_have_all_and_rejects_and_btmini_asks_elsewh
     let data = dir.join("data");
     let mut choker = libtorrent_seeder(&torrent, &data, "127.0.0.2", Some(500_000));
     let other = libtorrent_seeder(&torrent, &data, "127.0.0.5", Some(500_000));
-    let mut bt = Logged::start(
-        btmini()
-            .arg(&torrent)
-            .arg("-o")
-            .arg(dir.join("out"))
-            .args(["--bind", "127.0.0.3", "--min-share", "0", "--port"])
-            .arg(free_port().to_string())
-            .arg("--peer")
-            .arg(format!("127.0.0.2:{}", choker.port))
-            .arg("--peer")
-            .arg(format!("127.0.0.5:{}", other.port)),
+    let mut bt = leecher(
+        &torrent,
+        &dir.join("out"),
+        &[
+            format!("127.0.0.2:{}", choker.port),
+            format!("127.0.0.5:{}", other.port),
+        ],
     );
     eprintln!(
         "{}",
@@ -159,22 +175,12 @@ fn a_libtorrent_leecher_learns_of_a_seeder_through_btminis_pex() {
     // L <- btmini -> S: btmini downloads from S; L knows only btmini.
     let seeder = libtorrent_seeder(&torrent, &dir.join("data"), "127.0.0.2", Some(500_000));
     let port = free_port();
-    let bt = Logged::start(
-        btmini()
-            .arg(&torrent)
-            .arg("-o")
-            .arg(dir.join("out"))
-            .args([
-                "--bind",
-                "127.0.0.3",
-                "--min-share",
-                "0",
-                "--seed",
-                "--port",
-            ])
-            .arg(port.to_string())
-            .arg("--peer")
-            .arg(format!("127.0.0.2:{}", seeder.port)),
+    let bt = leecher_with(
+        &torrent,
+        &dir.join("out"),
+        &[format!("127.0.0.2:{}", seeder.port)],
+        &["--seed"],
+        port,
     );
     bt.wait_for(&format!("127.0.0.2:{} has every piece", seeder.port));
     let leecher = dir.join("leecher");

@@ -208,8 +208,9 @@ fn hostile_peers_are_dropped_while_the_download_goes_on() {
             msg(0x10, &u32s(&[0, 0, 16384])),
         ),
     ];
-    for (i, (what, bytes)) in ext_cases.iter().enumerate() {
-        let mut s = shaken_with(port, &info_hash, 60 + i as u8, EXTENSIONS);
+    // Each attacker: its handshake (`id`, `reserved`), then `bytes`; btmini must hang up.
+    let mut attack = |id: u8, reserved: [u8; 8], what: &str, bytes: &[u8]| {
+        let mut s = shaken_with(port, &info_hash, id, reserved);
         let _ = s.write_all(bytes);
         let t = Instant::now();
         assert!(
@@ -218,25 +219,18 @@ fn hostile_peers_are_dropped_while_the_download_goes_on() {
         );
         eprintln!("{what}: dropped after {:?}", t.elapsed());
         peak = peak.max(bt.anon_kib());
+    };
+    for (i, (what, bytes)) in ext_cases.iter().enumerate() {
+        attack(60 + i as u8, EXTENSIONS, what, bytes);
     }
     // Fast and extended messages from a peer that set neither bit.
-    for (i, (what, bytes)) in [
-        ("have_all without the Fast bit", msg(0x0E, &[])),
-        (
-            "an extended handshake without the BEP 10 bit",
-            ext_handshake,
-        ),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let mut s = shaken(port, &info_hash, 80 + i as u8);
-        let _ = s.write_all(bytes);
-        assert!(
-            closed_by_btmini(&mut s, LIMIT),
-            "btmini kept a peer that sent {what}"
-        );
-    }
+    attack(80, [0; 8], "have_all without the Fast bit", &msg(0x0E, &[]));
+    attack(
+        81,
+        [0; 8],
+        "an extended handshake without the BEP 10 bit",
+        &ext_handshake,
+    );
 
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("a 4 GiB length prefix", vec![0xff, 0xff, 0xff, 0xff, 7]),
@@ -262,15 +256,7 @@ fn hostile_peers_are_dropped_while_the_download_goes_on() {
         ),
     ];
     for (i, (what, bytes)) in cases.iter().enumerate() {
-        let mut s = shaken(port, &info_hash, 100 + i as u8);
-        let _ = s.write_all(bytes);
-        let t = Instant::now();
-        assert!(
-            closed_by_btmini(&mut s, LIMIT),
-            "btmini kept a peer that sent {what}"
-        );
-        eprintln!("{what}: dropped after {:?}", t.elapsed());
-        peak = peak.max(bt.anon_kib());
+        attack(100 + i as u8, [0; 8], what, bytes);
     }
 
     // 10,000 requests at once from a peer btmini chokes: ignored (BEP 3), not stored.
