@@ -198,7 +198,7 @@ fn aria2_seeder(p: &Payload) -> Seeder {
         .arg(&p.torrent)
         .stdout(Stdio::null())
         .spawn()
-        .expect("aria2c is installed (apt-get install aria2)");
+        .expect("aria2c is installed (tools/test installs it)");
     wait_listening(port, "aria2c");
     Seeder {
         child,

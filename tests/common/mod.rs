@@ -215,7 +215,7 @@ impl OpenTracker {
             .args(["-w", "whitelist.txt"])
             .stdout(std::process::Stdio::null())
             .spawn()
-            .expect("opentracker is installed (apt-get install opentracker)");
+            .expect("opentracker is installed (tools/test installs it)");
         // Ready when it serves a listed torrent: it loads the whitelist on a thread of its
         // own, which under load runs well after the sockets accept.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
