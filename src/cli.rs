@@ -11,7 +11,7 @@ btmini: a small BitTorrent client
 
 USAGE:
     btmini [OPTIONS] FILE.torrent [-o DIR]     download a torrent
-    btmini info [--json] FILE.torrent          show what a torrent holds
+    btmini info [--json] FILE.torrent|MAGNET   show what a torrent or magnet link holds
     btmini create PATH [CREATE OPTIONS]        make a torrent of a file or folder
 
 DOWNLOAD OPTIONS:

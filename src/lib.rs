@@ -83,6 +83,7 @@ pub mod geometry;
 pub mod hash;
 pub mod json;
 pub mod logging;
+pub mod magnet;
 pub mod metainfo;
 pub mod net;
 pub mod peer;

@@ -49,13 +49,21 @@ fn torrent_path_mistakes() {
     let e = fails(btmini().arg("info").arg(dir.path()), 1);
     assert!(e.contains("is a folder, not a .torrent file"), "{e}");
     let e = fails(
-        btmini().args([
-            "info",
-            "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
-        ]),
+        btmini().arg("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567"),
         1,
     );
-    assert!(e.contains("magnet links are not supported"), "{e}");
+    assert!(
+        e.contains("downloading from magnet links is not supported yet"),
+        "{e}"
+    );
+    // A malformed magnet says what is wrong with it, for info and download alike.
+    for args in [
+        &["info", "magnet:?xt=urn:btih:0123"][..],
+        &["magnet:?xt=urn:btih:0123"],
+    ] {
+        let e = fails(btmini().args(args), 1);
+        assert!(e.contains("magnet info-hash has 4 characters"), "{e}");
+    }
     // The download form checks its torrent the same way.
     let e = fails(btmini().arg(dir.join("nope.torrent")), 1);
     assert!(e.contains("No such file or directory"), "{e}");
@@ -235,4 +243,26 @@ fn download_mistakes_get_one_line_that_says_what_to_do() {
         e.contains("--peer nonsense") && e.contains("HOST:PORT"),
         "{e}"
     );
+}
+
+#[test]
+fn info_reads_a_magnet_link_as_text_and_json() {
+    let link = "magnet:?xt=urn:btih:YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK&dn=My+File.iso\
+                &tr=udp%3A%2F%2Ft.example%3A1337&x.pe=10.0.0.2:6881";
+    let out = run_ok(btmini().args(["info", link]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("name:          My File.iso"), "{text}");
+    assert!(
+        text.contains("info-hash:     c12fe1c06bba254a9dc9f519b335aa7c1367a88a"),
+        "{text}"
+    );
+    assert!(text.contains("  1: udp://t.example:1337"), "{text}");
+    assert!(text.contains("  1: 10.0.0.2:6881"), "{text}");
+    let out = run_ok(btmini().args(["info", "--json", link]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["magnet"], true);
+    assert_eq!(v["info_hash"], "c12fe1c06bba254a9dc9f519b335aa7c1367a88a");
+    assert_eq!(v["name"], "My File.iso");
+    assert_eq!(v["trackers"], serde_json::json!([["udp://t.example:1337"]]));
+    assert_eq!(v["peers"], serde_json::json!(["10.0.0.2:6881"]));
 }

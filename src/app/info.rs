@@ -1,6 +1,7 @@
 //! `btmini info`: what a torrent holds, as text for people or JSON for scripts.
 
 use crate::json::{self, Object};
+use crate::magnet::Magnet;
 use crate::metainfo::Metainfo;
 use crate::util::{human_bytes, printable, utc_datetime};
 use std::fmt::Write;
@@ -92,4 +93,51 @@ pub fn render_json(m: &Metainfo) -> String {
         None => o.raw("creation_date", "null"),
     };
     o.raw("trackers", &trackers).raw("files", &files).finish()
+}
+
+/// The human-readable report of a magnet link: what it names, before any metadata.
+pub fn render_magnet_text(m: &Magnet) -> String {
+    let mut s = String::new();
+    let line = |s: &mut String, k: &str, v: &str| {
+        let line = format!("{:<14} {}", format!("{k}:"), printable(v));
+        let _ = writeln!(s, "{}", line.trim_end());
+    };
+    line(
+        &mut s,
+        "name",
+        m.name
+            .as_deref()
+            .unwrap_or("(not given: known once the metadata arrives)"),
+    );
+    line(&mut s, "info-hash", &m.hex());
+    let list = |s: &mut String, k: &str, items: &[String], none: &str| {
+        if items.is_empty() {
+            line(s, k, none);
+        } else {
+            line(s, k, "");
+            for (i, it) in items.iter().enumerate() {
+                let _ = writeln!(s, "  {}: {}", i + 1, printable(it));
+            }
+        }
+    };
+    list(&mut s, "trackers", &m.trackers, "none");
+    list(&mut s, "peers", &m.peers, "none");
+    if !m.web_seeds.is_empty() {
+        list(&mut s, "web seeds", &m.web_seeds, "none");
+    }
+    s
+}
+
+/// One JSON object for a magnet link: its fields, trackers as tiers of one.
+pub fn render_magnet_json(m: &Magnet) -> String {
+    let strings = |v: &[String]| json::array(v.iter().map(|x| json::string(x)));
+    let tiers = json::array(m.trackers.iter().map(|t| json::array([json::string(t)])));
+    Object::new()
+        .bool("magnet", true)
+        .opt_str("name", m.name.as_deref())
+        .str("info_hash", &m.hex())
+        .raw("trackers", &tiers)
+        .raw("peers", &strings(&m.peers))
+        .raw("web_seeds", &strings(&m.web_seeds))
+        .finish()
 }

@@ -5,10 +5,11 @@ mod create;
 mod download;
 mod info;
 
-pub use info::{render_json, render_text};
+pub use info::{render_json, render_magnet_json, render_magnet_text, render_text};
 
 use crate::cli::{Cli, CliError, Command, HELP};
 use crate::create::CreateError;
+use crate::magnet::{Magnet, MagnetError};
 use crate::metainfo::{Metainfo, MetainfoError};
 use crate::util::io_reason;
 use std::fmt;
@@ -26,6 +27,8 @@ pub enum AppError {
     Cli(CliError),
     /// A magnet link was given where a .torrent file is needed.
     Magnet,
+    /// A malformed magnet link.
+    BadMagnet(MagnetError),
     /// The torrent file could not be read.
     ReadTorrent {
         /// The path given.
@@ -76,7 +79,7 @@ impl fmt::Display for AppError {
         match self {
             Self::Cli(e) => write!(f, "{e}"),
             Self::Magnet => {
-                f.write_str("magnet links are not supported: give the path of a .torrent file")
+                f.write_str("downloading from magnet links is not supported yet: give the path of a .torrent file")
             }
             Self::ReadTorrent { path, source } => {
                 write!(f, "cannot read '{}': {}", path.display(), io_reason(source))
@@ -114,6 +117,7 @@ impl fmt::Display for AppError {
                     io_reason(source)
                 )
             }
+            Self::BadMagnet(e) => write!(f, "{e}"),
             Self::BadPeer(p, e) => write!(f, "--peer {p}: {e} (expected HOST:PORT)"),
             Self::Download(e) => write!(f, "{e}"),
         }
@@ -124,7 +128,9 @@ impl std::error::Error for AppError {}
 
 /// Reads and validates a `.torrent` file, with errors that say what to do.
 pub fn load_torrent(path: &Path) -> Result<Metainfo, AppError> {
-    if path.to_string_lossy().starts_with("magnet:") {
+    if let Some(link) = magnet_link(path) {
+        // A malformed magnet gets its own error before the general one.
+        Magnet::parse(&link).map_err(AppError::BadMagnet)?;
         return Err(AppError::Magnet);
     }
     let read_err = |source| AppError::ReadTorrent {
@@ -145,6 +151,14 @@ pub fn load_torrent(path: &Path) -> Result<Metainfo, AppError> {
     })
 }
 
+/// The argument as a magnet link, if it is one (`magnet:`, any case).
+fn magnet_link(arg: &Path) -> Option<String> {
+    let s = arg.to_string_lossy();
+    s.get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
+        .then(|| s.into_owned())
+}
+
 /// Writes `text` to standard output; a closed pipe (`btmini info x | head`) is not an error.
 fn print(text: &str) -> Result<(), AppError> {
     let mut out = io::stdout().lock();
@@ -163,6 +177,14 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Help => print(HELP),
         Command::Version => print(&format!("btmini {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Info { torrent, json } => {
+            if let Some(link) = magnet_link(&torrent) {
+                let m = Magnet::parse(&link).map_err(AppError::BadMagnet)?;
+                return if json {
+                    print(&(render_magnet_json(&m) + "\n"))
+                } else {
+                    print(&render_magnet_text(&m))
+                };
+            }
             let m = load_torrent(&torrent)?;
             if json {
                 print(&(render_json(&m) + "\n"))
