@@ -8,6 +8,7 @@ use btmini::bitfield::Bitfield;
 use btmini::ext::pex::{self, Pex};
 use btmini::ext::{ExtHandshake, Registry};
 use btmini::geometry::Geometry;
+use btmini::magnet::Magnet;
 use btmini::metainfo::Metainfo;
 use btmini::peer::CloseReason;
 use btmini::picker::BlockRef;
@@ -35,6 +36,7 @@ pub(crate) const TARGETS: &[(&str, Target)] = &[
     ("sidecar", sidecar),
     ("ext_handshake", ext_handshake),
     ("ut_pex", ut_pex),
+    ("magnet", magnet),
 ];
 
 /// Writes `v` back as bencode, keys in the order they came.
@@ -589,6 +591,22 @@ pub(crate) fn ut_pex(data: &[u8]) {
         assert_eq!(
             Pex::decode(&p.encode()).expect("our own message decodes"),
             p
+        );
+    }
+}
+
+/// A magnet link: what parses has a hash and peers of the form HOST:PORT, and its canonical
+/// link parses back to the same thing; nothing else panics.
+pub(crate) fn magnet(data: &[u8]) {
+    let Ok(link) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(m) = Magnet::parse(link) {
+        assert_eq!(m.hex().len(), 40);
+        assert!(m.peers.iter().all(|p| p.rsplit_once(':').is_some()));
+        assert_eq!(
+            Magnet::parse(&m.to_link()).expect("the canonical link parses"),
+            m
         );
     }
 }
