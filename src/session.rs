@@ -173,6 +173,8 @@ pub struct Session {
     pex: bool,
     /// Our listen port, stated in the extended handshake.
     listen_port: Option<u16>,
+    /// The raw `info` dictionary, served to magnet clients (BEP 9).
+    metadata: std::sync::Arc<[u8]>,
     piece_count: u32,
     piece_length: u64,
     max_msg: u32,
@@ -253,6 +255,7 @@ impl Session {
             peer_id,
             pex: config.pex && !meta.private,
             listen_port: None,
+            metadata: meta.info_bytes.clone(),
             piece_count: count,
             piece_length: meta.piece_length,
             max_msg: wire::max_message_len(count),

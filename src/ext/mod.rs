@@ -1,13 +1,13 @@
 //! BEP 10, the extension protocol: the extended handshake's dictionary, both ways, and the
 //! registry of what a peer offers. The payloads of the extensions themselves are in
-//! [`pex`] (BEP 11); BEP 9's `ut_metadata` is offered, and its requests are rejected until
-//! btmini serves metadata.
+//! [`pex`] (BEP 11) and [`metadata`] (BEP 9's `ut_metadata`).
 //!
 //! Decoding is defensive: the dictionary is capped at [`MAX_HANDSHAKE`] bytes before it is
 //! parsed, bencode must be well formed and a dictionary, a key of the wrong type is ignored
 //! as an unknown key would be, and strings a person sees (the client name) are cut short.
 //! Not here: the per-connection state that uses these (see [`crate::peer`]).
 
+pub mod metadata;
 pub mod pex;
 
 use crate::bencode::{self, Item};
@@ -39,6 +39,8 @@ pub enum ExtError {
     BadCompactList(&'static str, usize),
     /// More addresses in one PEX message than any real client sends.
     TooManyAddresses(usize),
+    /// A `ut_metadata` message without what its type needs.
+    BadMetadata(&'static str),
 }
 
 impl fmt::Display for ExtError {
@@ -52,6 +54,7 @@ impl fmt::Display for ExtError {
             Self::NotADict(what) => write!(f, "{what} is not a dictionary"),
             Self::BadCompactList(key, n) => write!(f, "PEX `{key}` of {n} bytes"),
             Self::TooManyAddresses(n) => write!(f, "PEX message with {n} addresses"),
+            Self::BadMetadata(what) => write!(f, "ut_metadata message with {what}"),
         }
     }
 }
@@ -199,29 +202,6 @@ impl Registry {
         self.client = h.client.or(self.client.take());
         self.metadata_size = h.metadata_size.or(self.metadata_size);
     }
-}
-
-/// A BEP 9 `ut_metadata` message's `msg_type` and `piece`, read from its dictionary (the raw
-/// bytes after it, for `data`, are not needed to reject a request).
-pub fn metadata_request(payload: &[u8]) -> Result<Option<u32>, ExtError> {
-    let (v, _) = bencode::decode_prefix(payload).map_err(ExtError::Bencode)?;
-    if v.as_dict().is_none() {
-        return Err(ExtError::NotADict("a ut_metadata message"));
-    }
-    let msg_type = v.get(b"msg_type").and_then(|t| t.as_int());
-    let piece = v
-        .get(b"piece")
-        .and_then(|p| p.as_int())
-        .and_then(|p| u32::try_from(p).ok());
-    Ok(if msg_type == Some(0) { piece } else { None })
-}
-
-/// A BEP 9 `reject` for metadata piece `piece`.
-pub fn metadata_reject(piece: u32) -> Vec<u8> {
-    let mut d = Item::dict();
-    d.insert("msg_type", Item::Int(2));
-    d.insert("piece", Item::Int(i64::from(piece)));
-    d.encode()
 }
 
 #[cfg(test)]

@@ -130,12 +130,34 @@ fn hostile_pex_messages_are_errors() {
 }
 
 #[test]
-fn metadata_requests_are_read_and_rejected() {
-    assert_eq!(metadata_request(b"d8:msg_typei0e5:piecei3ee"), Ok(Some(3)));
+fn metadata_messages_exact_bytes_and_round_trip() {
+    use metadata::{MetadataMsg, piece_of};
+    let req = MetadataMsg::Request(3);
+    assert_eq!(req.encode(), b"d8:msg_typei0e5:piecei3ee".to_vec());
+    assert_eq!(MetadataMsg::decode(&req.encode()), Ok(Some(req)));
+    let rej = MetadataMsg::Reject(3);
+    assert_eq!(rej.encode(), b"d8:msg_typei2e5:piecei3ee".to_vec());
+    let data = MetadataMsg::Data {
+        piece: 1,
+        total_size: 16384 + 5,
+        data: b"12345",
+    };
+    let bytes = data.encode();
     assert_eq!(
-        metadata_request(b"d8:msg_typei1e5:piecei0e10:total_sizei5ee12345"),
-        Ok(None)
+        bytes,
+        b"d8:msg_typei1e5:piecei1e10:total_sizei16389ee12345".to_vec()
     );
-    assert!(metadata_request(b"x").is_err());
-    assert_eq!(metadata_reject(3), b"d8:msg_typei2e5:piecei3ee".to_vec());
+    assert_eq!(MetadataMsg::decode(&bytes), Ok(Some(data)));
+    // Unknown types are ignored; a missing piece, type or size is an error.
+    assert_eq!(MetadataMsg::decode(b"d8:msg_typei7e5:piecei0ee"), Ok(None));
+    assert!(MetadataMsg::decode(b"d8:msg_typei0ee").is_err());
+    assert!(MetadataMsg::decode(b"d5:piecei0ee").is_err());
+    assert!(MetadataMsg::decode(b"d8:msg_typei1e5:piecei0ee").is_err());
+    assert!(MetadataMsg::decode(b"d8:msg_typei0e5:piecei-1ee").is_err());
+    assert!(MetadataMsg::decode(b"le").is_err());
+    let meta = vec![7u8; 16384 * 2 + 10];
+    assert_eq!(piece_of(&meta, 0).map(<[u8]>::len), Some(16384));
+    assert_eq!(piece_of(&meta, 2).map(<[u8]>::len), Some(10));
+    assert_eq!(piece_of(&meta, 3), None);
+    assert_eq!(piece_of(&meta, u32::MAX), None);
 }

@@ -93,6 +93,9 @@ pub struct Metainfo {
     pub created_by: Option<String>,
     /// Creation time, seconds since the Unix epoch.
     pub creation_date: Option<i64>,
+    /// The `info` dictionary exactly as it was in the file: the info-hash is over these
+    /// bytes, and they are what `ut_metadata` (BEP 9) serves.
+    pub info_bytes: std::sync::Arc<[u8]>,
 }
 
 impl Metainfo {

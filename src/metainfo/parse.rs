@@ -91,6 +91,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Metainfo> {
         comment: utf8_preferred(&root, b"comment.utf-8", b"comment", "comment")?,
         created_by: string(&root, b"created by", "created by")?,
         creation_date: int(&root, b"creation date", "creation date")?,
+        info_bytes: info.raw().into(),
     })
 }
 

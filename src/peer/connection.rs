@@ -6,6 +6,7 @@
 //! policy, the swarm) is the session's.
 
 use super::close::{CloseReason, Violation};
+use crate::ext::metadata::MetadataMsg;
 use crate::ext::pex::Pex;
 use crate::ext::{self, ExtHandshake, Registry};
 use crate::picker::BlockRef;
@@ -76,7 +77,9 @@ pub(crate) enum Input<'a> {
     ExtHandshake,
     /// A PEX message.
     Pex(Pex),
-    /// Handled here (a metadata request answered with a reject).
+    /// A `ut_metadata` message (BEP 9).
+    Metadata(MetadataMsg<'a>),
+    /// Nothing to act on (a `ut_metadata` type btmini does not know).
     Nothing,
 }
 
@@ -282,7 +285,7 @@ impl Connection {
     fn extended<'a>(
         &mut self,
         id: u8,
-        payload: &[u8],
+        payload: &'a [u8],
         now: Instant,
     ) -> Result<Input<'a>, CloseReason> {
         if !self.ltep {
@@ -307,21 +310,25 @@ impl Connection {
                 self.pex_heard.push_back(now);
                 Ok(Input::Pex(Pex::decode(payload)?))
             }
-            ext::UT_METADATA => {
-                // btmini does not serve metadata yet: every request is rejected (BEP 9).
-                if let Some(piece) = ext::metadata_request(payload)? {
-                    if self.ext.ut_metadata != 0 {
-                        let reject = ext::metadata_reject(piece);
-                        self.send(&Message::Extended {
-                            id: self.ext.ut_metadata,
-                            payload: &reject,
-                        });
-                    }
-                }
-                Ok(Input::Nothing)
-            }
+            ext::UT_METADATA => Ok(match MetadataMsg::decode(payload)? {
+                Some(m) => Input::Metadata(m),
+                None => Input::Nothing,
+            }),
             other => Err(Violation::UnknownExtension(other).into()),
         }
+    }
+
+    /// Sends a `ut_metadata` message, if it offered the extension; whether it did.
+    pub(crate) fn send_metadata(&mut self, msg: &MetadataMsg<'_>) -> bool {
+        if self.ext.ut_metadata == 0 {
+            return false;
+        }
+        let payload = msg.encode();
+        self.send(&Message::Extended {
+            id: self.ext.ut_metadata,
+            payload: &payload,
+        });
+        true
     }
 
     /// Sends our extended handshake.

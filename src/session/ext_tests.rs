@@ -528,3 +528,58 @@ fn extended_messages_split_byte_by_byte_read_the_same() {
         .collect();
     assert_eq!(dialled, ["10.0.0.60:6881".parse::<SocketAddr>().unwrap()]);
 }
+
+#[test]
+fn metadata_is_served_from_the_raw_info_bytes_and_bounded() {
+    use crate::ext::metadata::MetadataMsg;
+    // 2,000 pieces: an info dictionary of about 40 KB, three metadata pieces.
+    let meta = torrent(2000, true);
+    let (mut s, key, now, out) =
+        session_with(&meta, true, BOTH, "10.0.0.5:5000", Config::default());
+    let Message::Extended { id: 0, payload } = messages(&out, true)[0] else {
+        panic!("no extended handshake");
+    };
+    let h = ext::ExtHandshake::decode(payload).unwrap();
+    assert_eq!(h.metadata_size, Some(meta.info_bytes.len() as u64));
+    s.received(key, &ext_msg(0, b"d1:md11:ut_metadatai5eee"), now);
+    let ask = |p| ext_msg(ext::UT_METADATA, &MetadataMsg::Request(p).encode());
+    // Every piece, as a magnet client fetches them (private torrents too, BEP 9).
+    let mut got = Vec::new();
+    for p in 0..3 {
+        s.received(key, &ask(p), now);
+        let out = drain(&mut s, key, now);
+        let msgs = messages(&out, false);
+        let [Message::Extended { id: 5, payload }] = msgs[..] else {
+            panic!("{msgs:?}");
+        };
+        let Ok(Some(MetadataMsg::Data {
+            piece,
+            total_size,
+            data,
+        })) = MetadataMsg::decode(payload)
+        else {
+            panic!("not data");
+        };
+        assert_eq!((piece, total_size), (p, meta.info_bytes.len() as u64));
+        got.extend_from_slice(data);
+    }
+    assert_eq!(got, &meta.info_bytes[..]);
+    assert_eq!(crate::hash::sha1(&got), meta.info_hash.0);
+    // Past the end: a reject.
+    s.received(key, &ask(3), now);
+    let out = drain(&mut s, key, now);
+    assert_eq!(
+        messages(&out, false),
+        [Message::Extended {
+            id: 5,
+            payload: &MetadataMsg::Reject(3).encode()
+        }]
+    );
+    // A peer that asks and never reads: its buffer stops at the high-water mark, and the
+    // rest of its requests are rejected.
+    for _ in 0..100 {
+        s.received(key, &ask(0), now);
+    }
+    assert!(s.tx(key).len() <= Config::default().tx_high_water);
+    assert!(s.poll_action().is_none(), "not a reason to drop it");
+}

@@ -3,6 +3,7 @@
 //! the candidates. Never for a private torrent (BEP 27). The codecs are in [`crate::ext`].
 
 use super::*;
+use crate::ext::metadata::{self, MetadataMsg};
 
 impl Session {
     /// Our extended handshake for peer `key`.
@@ -14,9 +15,30 @@ impl Session {
             client: Some(concat!("btmini ", env!("CARGO_PKG_VERSION")).into()),
             reqq: Some(self.config.reqq as u32),
             yourip: self.peers.get(key).map(|p| p.conn.addr.ip()),
-            metadata_size: None,
+            metadata_size: Some(self.metadata.len() as u64),
             upload_only: false,
         }
+    }
+
+    /// A `ut_metadata` message (BEP 9). A request is answered from the raw `info` bytes,
+    /// private torrents included, while the peer's send buffer is under the high-water mark
+    /// (so a peer that asks and never reads gets rejects, not our memory); a piece past the
+    /// end is rejected. Data and rejects are ignored: btmini asks for no metadata yet.
+    pub(super) fn on_metadata(&mut self, key: usize, m: MetadataMsg<'_>) {
+        let MetadataMsg::Request(piece) = m else {
+            return;
+        };
+        let high = self.config.tx_high_water;
+        let c = &mut self.peers[key].conn;
+        let answer = match metadata::piece_of(&self.metadata, piece) {
+            Some(data) if c.pending().len() + data.len() <= high => MetadataMsg::Data {
+                piece,
+                total_size: self.metadata.len() as u64,
+                data,
+            },
+            _ => MetadataMsg::Reject(piece),
+        };
+        c.send_metadata(&answer);
     }
 
     /// A peer's extended handshake was taken in.

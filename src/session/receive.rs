@@ -79,6 +79,7 @@ impl Session {
                 Input::Message(msg) => self.on_message(key, msg, now)?,
                 Input::ExtHandshake => self.on_ext_handshake(key, now),
                 Input::Pex(pex) => self.on_pex(key, pex, now),
+                Input::Metadata(m) => self.on_metadata(key, m),
                 Input::Nothing => {}
             }
             // A handled input may have queued bytes (a reject, a PEX reply).

@@ -6,6 +6,8 @@
   lt.py download FILE.torrent SAVE_PATH IP [PEER] -> downloads (from PEER, or via the
                                          trackers); prints JSON once complete, with the
                                          peers it connected to that it learnt of by PEX
+  lt.py magnet MAGNET SAVE_PATH IP PEER -> fetches the metadata and data of MAGNET from PEER;
+                                         prints JSON once complete (or after 120 s)
   lt.py seed FILE.torrent SAVE_PATH IP [RATE] -> seeds on IP (TCP only, upload capped at RATE
                                          bytes/s if given) until stdin closes; prints
                                          "ready PORT" once the data is checked and it listens;
@@ -196,7 +198,28 @@ def download(path, save_path, ip, peer=None):
                       "pex_sources": sorted(pex)}), flush=True)
 
 
+def magnet(link, save_path, ip, peer):
+    ses = session_on(ip)
+    atp = lt.parse_magnet_uri(link)
+    atp.save_path = save_path
+    atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    h = ses.add_torrent(atp)
+    host, port = peer.rsplit(":", 1)
+    h.connect_peer((host, int(port)))
+    start = time.monotonic()
+    metadata_at = None
+    deadline = start + 120
+    while not h.status().is_seeding and time.monotonic() < deadline:
+        ses.wait_for_alert(100)
+        ses.pop_alerts()
+        if metadata_at is None and h.status().has_metadata:
+            metadata_at = time.monotonic() - start
+    st = h.status()
+    print(json.dumps({"seeding": st.is_seeding, "has_metadata": st.has_metadata,
+                      "metadata_seconds": metadata_at, "name": st.name}), flush=True)
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"info": info, "create": create, "recheck": recheck, "seed": seed, "download": download,
-     "peer": peer}[cmd](*args)
+     "peer": peer, "magnet": magnet}[cmd](*args)

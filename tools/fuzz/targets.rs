@@ -5,6 +5,7 @@
 
 use btmini::bencode::{self, Kind, Value};
 use btmini::bitfield::Bitfield;
+use btmini::ext::metadata::MetadataMsg;
 use btmini::ext::pex::{self, Pex};
 use btmini::ext::{ExtHandshake, Registry};
 use btmini::geometry::Geometry;
@@ -37,6 +38,7 @@ pub(crate) const TARGETS: &[(&str, Target)] = &[
     ("ext_handshake", ext_handshake),
     ("ut_pex", ut_pex),
     ("magnet", magnet),
+    ("ut_metadata", ut_metadata),
 ];
 
 /// Writes `v` back as bencode, keys in the order they came.
@@ -607,6 +609,17 @@ pub(crate) fn magnet(data: &[u8]) {
         assert_eq!(
             Magnet::parse(&m.to_link()).expect("the canonical link parses"),
             m
+        );
+    }
+}
+
+/// A `ut_metadata` message (BEP 9): what decodes writes back and decodes the same.
+pub(crate) fn ut_metadata(data: &[u8]) {
+    if let Ok(Some(m)) = MetadataMsg::decode(data) {
+        let bytes = m.encode();
+        assert_eq!(
+            MetadataMsg::decode(&bytes).expect("our own message decodes"),
+            Some(m)
         );
     }
 }
