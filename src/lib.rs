@@ -61,7 +61,8 @@
 //! - BEP 3: bencode, metainfo, info-hash over the raw `info` bytes.
 //! - BEP 3: the peer wire protocol and HTTP trackers.
 //! - BEP 6: the Fast extension (have_all/none, reject_request, allowed_fast).
-//! - BEP 9: `ut_metadata` is offered; requests are rejected until metadata is served.
+//! - BEP 9: magnet links read ([`magnet`]); metadata served from the raw `info` bytes
+//!   ([`ext::metadata`]); not yet fetched.
 //! - BEP 10: the extension protocol ([`ext`]), with `reqq` honoured both ways.
 //! - BEP 11: peer exchange ([`ext::pex`]), never for private torrents.
 //! - BEP 7: IPv6 peers (`peers6`) from trackers.

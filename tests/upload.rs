@@ -151,6 +151,53 @@ fn libtorrent_and_aria2c_download_from_a_btmini_seed_through_opentracker() {
     same_files(&aria_out.join("multi"), &data.join("multi"));
 }
 
+#[test]
+fn aria2c_fetches_a_magnets_metadata_and_data_from_a_btmini_seed() {
+    let dir = TempDir::new("up-magnet");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/announce");
+    let (data, torrent, hash) = tracked_payload(&dir, &url);
+    let _tracker = OpenTracker::start_on(port, std::slice::from_ref(&hash));
+    let _seed = btmini_seed(&torrent, &data, "127.0.0.15");
+    let magnet = format!("magnet:?xt=urn:btih:{hash}&tr={url}");
+    let aria = |out: &Path, extra: &[&str]| {
+        let child = Command::new("aria2c")
+            .arg("--dir")
+            .arg(out)
+            .args(["--seed-time=0", "--enable-dht=false", "--enable-dht6=false"])
+            .args(["--bt-enable-lpd=false", "--enable-peer-exchange=false"])
+            .args(["--summary-interval=0", "--quiet=true"])
+            .args(extra)
+            .arg(format!("--log={}", out.with_extension("log").display()))
+            .args(["--log-level=info"])
+            .arg(format!("--listen-port={}", free_port()))
+            .arg(&magnet)
+            .spawn()
+            .expect("aria2c");
+        wait_ok(child, "aria2c", Duration::from_secs(120));
+    };
+    // The metadata alone, saved as a .torrent: btmini's info dictionary, byte for byte.
+    let meta_out = dir.join("aria-metadata");
+    // aria2c does not make the folder when it downloads no file.
+    std::fs::create_dir_all(&meta_out).unwrap();
+    aria(
+        &meta_out,
+        &["--bt-metadata-only=true", "--bt-save-metadata=true"],
+    );
+    let saved = std::fs::read(meta_out.join(format!("{hash}.torrent"))).unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(meta_out.with_extension("log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        panic!("no metadata saved ({e}):\n{}", tail.join("\n"))
+    });
+    let saved = btmini::metainfo::Metainfo::from_bytes(&saved).unwrap();
+    let ours = btmini::metainfo::Metainfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
+    assert_eq!(saved.info_bytes, ours.info_bytes);
+    // Metadata and data.
+    let out = dir.join("aria-magnet");
+    aria(&out, &[]);
+    same_files(&out.join("multi"), &data.join("multi"));
+}
+
 /// transmission never dials peers on loopback addresses: the btmini seed learns of it from
 /// the tracker and dials it.
 #[test]
