@@ -7,6 +7,7 @@
 //! as an unknown key would be, and strings a person sees (the client name) are cut short.
 //! Not here: the per-connection state that uses these (see [`crate::peer`]).
 
+pub mod fetch;
 pub mod metadata;
 pub mod pex;
 
