@@ -56,6 +56,14 @@ impl Logged {
         }
     }
 
+    /// Waits for btmini to exit 0, checks that `got` holds `want`'s bytes, returns the log.
+    fn finish_with(&mut self, got: &std::path::Path, want: &std::path::Path) -> String {
+        let status = wait_exit(&mut self.child, "btmini", LIMIT);
+        assert!(status.success(), "btmini failed:\n{}", self.log());
+        assert_eq!(std::fs::read(got).unwrap(), std::fs::read(want).unwrap());
+        self.log()
+    }
+
     fn log(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
@@ -111,13 +119,7 @@ fn btmini_finds_the_only_seeder_through_pex_from_a_libtorrent_peer() {
         &dir.join("out"),
         &[format!("127.0.0.4:{}", lpeer.port)],
     );
-    let status = wait_exit(&mut bt.child, "btmini", LIMIT);
-    assert!(status.success(), "btmini failed:\n{}", bt.log());
-    assert_eq!(
-        std::fs::read(dir.join("out/single.bin")).unwrap(),
-        std::fs::read(&file).unwrap()
-    );
-    let log = bt.log();
+    let log = bt.finish_with(&dir.join("out/single.bin"), &file);
     assert!(
         log.contains("PEX from 127.0.0.4"),
         "no PEX in the log:\n{log}"
@@ -155,13 +157,7 @@ fn a_choking_libtorrent_seeder_sends_have_all_and_rejects_and_btmini_asks_elsewh
     choker.command("choke");
     // Its rejects free our requests at once, to be asked of the other seeder.
     eprintln!("{}", bt.wait_for("rejects our requests (BEP 6)"));
-    let status = wait_exit(&mut bt.child, "btmini", LIMIT);
-    assert!(status.success(), "btmini failed:\n{}", bt.log());
-    assert_eq!(
-        std::fs::read(dir.join("out/single.bin")).unwrap(),
-        std::fs::read(&file).unwrap()
-    );
-    let log = bt.log();
+    let log = bt.finish_with(&dir.join("out/single.bin"), &file);
     assert!(
         !log.contains("dropping 127.0.0.2"),
         "btmini dropped the choking seeder:\n{log}"
