@@ -10,7 +10,8 @@ pub const HELP: &str = "\
 btmini: a small BitTorrent client
 
 USAGE:
-    btmini [OPTIONS] FILE.torrent [-o DIR]     download a torrent
+    btmini [OPTIONS] TORRENT... [-o DIR]       download torrents: .torrent files or
+                                               magnet links, in one process
     btmini info [--json] FILE.torrent|MAGNET   show what a torrent or magnet link holds
     btmini create PATH [CREATE OPTIONS]        make a torrent of a file or folder
 
@@ -79,7 +80,7 @@ pub enum Command {
     Help,
     /// Print the version.
     Version,
-    /// `btmini FILE.torrent [-o DIR]`.
+    /// `btmini TORRENT... [-o DIR]`.
     Download(DownloadArgs),
     /// `btmini info`.
     Info {
@@ -95,8 +96,8 @@ pub enum Command {
 /// Arguments of the download.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DownloadArgs {
-    /// The torrent file.
-    pub torrent: PathBuf,
+    /// The `.torrent` files and magnet links, in order (at least one).
+    pub torrents: Vec<PathBuf>,
     /// The output folder.
     pub output: PathBuf,
     /// `--peer` values, as given.
@@ -329,8 +330,11 @@ where
         };
         match sub {
             Sub::Download if !any => Command::Help,
+            Sub::Download if positional.is_empty() => {
+                return Err(CliError("missing the .torrent file or magnet link".into()));
+            }
             Sub::Download => Command::Download(DownloadArgs {
-                torrent: one("the .torrent file")?,
+                torrents: positional.iter().map(PathBuf::from).collect(),
                 output: output.unwrap_or_else(|| PathBuf::from("downloads")),
                 peers,
                 port,
@@ -423,12 +427,27 @@ mod tests {
     }
 
     #[test]
+    fn several_torrents_and_magnets_go_to_one_download() {
+        let Command::Download(d) =
+            ok(&["a.torrent", "magnet:?xt=x", "-o", "d", "b.torrent"]).command
+        else {
+            panic!("download expected");
+        };
+        let names: Vec<_> = d.torrents.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(names, ["a.torrent", "magnet:?xt=x", "b.torrent"]);
+        assert_eq!(
+            bad(&["-o", "d"]),
+            "missing the .torrent file or magnet link"
+        );
+    }
+
+    #[test]
     fn download_is_the_main_form() {
         let Command::Download(d) = ok(&["a.torrent", "-o", "dir"]).command else {
             panic!("download expected");
         };
         assert_eq!(
-            (d.torrent.to_str(), d.output.to_str()),
+            (d.torrents[0].to_str(), d.output.to_str()),
             (Some("a.torrent"), Some("dir"))
         );
         assert_eq!(

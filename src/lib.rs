@@ -82,6 +82,7 @@ pub mod engine;
 pub mod ext;
 pub mod geometry;
 pub mod hash;
+pub mod host;
 pub mod json;
 pub mod logging;
 pub mod magnet;

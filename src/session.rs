@@ -17,11 +17,13 @@
 
 use crate::bitfield::Bitfield;
 use crate::ext::ExtHandshake;
+use crate::ext::fetch::MetadataFetch;
 use crate::ext::pex::{self, Pex};
 use crate::metainfo::Metainfo;
 use crate::peer::{CloseReason, Input, OUR_RESERVED, Peer, Stage, Timers, Violation};
 use crate::picker::{BlockRef, Complete, Picker};
 use crate::wire::{self, Handshake, Message};
+pub use magnet::MetadataStatus;
 use slab::Slab;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -119,6 +121,10 @@ pub enum Action {
     WantPeers,
     /// Every piece is verified.
     Completed,
+    /// The metadata of a torrent started from its info-hash arrived and hashes to it: the
+    /// raw `info` dictionary. Validate it as a torrent's, open storage, and call
+    /// [`Session::set_metadata`] (or give up on the torrent if it is invalid).
+    Metadata(Vec<u8>),
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -173,8 +179,12 @@ pub struct Session {
     pex: bool,
     /// Our listen port, stated in the extended handshake.
     listen_port: Option<u16>,
-    /// The raw `info` dictionary, served to magnet clients (BEP 9).
+    /// The raw `info` dictionary, served to magnet clients (BEP 9); empty until known.
     metadata: std::sync::Arc<[u8]>,
+    /// The metadata fetch (BEP 9) of a torrent started from its info-hash, until it is done.
+    fetch: Option<MetadataFetch>,
+    /// The metadata arrived and the shell has not installed it yet.
+    metadata_pending: bool,
     piece_count: u32,
     piece_length: u64,
     max_msg: u32,
@@ -248,20 +258,36 @@ impl Session {
         config: Config,
         seed: u64,
     ) -> Self {
-        let count = meta.piece_count();
-        let completed = have.is_full();
+        let mut s = Self::from_info_hash(meta.info_hash.0, peer_id, config, seed);
+        s.fetch = None;
+        s.install(meta, have);
+        s
+    }
+
+    /// A session for a torrent known only by its info-hash (a magnet link): it connects to
+    /// peers, keeps what they say they have (bounded, see [`crate::peer::MAX_PIECES`]),
+    /// fetches the metadata from those that offer it (BEP 9) and hands it over as
+    /// [`Action::Metadata`]; [`Session::set_metadata`] then starts the download.
+    pub fn from_info_hash(
+        info_hash: [u8; 20],
+        peer_id: [u8; 20],
+        config: Config,
+        seed: u64,
+    ) -> Self {
         Self {
-            info_hash: meta.info_hash.0,
+            info_hash,
             peer_id,
-            pex: config.pex && !meta.private,
+            pex: config.pex,
             listen_port: None,
-            metadata: meta.info_bytes.clone(),
-            piece_count: count,
-            piece_length: meta.piece_length,
-            max_msg: wire::max_message_len(count),
+            metadata: std::sync::Arc::from(Vec::new()),
+            fetch: Some(MetadataFetch::new(info_hash)),
+            metadata_pending: false,
+            piece_count: 0,
+            piece_length: 0,
+            max_msg: wire::max_message_len(crate::peer::MAX_PIECES),
             config,
             peers: Slab::new(),
-            picker: Picker::new(meta.piece_length, meta.total_length, have, seed),
+            picker: Picker::new(1, 0, Bitfield::new(0), seed),
             candidates: VecDeque::new(),
             backoff: Vec::new(),
             known: HashMap::new(),
@@ -269,7 +295,7 @@ impl Session {
             actions: VecDeque::new(),
             downloaded: 0,
             wasted: 0,
-            completed,
+            completed: false,
             seeding: false,
             last_tick: None,
             uploaded: 0,
@@ -285,6 +311,41 @@ impl Session {
             half_open: 0,
             unchoked: 0,
         }
+    }
+
+    fn install(&mut self, meta: &Metainfo, have: Bitfield) {
+        let count = meta.piece_count();
+        self.pex = self.config.pex && !meta.private;
+        self.metadata = meta.info_bytes.clone();
+        self.piece_count = count;
+        self.piece_length = meta.piece_length;
+        self.max_msg = wire::max_message_len(count);
+        self.completed = have.is_full();
+        self.picker = Picker::new(meta.piece_length, meta.total_length, have, self.rng);
+    }
+
+    /// This torrent's share of the process's limits (a host with several torrents divides
+    /// them): connections, connects under way, bytes of partial pieces. Connections over a
+    /// lowered limit are not closed; fewer new ones are made.
+    pub fn set_limits(&mut self, max_peers: usize, max_half_open: usize, max_partial_bytes: u64) {
+        self.config.max_peers = max_peers.max(1);
+        self.config.max_half_open = max_half_open.max(1);
+        self.config.max_partial_bytes = max_partial_bytes;
+    }
+
+    /// The info-hash.
+    pub fn info_hash(&self) -> [u8; 20] {
+        self.info_hash
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> [u8; 20] {
+        self.peer_id
+    }
+
+    /// The share rule's bytes (see [`Config::min_share_bytes`]), set once the size is known.
+    pub fn set_min_share(&mut self, bytes: u64) {
+        self.config.min_share_bytes = bytes;
     }
 
     /// After completion, go on dialling peers (the tracker's leechers) and serving them.
@@ -314,11 +375,15 @@ impl Session {
 
     /// Whether every piece is verified.
     pub fn is_complete(&self) -> bool {
-        self.picker.have().is_full()
+        self.has_metadata() && self.picker.have().is_full()
     }
 
     /// Bytes still missing.
     pub fn left(&self, total: u64) -> u64 {
+        if self.piece_count == 0 {
+            // No metadata yet: everything is missing.
+            return total;
+        }
         let have = self.picker.have();
         let full = u64::from(have.count()) * self.piece_length;
         // The last piece may be short.
@@ -454,6 +519,9 @@ impl Session {
     /// Forgets peer `key`; one we dialled is dialled again later if `redial` allows.
     fn remove(&mut self, key: usize, redial: bool, now: Instant) -> Option<Peer> {
         let p = self.peers.try_remove(key)?;
+        if let Some(f) = self.fetch.as_mut() {
+            f.remove_peer(key);
+        }
         if p.conn.stage == Stage::Connecting {
             self.half_open -= 1;
         }
@@ -665,6 +733,7 @@ impl Session {
         for k in pex_due {
             self.send_pex(k, now);
         }
+        self.fetch_tick(now);
         let active = self.peers.iter().filter(|(_, p)| p.is_active()).count();
         if !dead.is_empty() && dead.len() * 2 > active {
             for k in dead {
@@ -788,6 +857,7 @@ impl Session {
 
 pub mod driver;
 mod extensions;
+mod magnet;
 mod receive;
 mod upload;
 
@@ -796,3 +866,6 @@ mod tests;
 
 #[cfg(test)]
 mod ext_tests;
+
+#[cfg(test)]
+mod magnet_tests;

@@ -49,16 +49,18 @@ impl Handshake {
         b
     }
 
+    /// The info-hash a handshake names, from its first 48 bytes (`Ok(None)` until they are
+    /// there): what a host needs to pick the torrent of an incoming connection before the
+    /// peer id has arrived. Wrong protocol bytes are refused as soon as they arrive.
+    pub fn info_hash_of(buf: &[u8]) -> Result<Option<[u8; 20]>, WireError> {
+        check_protocol(buf)?;
+        Ok(buf.get(28..48).map(|h| h.try_into().expect("20 bytes")))
+    }
+
     /// Decodes a handshake from the start of `buf`; `Ok(None)` until 68 bytes are there.
     /// Wrong protocol bytes are refused as soon as they arrive.
     pub fn decode(buf: &[u8]) -> Result<Option<Self>, WireError> {
-        let n = buf.len().min(20);
-        let mut expected = [0u8; 20];
-        expected[0] = 19;
-        expected[1..].copy_from_slice(PROTOCOL);
-        if buf[..n] != expected[..n] {
-            return Err(WireError::BadHandshake);
-        }
+        check_protocol(buf)?;
         if buf.len() < HANDSHAKE_LEN {
             return Ok(None);
         }
@@ -68,6 +70,19 @@ impl Handshake {
             info_hash: id(28),
             peer_id: id(48),
         }))
+    }
+}
+
+/// The handshake's first 20 bytes (19, "BitTorrent protocol"), as far as `buf` goes.
+fn check_protocol(buf: &[u8]) -> Result<(), WireError> {
+    let n = buf.len().min(20);
+    let mut expected = [0u8; 20];
+    expected[0] = 19;
+    expected[1..].copy_from_slice(PROTOCOL);
+    if buf[..n] == expected[..n] {
+        Ok(())
+    } else {
+        Err(WireError::BadHandshake)
     }
 }
 
@@ -342,6 +357,30 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_info_hash_of_a_handshake_is_known_after_48_bytes_whole_or_one_byte_at_a_time() {
+        use super::{Handshake, WireError};
+        let hs = Handshake {
+            reserved: [0; 8],
+            info_hash: [7; 20],
+            peer_id: [9; 20],
+        }
+        .encode();
+        for n in 0..48 {
+            assert_eq!(Handshake::info_hash_of(&hs[..n]), Ok(None), "{n} bytes");
+        }
+        assert_eq!(Handshake::info_hash_of(&hs[..48]), Ok(Some([7; 20])));
+        assert_eq!(Handshake::info_hash_of(&hs), Ok(Some([7; 20])));
+        assert_eq!(
+            Handshake::info_hash_of(b"GET / HTTP/1.1"),
+            Err(WireError::BadHandshake)
+        );
+        assert_eq!(
+            Handshake::info_hash_of(&[19, b'X']),
+            Err(WireError::BadHandshake)
+        );
+    }
+
     #[test]
     fn missing_counts_what_completes_the_first_message() {
         use super::missing;

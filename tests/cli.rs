@@ -48,14 +48,32 @@ fn torrent_path_mistakes() {
     );
     let e = fails(btmini().arg("info").arg(dir.path()), 1);
     assert!(e.contains("is a folder, not a .torrent file"), "{e}");
+    // One bad argument among several is an error before anything starts: no output
+    // folder, no listening.
+    let good = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567";
+    let out = dir.join("out");
     let e = fails(
-        btmini().arg("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567"),
+        btmini()
+            .args([good, "magnet:?xt=urn:btih:0123", "-o"])
+            .arg(&out),
         1,
     );
+    assert!(e.contains("magnet info-hash has 4 characters"), "{e}");
+    let e = fails(
+        btmini()
+            .arg(good)
+            .arg(dir.join("nope.torrent"))
+            .arg("-o")
+            .arg(&out),
+        1,
+    );
+    assert!(e.contains("No such file or directory"), "{e}");
+    let e = fails(btmini().args([good, good, "-o"]).arg(&out), 1);
     assert!(
-        e.contains("downloading from magnet links is not supported yet"),
+        e.contains("torrent 0123456789abcdef0123456789abcdef01234567 is given twice"),
         "{e}"
     );
+    assert!(!out.exists(), "nothing started");
     // A malformed magnet says what is wrong with it, for info and download alike.
     for args in [
         &["info", "magnet:?xt=urn:btih:0123"][..],

@@ -6,68 +6,6 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-const LIMIT: Duration = Duration::from_secs(90);
-
-/// btmini with `-v`, its log lines collected as they come.
-struct Logged {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Logged {
-    fn start(cmd: &mut std::process::Command) -> Self {
-        let mut child = cmd
-            .arg("-v")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let at = start.elapsed().as_secs_f64();
-                sink.lock().unwrap().push(format!("[{at:6.2}] {line}"));
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// Waits until a log line contains `text`; panics with the log after `LIMIT`.
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(text)) {
-                return l.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with '{text}':\n{}",
-                self.lines.lock().unwrap().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits for btmini to exit 0, checks that `got` holds `want`'s bytes, returns the log.
-    fn finish_with(&mut self, got: &std::path::Path, want: &std::path::Path) -> String {
-        let status = wait_exit(&mut self.child, "btmini", LIMIT);
-        assert!(status.success(), "btmini failed:\n{}", self.log());
-        assert_eq!(std::fs::read(got).unwrap(), std::fs::read(want).unwrap());
-        self.log()
-    }
-
-    fn log(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-}
 
 /// btmini downloading `torrent` into `out` on 127.0.0.3 from the `peers` it is told of.
 fn leecher(torrent: &std::path::Path, out: &std::path::Path, peers: &[String]) -> Logged {
@@ -92,13 +30,6 @@ fn leecher_with(
         cmd.arg("--peer").arg(p);
     }
     Logged::start(&mut cmd)
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

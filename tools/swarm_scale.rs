@@ -20,6 +20,7 @@ use btmini::session::{Config, Session};
 use btmini::wire::{self, Handshake, Message};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PIECE: usize = 16 * 1024;
@@ -107,6 +108,10 @@ impl Shell for Swarm {
     fn completed(&mut self) -> Result<(), Self::Error> {
         self.complete = true;
         Ok(())
+    }
+
+    fn metadata(&mut self, _: Vec<u8>) -> Result<(Arc<Metainfo>, Bitfield), Self::Error> {
+        unreachable!("a session made from a torrent fetches no metadata")
     }
 
     fn write(&mut self, key: usize, bytes: &[u8]) -> Option<usize> {

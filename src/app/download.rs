@@ -1,23 +1,37 @@
 //! The download command: options to [`Download`], and what the user sees while it runs —
 //! a status line on a terminal, a log line now and then otherwise, or JSON for scripts.
 
-use super::{AppError, load_torrent};
+use super::{AppError, load_source};
 use crate::cli::DownloadArgs;
-use crate::engine::{Download, DownloadOptions, Phase, Status};
+use crate::engine::{DownloadOptions, Phase, Status};
+use crate::host::{AddError, Host, HostOptions, Source};
 use crate::json::Object;
 use crate::logging::{self, StatusLine};
 use crate::storage::StorageOptions;
 use crate::util::human_bytes;
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Off a terminal, a status line this often.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
-    let meta = Arc::new(load_torrent(&args.torrent)?);
+    // Every argument is checked before anything starts.
+    let mut sources = Vec::new();
+    let mut hashes = Vec::new();
+    for arg in &args.torrents {
+        let source = load_source(arg)?;
+        let hash = match &source {
+            Source::Torrent(m) => m.info_hash.0,
+            Source::Magnet(m) => m.info_hash,
+        };
+        if hashes.contains(&hash) {
+            return Err(AppError::Duplicate(crate::util::hex(&hash)));
+        }
+        hashes.push(hash);
+        sources.push(source);
+    }
     let mut peers = Vec::new();
     for p in &args.peers {
         let found: Vec<SocketAddr> = p
@@ -49,65 +63,161 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
     opts.session.pex = args.pex;
     opts.session.share_wait = std::time::Duration::from_secs(args.share_wait);
     let terminal = std::io::stderr().is_terminal() && !args.json;
-    log::info!(
-        "{} ({}, {} pieces) into {}",
-        crate::util::printable(&meta.name),
-        human_bytes(meta.total_length),
-        meta.piece_count(),
-        args.output.display()
-    );
-    let mut last_shown = 0u32;
-    // Dropped once the check is over, or on the way out if it fails: either way the last
-    // line stays and its row ends.
-    let mut checking = terminal.then(StatusLine::new);
-    let mut progress = |done: u32, total: u32| {
-        let pct = u64::from(done) * 100 / u64::from(total.max(1));
-        if let Some(line) = &mut checking {
-            if pct as u32 != last_shown || done == total {
-                last_shown = pct as u32;
-                line.show(&format!("checking {pct}%"));
-            }
+    let mut host = Host::new(HostOptions::from_download(&opts)).map_err(AppError::Download)?;
+    for source in sources {
+        match &source {
+            Source::Torrent(meta) => log::info!(
+                "{} ({}, {} pieces) into {}",
+                crate::util::printable(&meta.name),
+                human_bytes(meta.total_length),
+                meta.piece_count(),
+                args.output.display()
+            ),
+            Source::Magnet(m) => log::info!(
+                "magnet {} ({}) into {}",
+                m.hex(),
+                crate::util::printable(m.name.as_deref().unwrap_or("no name")),
+                args.output.display()
+            ),
         }
-    };
-    let mut download =
-        Download::new(meta.clone(), opts, &mut progress).map_err(AppError::Download)?;
-    drop(checking);
-    log::info!("listening on port {}", download.port());
+        let mut last_shown = 0u32;
+        // Dropped once the check is over, or on the way out if it fails: either way the
+        // last line stays and its row ends.
+        let mut checking = terminal.then(StatusLine::new);
+        let mut progress = |done: u32, total: u32| {
+            let pct = u64::from(done) * 100 / u64::from(total.max(1));
+            if let Some(line) = &mut checking {
+                if pct as u32 != last_shown || done == total {
+                    last_shown = pct as u32;
+                    line.show(&format!("checking {pct}%"));
+                }
+            }
+        };
+        host.add(source, opts.clone(), &mut progress)
+            .map_err(|e| match e {
+                AddError::Download(e) => AppError::Download(e),
+                AddError::Duplicate(h) => AppError::Duplicate(h),
+            })?;
+    }
+    log::info!("listening on port {}", host.port());
     let started = Instant::now();
     let mut last_log = Instant::now();
     let mut shown = terminal.then(StatusLine::new);
-    let result = download.run(|s| {
+    let many = args.torrents.len() > 1;
+    let result = host.run(|h| {
+        let all: Vec<Status> = h.ids().into_iter().filter_map(|id| h.status(id)).collect();
+        let finished = all.iter().all(|s| s.phase == Phase::Finished);
         if args.json {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", json_status(s, started));
+            for s in &all {
+                let _ = writeln!(out, "{}", json_status(s, started));
+            }
         } else if let Some(shown) = &mut shown {
             // The width is asked each time: the window may have been resized.
-            shown.show(logging::fit(
-                &status_line(s, started),
-                logging::terminal_width(),
-            ));
-        } else if last_log.elapsed() >= LOG_EVERY || s.phase == Phase::Finished {
+            let width = logging::terminal_width();
+            let line = if many {
+                summary_line(&all)
+            } else {
+                status_line(&all[0], started)
+            };
+            if many && last_log.elapsed() >= LOG_EVERY && log::log_enabled!(log::Level::Debug) {
+                last_log = Instant::now();
+                for s in &all {
+                    log::debug!("{}", torrent_line(s, started, width));
+                }
+            }
+            shown.show(logging::fit(&line, width));
+        } else if last_log.elapsed() >= LOG_EVERY || finished {
             last_log = Instant::now();
-            log::info!("{}", status_line(s, started));
+            for s in &all {
+                if many {
+                    log::info!("{}", torrent_line(s, started, 80));
+                } else {
+                    log::info!("{}", status_line(s, started));
+                }
+            }
         }
     });
     // The last status line stays on screen; what follows goes below it.
     drop(shown);
     result.map_err(AppError::Download)?;
-    let s = download.status();
-    if s.have_bytes == s.total {
+    let mut failed = None;
+    for id in host.ids() {
+        if let Some(e) = host.take_error(id) {
+            failed.get_or_insert(e);
+        }
+    }
+    if let Some(e) = failed {
+        return Err(AppError::Download(e));
+    }
+    let all: Vec<Status> = host
+        .ids()
+        .into_iter()
+        .filter_map(|id| host.status(id))
+        .collect();
+    let total: u64 = all.iter().map(|s| s.total).sum();
+    let complete = all.iter().all(|s| s.total > 0 && s.have_bytes == s.total);
+    if complete {
         log::info!(
             "done: {} verified in {}",
-            human_bytes(s.total),
+            human_bytes(total),
             args.output.display()
         );
     } else {
+        let have: u64 = all.iter().map(|s| s.have_bytes).sum();
         log::info!(
             "stopped at {:.1}%: run the same command again to resume",
-            percent(&s)
+            have as f64 * 100.0 / total.max(1) as f64
         );
     }
     Ok(())
+}
+
+/// One line for several torrents: how many are done, the bytes and rates over all, and
+/// what the first one that waits waits for.
+fn summary_line(all: &[Status]) -> String {
+    let have: u64 = all.iter().map(|s| s.have_bytes).sum();
+    let total: u64 = all.iter().map(|s| s.total).sum();
+    let done = all
+        .iter()
+        .filter(|s| s.total > 0 && s.have_bytes == s.total)
+        .count();
+    let down: f64 = all.iter().map(|s| s.stats.down_rate).sum();
+    let up: f64 = all.iter().map(|s| s.stats.up_rate).sum();
+    let peers: usize = all.iter().map(|s| s.stats.connected).sum();
+    let mut line = format!(
+        "{done}/{} done  {} / {}  down {}/s  up {}/s  peers {peers}",
+        all.len(),
+        human_bytes(have),
+        human_bytes(total),
+        human_bytes(down as u64),
+        human_bytes(up as u64),
+    );
+    if let Some(s) = all.iter().find(|s| s.waiting.is_some()) {
+        line += &format!(
+            "  {}: {}",
+            short_name(&s.name, 16),
+            s.waiting.as_deref().unwrap_or("")
+        );
+    }
+    line
+}
+
+/// A torrent's line among several: its name, then its status line.
+fn torrent_line(s: &Status, started: Instant, width: usize) -> String {
+    let line = format!("{}  {}", short_name(&s.name, 20), status_line(s, started));
+    logging::fit(&line, width).to_string()
+}
+
+/// `name` cut to `n` characters, with an ellipsis when cut.
+fn short_name(name: &str, n: usize) -> String {
+    let name = crate::util::printable(name);
+    if name.chars().count() <= n {
+        return name;
+    }
+    let mut s: String = name.chars().take(n - 1).collect();
+    s.push('…');
+    s
 }
 
 fn percent(s: &Status) -> f64 {
@@ -177,6 +287,9 @@ fn json_status(s: &Status, started: Instant) -> String {
                 Phase::Finished => "finished",
             },
         )
+        .str("name", &s.name)
+        .str("info_hash", &crate::util::hex(&s.info_hash))
+        .bool("metadata", s.metadata.is_none())
         .num("have_bytes", s.have_bytes)
         .num("total_bytes", s.total)
         .num("pieces_have", s.stats.have)

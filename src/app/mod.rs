@@ -25,8 +25,8 @@ pub const MAX_TORRENT_FILE: u64 = 64 * 1024 * 1024;
 pub enum AppError {
     /// The command line is wrong (exit status 2).
     Cli(CliError),
-    /// A magnet link was given where a .torrent file is needed.
-    Magnet,
+    /// The same torrent given twice.
+    Duplicate(String),
     /// A malformed magnet link.
     BadMagnet(MagnetError),
     /// The torrent file could not be read.
@@ -78,9 +78,7 @@ impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Cli(e) => write!(f, "{e}"),
-            Self::Magnet => {
-                f.write_str("downloading from magnet links is not supported yet: give the path of a .torrent file")
-            }
+            Self::Duplicate(h) => write!(f, "torrent {h} is given twice"),
             Self::ReadTorrent { path, source } => {
                 write!(f, "cannot read '{}': {}", path.display(), io_reason(source))
             }
@@ -126,13 +124,20 @@ impl fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
+/// A download's argument: a magnet link (parsed), or a `.torrent` file (read and
+/// validated).
+pub fn load_source(arg: &Path) -> Result<crate::host::Source, AppError> {
+    use crate::host::Source;
+    match magnet_link(arg) {
+        Some(link) => Ok(Source::Magnet(
+            Magnet::parse(&link).map_err(AppError::BadMagnet)?,
+        )),
+        None => Ok(Source::Torrent(std::sync::Arc::new(load_torrent(arg)?))),
+    }
+}
+
 /// Reads and validates a `.torrent` file, with errors that say what to do.
 pub fn load_torrent(path: &Path) -> Result<Metainfo, AppError> {
-    if let Some(link) = magnet_link(path) {
-        // A malformed magnet gets its own error before the general one.
-        Magnet::parse(&link).map_err(AppError::BadMagnet)?;
-        return Err(AppError::Magnet);
-    }
     let read_err = |source| AppError::ReadTorrent {
         path: path.to_owned(),
         source,

@@ -11,8 +11,11 @@
 //!   fault ([`FetchError`]): the session drops it.
 //! - A reject frees the piece for another peer and rests the rejecting peer for a minute; a
 //!   request unanswered for [`REQUEST_TIMEOUT`] is asked of another peer, and that peer rests.
-//! - When every piece is in, the SHA-1 of the whole must be the info-hash; if not, every
-//!   peer that sent a piece of it is returned to be banned and the fetch starts over.
+//! - When every piece is in, the SHA-1 of the whole must be the info-hash. If not and one
+//!   peer sent it all, that peer is returned to be banned. If several did, nobody can tell
+//!   which lied, and banning them all would let one liar get every good peer banned: the
+//!   fetch starts over *solo*, the whole from one peer at a time, so the next wrong hash
+//!   names its one sender.
 //!
 //! Not here: sending the requests (the connection's `ut_metadata`), validating the metadata
 //! as a torrent (see [`crate::metainfo`]).
@@ -41,6 +44,16 @@ pub enum FetchError {
     BadPiece(u32),
 }
 
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BadSize(n) => write!(f, "metadata_size {n} (0, or over {MAX_SIZE})"),
+            Self::Unasked(i) => write!(f, "metadata piece {i}, which we did not ask for"),
+            Self::BadPiece(i) => write!(f, "metadata piece {i} of the wrong size"),
+        }
+    }
+}
+
 /// What [`MetadataFetch::on_data`] made of a piece.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Progress {
@@ -48,9 +61,9 @@ pub enum Progress {
     More,
     /// Every piece arrived and the whole hashes to the info-hash: the raw `info` bytes.
     Done(Vec<u8>),
-    /// Every piece arrived but the hash is wrong: these peers sent pieces of it (ban them);
-    /// the fetch starts over.
-    WrongHash(Vec<usize>),
+    /// Every piece arrived but the hash is wrong; the fetch starts over. The peer named
+    /// sent all of it (ban it); `None` when several did, and the fetch goes solo.
+    WrongHash(Option<usize>),
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +82,9 @@ pub struct MetadataFetch {
     /// Each piece's bytes once it arrived, and who sent it.
     pieces: Vec<Option<(Vec<u8>, usize)>>,
     peers: HashMap<usize, PeerState>,
+    /// After a wrong hash from several senders: every piece from one peer, `owner`.
+    solo: bool,
+    owner: Option<usize>,
 }
 
 impl MetadataFetch {
@@ -79,6 +95,8 @@ impl MetadataFetch {
             size: None,
             pieces: Vec::new(),
             peers: HashMap::new(),
+            solo: false,
+            owner: None,
         }
     }
 
@@ -101,6 +119,16 @@ impl MetadataFetch {
     /// Peer `key` is gone: what it was asked is free again.
     pub fn remove_peer(&mut self, key: usize) {
         self.peers.remove(&key);
+        self.release(key);
+    }
+
+    /// In solo mode, a peer that stops answering gives up the fetch: what it sent is
+    /// dropped, so the next owner's whole is its own.
+    fn release(&mut self, key: usize) {
+        if self.owner == Some(key) {
+            self.owner = None;
+            self.pieces.iter_mut().for_each(|p| *p = None);
+        }
     }
 
     /// The next piece to ask peer `key` for, if it may be asked now (one request in flight
@@ -111,6 +139,9 @@ impl MetadataFetch {
             .values()
             .filter_map(|p| p.asked.map(|(i, _)| i))
             .collect();
+        if self.solo && self.owner.is_some_and(|o| o != key) {
+            return None;
+        }
         let p = self.peers.get_mut(&key)?;
         if p.asked.is_some() || p.rest_until.is_some_and(|t| now < t) {
             return None;
@@ -119,6 +150,9 @@ impl MetadataFetch {
             .find(|&i| self.pieces[i].is_none() && !busy.contains(&(i as u32)))?
             as u32;
         p.asked = Some((index, now));
+        if self.solo {
+            self.owner = Some(key);
+        }
         Some(index)
     }
 
@@ -157,10 +191,13 @@ impl MetadataFetch {
             return Ok(Progress::Done(whole));
         }
         self.pieces.iter_mut().for_each(|p| *p = None);
-        for s in &senders {
-            self.peers.remove(s);
+        self.owner = None;
+        if let [one] = senders[..] {
+            self.peers.remove(&one);
+            return Ok(Progress::WrongHash(Some(one)));
         }
-        Ok(Progress::WrongHash(senders))
+        self.solo = true;
+        Ok(Progress::WrongHash(None))
     }
 
     /// Peer `key` rejected piece `index`: another peer will be asked; this one rests.
@@ -169,6 +206,7 @@ impl MetadataFetch {
             if p.asked.map(|(i, _)| i) == Some(index) {
                 p.asked = None;
                 p.rest_until = Some(now + REST);
+                self.release(key);
             }
         }
     }
@@ -176,17 +214,20 @@ impl MetadataFetch {
     /// Requests older than [`REQUEST_TIMEOUT`] are withdrawn, their peers rested; returns
     /// whether any was.
     pub fn handle_timeout(&mut self, now: Instant) -> bool {
-        let mut any = false;
-        for p in self.peers.values_mut() {
+        let mut late = Vec::new();
+        for (&k, p) in self.peers.iter_mut() {
             if p.asked
                 .is_some_and(|(_, t)| now.duration_since(t) >= REQUEST_TIMEOUT)
             {
                 p.asked = None;
                 p.rest_until = Some(now + REST);
-                any = true;
+                late.push(k);
             }
         }
-        any
+        for &k in &late {
+            self.release(k);
+        }
+        !late.is_empty()
     }
 
     /// The next moment something is due: a request's time limit or a rest's end.

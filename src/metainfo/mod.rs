@@ -98,10 +98,39 @@ pub struct Metainfo {
     pub info_bytes: std::sync::Arc<[u8]>,
 }
 
+/// `d` announce, announce-list, info `e`: a torrent file around raw `info` bytes.
+fn torrent_file(info: &[u8], tiers: &[Vec<String>]) -> Vec<u8> {
+    use crate::bencode::Item;
+    let mut d = Item::dict();
+    if let Some(first) = tiers.iter().flatten().next() {
+        d.insert("announce", Item::str(first));
+        let list = tiers
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| Item::List(t.iter().map(|u| Item::str(u)).collect()))
+            .collect();
+        d.insert("announce-list", Item::List(list));
+    }
+    d.insert("info", Item::Raw(std::borrow::Cow::Borrowed(info)));
+    d.encode()
+}
+
 impl Metainfo {
     /// Decodes and validates a `.torrent` file's bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, MetainfoError> {
         parse::parse(bytes)
+    }
+
+    /// Validates metadata fetched for a magnet link (BEP 9): the raw `info` dictionary,
+    /// checked exactly as a `.torrent`'s (unsafe paths and all), with `tiers` as its trackers.
+    pub fn from_info(info: &[u8], tiers: &[Vec<String>]) -> Result<Self, MetainfoError> {
+        Self::from_bytes(&torrent_file(info, tiers))
+    }
+
+    /// This torrent as a `.torrent` file: its raw `info` bytes (so the info-hash is the
+    /// same) with its trackers. What a magnet download keeps next to its sidecar.
+    pub fn to_torrent_file(&self) -> Vec<u8> {
+        torrent_file(&self.info_bytes, &self.tiers())
     }
 
     /// The trackers by tier as BEP 12 says to use them: `announce-list` when it has any

@@ -4,6 +4,7 @@
 
 use crate::bitfield::BitfieldError;
 use crate::ext::ExtError;
+use crate::ext::fetch::FetchError;
 use crate::wire::WireError;
 use std::fmt;
 
@@ -22,6 +23,8 @@ pub enum CloseReason {
     Banned,
     /// Broke the protocol: not dialled again unless the user named it.
     Protocol(Violation),
+    /// Sent metadata pieces (BEP 9) whose whole did not hash to the info-hash.
+    BadMetadata,
 }
 
 /// How a peer broke the protocol.
@@ -74,13 +77,18 @@ pub enum Violation {
     /// PEX messages faster than one a minute allows (more than
     /// [`crate::peer::PEX_BURST`] in 60 s).
     PexFlood,
+    /// A metadata (BEP 9) message that breaks the protocol: an absurd size, a piece never
+    /// asked for or of the wrong length.
+    Metadata(FetchError),
+    /// Before the metadata was known, a HAVE or bitfield past the largest torrent we accept.
+    EarlyPieceTooLarge(u32),
 }
 
 impl CloseReason {
     /// Whether the peer broke the protocol or was banned: such a peer is not dialled again
     /// on the session's own account.
     pub fn is_misbehaviour(&self) -> bool {
-        matches!(self, Self::Protocol(_) | Self::Banned)
+        matches!(self, Self::Protocol(_) | Self::Banned | Self::BadMetadata)
     }
 }
 
@@ -93,6 +101,7 @@ impl fmt::Display for CloseReason {
             Self::Silent => f.write_str("not alive (silent for 2 minutes)"),
             Self::Banned => f.write_str("banned: sent pieces that failed their hash"),
             Self::Protocol(v) => v.fmt(f),
+            Self::BadMetadata => f.write_str("banned: sent metadata that failed the info-hash"),
         }
     }
 }
@@ -126,6 +135,10 @@ impl fmt::Display for Violation {
             }
             Self::Extension(e) => e.fmt(f),
             Self::PexFlood => f.write_str("PEX messages more often than once a minute"),
+            Self::Metadata(e) => e.fmt(f),
+            Self::EarlyPieceTooLarge(i) => {
+                write!(f, "said it has piece {i}, past any torrent we accept")
+            }
         }
     }
 }

@@ -4,10 +4,13 @@
 
 mod close;
 mod connection;
+pub(crate) mod early;
 
 pub use close::{CloseReason, Violation};
 pub(crate) use connection::{Connection, Input, Queued, Timers};
 pub use connection::{FLOOD_FACTOR, OUR_RESERVED, PEX_BURST, Stage, allowed_fast_set};
+pub(crate) use early::EarlyHas;
+pub use early::MAX_PIECES;
 
 use crate::bitfield::Bitfield;
 use std::net::SocketAddr;
@@ -65,6 +68,8 @@ pub(crate) struct Peer {
     pub(crate) last_request: Option<Instant>,
     /// In the session's list of peers with bytes to send.
     pub(crate) queued: bool,
+    /// What it said it has before the metadata was known (magnets).
+    pub(crate) early: EarlyHas,
 }
 
 impl Peer {
@@ -81,12 +86,14 @@ impl Peer {
             up_rate: Rate::default(),
             last_request: None,
             queued: false,
+            early: EarlyHas::default(),
         }
     }
 
     /// Whether it has every piece.
     pub(crate) fn is_seed(&self) -> bool {
-        self.has.is_full()
+        // Before the metadata is known the bitfield has no bits, and says nothing.
+        !self.has.is_empty() && self.has.is_full()
     }
 
     /// Whether its handshake is done.

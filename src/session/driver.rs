@@ -6,9 +6,12 @@
 //! then implement: none can fall out of step.
 
 use super::{Action, Session};
+use crate::bitfield::Bitfield;
+use crate::metainfo::Metainfo;
 use crate::peer::CloseReason;
 use crate::picker::BlockRef;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What became of a dial.
@@ -44,6 +47,11 @@ pub trait Shell {
 
     /// Every piece is verified.
     fn completed(&mut self) -> Result<(), Self::Error>;
+
+    /// The metadata of a torrent started from its info-hash arrived (the raw `info`
+    /// dictionary, already checked against the info-hash): validate it, open storage, and
+    /// return the torrent and the pieces already verified on disk, which start the download.
+    fn metadata(&mut self, info: Vec<u8>) -> Result<(Arc<Metainfo>, Bitfield), Self::Error>;
 
     /// Writes `bytes` to peer `key`: how many were taken (0: try again when writable), or
     /// `None` when the connection failed (the driver tells the session).
@@ -81,6 +89,10 @@ pub fn run_actions<S: Shell + ?Sized>(
             }
             Action::WantPeers => shell.want_peers(),
             Action::Completed => shell.completed()?,
+            Action::Metadata(info) => {
+                let (meta, have) = shell.metadata(info)?;
+                s.set_metadata(&meta, have, now);
+            }
         }
     }
     Ok(n)

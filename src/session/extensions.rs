@@ -15,7 +15,7 @@ impl Session {
             client: Some(concat!("btmini ", env!("CARGO_PKG_VERSION")).into()),
             reqq: Some(self.config.reqq as u32),
             yourip: self.peers.get(key).map(|p| p.conn.addr.ip()),
-            metadata_size: Some(self.metadata.len() as u64),
+            metadata_size: self.has_metadata().then_some(self.metadata.len() as u64),
             upload_only: false,
         }
     }
@@ -23,9 +23,10 @@ impl Session {
     /// A `ut_metadata` message (BEP 9). A request is answered from the raw `info` bytes,
     /// private torrents included, while the peer's send buffer is under the high-water mark
     /// (so a peer that asks and never reads gets rejects, not our memory); a piece past the
-    /// end is rejected. Data and rejects are ignored: btmini asks for no metadata yet.
-    pub(super) fn on_metadata(&mut self, key: usize, m: MetadataMsg<'_>) {
+    /// end, or any while we have no metadata, is rejected. Data and rejects go to the fetch.
+    pub(super) fn on_metadata(&mut self, key: usize, m: MetadataMsg<'_>, now: Instant) {
         let MetadataMsg::Request(piece) = m else {
+            self.on_metadata_answer(key, m, now);
             return;
         };
         let high = self.config.tx_high_water;
@@ -54,6 +55,7 @@ impl Session {
         }
         // Its `reqq` may cap the pipeline below what is in flight: nothing to undo, the
         // next fill asks for less.
+        self.fetch_add_peer(key, now);
     }
 
     /// Addresses from a peer's PEX message join the candidates like a tracker's. A seed

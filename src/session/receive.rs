@@ -79,7 +79,7 @@ impl Session {
                 Input::Message(msg) => self.on_message(key, msg, now)?,
                 Input::ExtHandshake => self.on_ext_handshake(key, now),
                 Input::Pex(pex) => self.on_pex(key, pex, now),
-                Input::Metadata(m) => self.on_metadata(key, m),
+                Input::Metadata(m) => self.on_metadata(key, m, now),
                 Input::Nothing => {}
             }
             // A handled input may have queued bytes (a reject, a PEX reply).
@@ -98,6 +98,7 @@ impl Session {
         }
         let ours = self.handshake();
         let ext = self.our_ext_handshake(key);
+        let known = self.has_metadata();
         let have = self.picker.have();
         let p = &mut self.peers[key];
         if !p.conn.outgoing {
@@ -108,7 +109,12 @@ impl Session {
             // BEP 10: the extended handshake goes right after the handshake.
             p.conn.send_ext_handshake(&ext);
         }
-        if p.conn.fast && have.is_full() {
+        if !known {
+            // A magnet's session has nothing yet; a peer without Fast is told nothing.
+            if p.conn.fast {
+                p.conn.send(&Message::HaveNone);
+            }
+        } else if p.conn.fast && have.is_full() {
             p.conn.send(&Message::HaveAll);
         } else if p.conn.fast && have.count() == 0 {
             p.conn.send(&Message::HaveNone);
@@ -138,6 +144,9 @@ impl Session {
         msg: Message<'_>,
         now: Instant,
     ) -> Result<(), CloseReason> {
+        if !self.has_metadata() {
+            return self.on_early_message(key, msg);
+        }
         let no_such = |message, index| {
             Err(CloseReason::Protocol(Violation::NoSuchPiece {
                 message,

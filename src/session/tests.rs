@@ -134,6 +134,8 @@ struct Net {
     /// The fakes' answers, delivered after the writes.
     replies: Vec<(usize, Vec<u8>)>,
     wrote: bool,
+    /// The session handed over fetched metadata.
+    got_metadata: bool,
 }
 
 impl driver::Shell for Net {
@@ -168,6 +170,13 @@ impl driver::Shell for Net {
     fn completed(&mut self) -> Result<(), Self::Error> {
         self.completed = true;
         Ok(())
+    }
+
+    fn metadata(&mut self, info: Vec<u8>) -> Result<(Arc<Metainfo>, Bitfield), Self::Error> {
+        let meta = Metainfo::from_info(&info, &[]).expect("the fakes serve valid metadata");
+        assert_eq!(meta.info_hash, self.meta.info_hash);
+        self.got_metadata = true;
+        Ok((Arc::new(meta), Bitfield::new(self.meta.piece_count())))
     }
 
     fn write(&mut self, key: usize, bytes: &[u8]) -> Option<usize> {
@@ -231,6 +240,7 @@ impl Sim {
                 verified: 0,
                 replies: Vec::new(),
                 wrote: false,
+                got_metadata: false,
             },
             now: Instant::now(),
         };
@@ -1007,6 +1017,10 @@ impl driver::Shell for Sink<'_> {
 
     fn completed(&mut self) -> Result<(), Self::Error> {
         Ok(())
+    }
+
+    fn metadata(&mut self, _: Vec<u8>) -> Result<(Arc<Metainfo>, Bitfield), Self::Error> {
+        unreachable!("a session made from a torrent fetches no metadata")
     }
 
     fn write(&mut self, _: usize, bytes: &[u8]) -> Option<usize> {

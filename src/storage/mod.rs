@@ -27,6 +27,7 @@ mod sys;
 
 pub use error::StorageError;
 pub use prepare::Allocation;
+pub use resume::write_atomic;
 pub use sys::ignore_sigxfsz;
 
 use crate::bitfield::Bitfield;

@@ -58,7 +58,7 @@ pub(super) fn load(
 
 /// Replaces the file at `path` with `bytes` so that a crash at any instant leaves either the
 /// old or the new contents: write a temporary file, fsync it, rename it over, fsync the folder.
-pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     fn err<'a>(op: &'static str, p: &'a Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
         move |e| StorageError::io(op, p, e)
     }

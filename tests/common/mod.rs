@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A folder under the system temp dir, removed when dropped.
@@ -433,5 +434,71 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// How long a [`Logged`] btmini may take to log a line or to finish.
+pub const LOGGED_LIMIT: Duration = Duration::from_secs(90);
+
+/// btmini with `-v`, its log lines collected as they come.
+pub struct Logged {
+    pub child: Child,
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Logged {
+    pub fn start(cmd: &mut std::process::Command) -> Self {
+        let mut child = cmd
+            .arg("-v")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let at = start.elapsed().as_secs_f64();
+                sink.lock().unwrap().push(format!("[{at:6.2}] {line}"));
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits until a log line contains `text`; panics with the log after `LOGGED_LIMIT`.
+    pub fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + LOGGED_LIMIT;
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(text)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with '{text}':\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for btmini to exit 0, checks that `got` holds `want`'s bytes, returns the log.
+    pub fn finish_with(&mut self, got: &std::path::Path, want: &std::path::Path) -> String {
+        let status = wait_exit(&mut self.child, "btmini", LOGGED_LIMIT);
+        assert!(status.success(), "btmini failed:\n{}", self.log());
+        assert_eq!(std::fs::read(got).unwrap(), std::fs::read(want).unwrap());
+        self.log()
+    }
+
+    pub fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

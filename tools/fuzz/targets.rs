@@ -234,6 +234,16 @@ impl Shell for FuzzShell<'_> {
         Ok(())
     }
 
+    fn metadata(
+        &mut self,
+        info: Vec<u8>,
+    ) -> Result<(std::sync::Arc<Metainfo>, Bitfield), Self::Error> {
+        // The session checked it against the info-hash: it is this torrent's.
+        let meta = Metainfo::from_info(&info, &[]).expect("hash-checked metadata");
+        assert_eq!(meta.info_hash, self.meta.info_hash);
+        Ok((std::sync::Arc::new(meta), self.verified.clone()))
+    }
+
     fn write(&mut self, key: usize, bytes: &[u8]) -> Option<usize> {
         let n = self.budget.map_or(bytes.len(), |b| b.min(bytes.len()));
         if let Some(b) = &mut self.budget {

@@ -37,7 +37,7 @@ fn three_peers_fetch_three_pieces_one_request_each_and_the_hash_checks() {
 }
 
 #[test]
-fn a_wrong_hash_names_the_senders_and_starts_over() {
+fn a_wrong_hash_from_several_senders_bans_nobody_and_the_whole_then_comes_from_one_peer() {
     let (m, h) = metadata();
     let now = Instant::now();
     let mut f = MetadataFetch::new(h);
@@ -53,12 +53,59 @@ fn a_wrong_hash_names_the_senders_and_starts_over() {
     let i = f.next_request(7, now).unwrap();
     assert_eq!(
         f.on_data(7, i, len, piece(&m, i)),
-        Ok(Progress::WrongHash(vec![7, 8]))
+        Ok(Progress::WrongHash(None)),
+        "one of two lied: banning both would let a liar get good peers banned"
     );
     assert_eq!(f.progress(), (0, 3), "started over");
-    assert_eq!(f.next_request(7, now), None, "the senders are out");
-    f.add_peer(9, len).unwrap();
-    assert_eq!(f.next_request(9, now), Some(0));
+    // Solo: peer 8 takes the fetch, and 7 is not asked until 8 gives it up.
+    assert_eq!(f.next_request(8, now), Some(0));
+    assert_eq!(f.next_request(7, now), None, "one peer at a time");
+    assert_eq!(f.on_data(8, 0, len, piece(&m, 0)), Ok(Progress::More));
+    assert_eq!(f.next_request(8, now), Some(1));
+    assert_eq!(f.on_data(8, 1, len, &bad), Ok(Progress::More));
+    assert_eq!(f.next_request(8, now), Some(2));
+    assert_eq!(
+        f.on_data(8, 2, len, piece(&m, 2)),
+        Ok(Progress::WrongHash(Some(8))),
+        "all of it from 8: 8 lied"
+    );
+    assert_eq!(f.next_request(8, now), None, "8 is out");
+    for i in 0..3 {
+        assert_eq!(f.next_request(7, now), Some(i));
+        let want = if i == 2 {
+            Progress::Done(m.clone())
+        } else {
+            Progress::More
+        };
+        assert_eq!(f.on_data(7, i, len, piece(&m, i)), Ok(want));
+    }
+}
+
+#[test]
+fn in_solo_mode_a_peer_that_rejects_gives_the_fetch_to_another_and_its_pieces_are_dropped() {
+    let (m, h) = metadata();
+    let now = Instant::now();
+    let mut f = MetadataFetch::new(h);
+    let len = m.len() as u64;
+    f.add_peer(1, len).unwrap();
+    f.add_peer(2, len).unwrap();
+    let mut bad = piece(&m, 0).to_vec();
+    bad[0] ^= 1;
+    assert_eq!(f.next_request(1, now), Some(0));
+    assert_eq!(f.next_request(2, now), Some(1));
+    assert_eq!(f.on_data(1, 0, len, &bad), Ok(Progress::More));
+    assert_eq!(f.on_data(2, 1, len, piece(&m, 1)), Ok(Progress::More));
+    assert_eq!(f.next_request(2, now), Some(2));
+    assert_eq!(
+        f.on_data(2, 2, len, piece(&m, 2)),
+        Ok(Progress::WrongHash(None))
+    );
+    assert_eq!(f.next_request(1, now), Some(0));
+    assert_eq!(f.on_data(1, 0, len, piece(&m, 0)), Ok(Progress::More));
+    assert_eq!(f.next_request(1, now), Some(1));
+    f.on_reject(1, 1, now);
+    assert_eq!(f.progress(), (0, 3), "what 1 sent is dropped with it");
+    assert_eq!(f.next_request(2, now), Some(0), "2 owns the fetch now");
 }
 
 #[test]

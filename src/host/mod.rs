@@ -1,0 +1,766 @@
+//! The host: one process's poll, listen socket, signals and links, shared by any number
+//! of torrents. A torrent comes from a `.torrent` or from a magnet link's info-hash alone,
+//! and can be added and removed while the loop runs.
+//!
+//! ```text
+//!  loop {
+//!    poll(timeout = earliest of: tick, every torrent's tracker deadline)
+//!    listener -> new link, unattached until its handshake names an info-hash
+//!    link     -> connect done / read -> its torrent's Session (or attach it to one)
+//!    tracker token, waker -> that torrent's trackers; signals -> stop every torrent
+//!    each torrent: trackers, then its session's actions and writes (session::driver)
+//!  }
+//! ```
+//!
+//! Limits that are the process's (connections, connects under way, piece-buffer memory)
+//! are shared fairly: each torrent gets an equal part, set again whenever one is added or
+//! removed. Each torrent still has its own trackers, with their own sockets and resolver
+//! thread (started on the first host name); one UDP socket for all is for the DHT's issue.
+
+mod link;
+mod torrent;
+
+pub use torrent::saved_metainfo_path;
+
+use crate::engine::{DownloadError, DownloadOptions, Phase, Status};
+use crate::magnet::Magnet;
+use crate::metainfo::Metainfo;
+use crate::session::{Config, Session};
+use crate::signals::Signals;
+use crate::tracker::Trackers;
+use crate::tracker::io::{MAX_JOBS, Timeouts};
+use crate::wire::Handshake;
+use link::{ATTACH_TIMEOUT, Link, MAX_UNATTACHED, Owner};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use std::collections::HashMap;
+use std::io::{self, ErrorKind, Read};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use torrent::Torrent;
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const SIGNALS: Token = Token(2);
+const TRACKER_BASE: usize = 16;
+/// Links' tokens start here; below it, each torrent's trackers have [`MAX_JOBS`] tokens.
+const PEER_BASE: usize = 1 << 24;
+const TICK: Duration = Duration::from_secs(1);
+/// Ports tried after the one asked for, when it is taken.
+const PORT_TRIES: u16 = 20;
+
+/// What the whole process shares.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Port to listen on; the next free one is taken if it is busy. 0: any.
+    pub port: u16,
+    /// Local address for the listener (and each torrent's connections and trackers).
+    pub bind: Option<IpAddr>,
+    /// Stop every torrent on SIGINT/SIGTERM.
+    pub handle_signals: bool,
+    /// The process's limits, divided among the torrents: `max_peers`, `max_half_open`,
+    /// `max_partial_bytes` (the rest of a torrent's [`Config`] is its own).
+    pub limits: Config,
+    /// Tracker time limits.
+    pub tracker_timeouts: Timeouts,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        Self {
+            port: 6881,
+            bind: None,
+            handle_signals: false,
+            limits: Config::default(),
+            tracker_timeouts: Timeouts::default(),
+        }
+    }
+}
+
+impl HostOptions {
+    /// The host's part of a single download's options.
+    pub fn from_download(o: &DownloadOptions) -> Self {
+        Self {
+            port: o.port,
+            bind: o.bind,
+            handle_signals: o.handle_signals,
+            limits: o.session.clone(),
+            tracker_timeouts: o.tracker_timeouts,
+        }
+    }
+}
+
+/// What a torrent starts from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A `.torrent`.
+    Torrent(Arc<Metainfo>),
+    /// A magnet link: the metadata is fetched from peers (BEP 9), unless an earlier run
+    /// saved it in the output folder.
+    Magnet(Magnet),
+}
+
+/// A torrent's handle in its host.
+pub type TorrentId = usize;
+
+/// Why a torrent could not be added.
+#[derive(Debug)]
+pub enum AddError {
+    /// The host has that torrent already.
+    Duplicate(String),
+    /// Its storage could not be prepared.
+    Download(DownloadError),
+}
+
+impl std::fmt::Display for AddError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Duplicate(h) => write!(f, "torrent {h} is there already"),
+            Self::Download(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for AddError {}
+
+/// One process's torrents on one poll.
+pub struct Host {
+    poll: Poll,
+    events: Events,
+    listener: TcpListener,
+    port: u16,
+    waker: Arc<Waker>,
+    signals: Option<Signals>,
+    opts: HostOptions,
+    peer_id: [u8; 20],
+    links: Slab<Link>,
+    unattached: usize,
+    torrents: Slab<Torrent>,
+    by_hash: HashMap<[u8; 20], TorrentId>,
+    next_tick: Instant,
+    read_buf: Vec<u8>,
+}
+
+impl Host {
+    /// Opens the poll and the listen socket, and the signals if asked.
+    pub fn new(opts: HostOptions) -> Result<Self, DownloadError> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        // Signals are blocked before any thread (a resolver) starts, so it inherits that.
+        let signals = if opts.handle_signals {
+            let s = Signals::new()?;
+            s.register(poll.registry(), SIGNALS)?;
+            Some(s)
+        } else {
+            None
+        };
+        let (mut listener, port) = listen(opts.bind, opts.port)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        Ok(Self {
+            poll,
+            events: Events::with_capacity(256),
+            listener,
+            port,
+            waker,
+            signals,
+            opts,
+            peer_id: crate::engine::new_peer_id(),
+            links: Slab::new(),
+            unattached: 0,
+            torrents: Slab::new(),
+            by_hash: HashMap::new(),
+            next_tick: Instant::now(),
+            read_buf: Vec::with_capacity(crate::wire::BLOCK as usize),
+        })
+    }
+
+    /// The port peers can reach us on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Our peer id (one for every torrent).
+    pub fn peer_id(&self) -> [u8; 20] {
+        self.peer_id
+    }
+
+    /// Adds a torrent. From a `.torrent` (or a magnet whose metadata an earlier run saved
+    /// in `opts.output`), storage is opened first, and the data on disk checked when the
+    /// sidecar cannot be trusted (`progress(done, total)` after each piece); a full disk
+    /// fails here. From a magnet, storage waits for the metadata.
+    pub fn add(
+        &mut self,
+        source: Source,
+        opts: DownloadOptions,
+        progress: &mut dyn FnMut(u32, u32),
+    ) -> Result<TorrentId, AddError> {
+        let (info_hash, mut name, mut meta, tiers, magnet_peers) = match source {
+            Source::Torrent(m) => (
+                m.info_hash.0,
+                m.name.clone(),
+                Some(m.clone()),
+                m.tiers(),
+                vec![],
+            ),
+            Source::Magnet(m) => {
+                let name = m.name.clone().unwrap_or_else(|| m.hex());
+                let tiers: Vec<Vec<String>> = m.trackers.iter().map(|t| vec![t.clone()]).collect();
+                let mut peers = Vec::new();
+                for p in &m.peers {
+                    match p.parse::<SocketAddr>() {
+                        Ok(a) => peers.push(a),
+                        // Resolving would block the loop: the command line resolves them.
+                        Err(_) => log::warn!("x.pe {p}: not an IP address and port, skipped"),
+                    }
+                }
+                (m.info_hash, name, None, tiers, peers)
+            }
+        };
+        if self.by_hash.contains_key(&info_hash) {
+            return Err(AddError::Duplicate(crate::util::hex(&info_hash)));
+        }
+        if meta.is_none() {
+            let saved = saved_metainfo_path(&opts.output, &info_hash);
+            if let Ok(bytes) = std::fs::read(&saved) {
+                match Metainfo::from_bytes(&bytes) {
+                    Ok(m) if m.info_hash.0 == info_hash => {
+                        log::info!("metadata from an earlier run: {}", saved.display());
+                        name = m.name.clone();
+                        meta = Some(Arc::new(m));
+                    }
+                    _ => log::warn!(
+                        "{} is not this torrent's: fetching the metadata",
+                        saved.display()
+                    ),
+                }
+            }
+        }
+        let storage = match &meta {
+            Some(m) => Some(torrent::open_storage(m, &opts, progress).map_err(AddError::Download)?),
+            None => None,
+        };
+        let now = Instant::now();
+        let entry = self.torrents.vacant_entry();
+        let id = entry.key();
+        let seed = crate::util::random_u64();
+        let mut session = match (&meta, &storage) {
+            (Some(m), Some(s)) => {
+                let mut config = opts.session.clone();
+                config.min_share_bytes = (opts.min_share.max(0.0) * m.total_length as f64) as u64;
+                let mut session = Session::new(m, s.have().clone(), self.peer_id, config, seed);
+                session.set_uploaded_before(s.uploaded());
+                session
+            }
+            _ => Session::from_info_hash(info_hash, self.peer_id, opts.session.clone(), seed),
+        };
+        session.set_listen_port(self.port);
+        let own_ip = opts.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        session.add_own_addr(SocketAddr::new(own_ip, self.port));
+        session.add_own_addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port));
+        let mut trackers = Trackers::new(
+            tiers.clone(),
+            self.waker.clone(),
+            TRACKER_BASE + id * MAX_JOBS,
+            self.opts.tracker_timeouts,
+            now,
+        );
+        trackers.set_bind(opts.bind);
+        let start_left = meta.as_ref().map(|m| session.left(m.total_length));
+        session.add_pinned_peers(opts.peers.iter().chain(&magnet_peers).copied(), now);
+        let mut t = Torrent {
+            info_hash,
+            name,
+            meta,
+            tiers,
+            session,
+            storage,
+            trackers,
+            links: HashMap::new(),
+            opts,
+            phase: Phase::Downloading,
+            completed_at: None,
+            start_left,
+            synced_up: 0,
+            key: crate::util::random_u64() as u32,
+            error: None,
+            remove_when_finished: false,
+        };
+        if t.session.is_complete() {
+            log::info!(
+                "{}: all {} pieces are already verified: seeding",
+                crate::util::printable(&t.name),
+                t.session.have().len()
+            );
+            t.phase = Phase::Seeding;
+            t.session.set_seeding(true);
+        }
+        entry.insert(t);
+        self.by_hash.insert(info_hash, id);
+        self.share_limits();
+        Ok(id)
+    }
+
+    /// Stops torrent `id` (flush, announce `stopped`) and drops it once that is done.
+    pub fn remove(&mut self, id: TorrentId) {
+        let now = Instant::now();
+        let port = self.port;
+        if let Some(t) = self.torrents.get_mut(id) {
+            t.remove_when_finished = true;
+            if matches!(
+                t.phase,
+                Phase::Downloading | Phase::Completing | Phase::Seeding
+            ) {
+                t.begin_stop(&self.poll, port, now);
+            }
+        }
+    }
+
+    /// Asks every torrent to stop as on SIGINT: flush, announce `stopped`, finish.
+    pub fn stop(&mut self) {
+        let now = Instant::now();
+        for (_, t) in self.torrents.iter_mut() {
+            if matches!(
+                t.phase,
+                Phase::Downloading | Phase::Completing | Phase::Seeding
+            ) {
+                t.begin_stop(&self.poll, self.port, now);
+            }
+        }
+    }
+
+    /// The torrents' ids, in the order they were added (ids are reused after removal).
+    pub fn ids(&self) -> Vec<TorrentId> {
+        self.torrents.iter().map(|(id, _)| id).collect()
+    }
+
+    /// Torrent `id`'s status, if it is there.
+    pub fn status(&self, id: TorrentId) -> Option<Status> {
+        self.torrents.get(id).map(|t| t.status(self.port))
+    }
+
+    /// Torrent `id`'s metadata, once known.
+    pub fn metainfo(&self, id: TorrentId) -> Option<Arc<Metainfo>> {
+        self.torrents.get(id)?.meta.clone()
+    }
+
+    /// Torrent `id`'s session (verified pieces, figures).
+    pub fn session(&self, id: TorrentId) -> Option<&Session> {
+        self.torrents.get(id).map(|t| &t.session)
+    }
+
+    /// Why torrent `id` failed, taking the error (it is finished, and stays until removed).
+    pub fn take_error(&mut self, id: TorrentId) -> Option<DownloadError> {
+        self.torrents.get_mut(id)?.error.take()
+    }
+
+    /// Whether every torrent is finished (complete and stopped, stopped, or failed).
+    pub fn all_finished(&self) -> bool {
+        self.torrents
+            .iter()
+            .all(|(_, t)| t.phase == Phase::Finished)
+    }
+
+    /// Each torrent's part of the process's limits.
+    fn share_limits(&mut self) {
+        let n = self.torrents.len().max(1);
+        let l = &self.opts.limits;
+        for (_, t) in self.torrents.iter_mut() {
+            t.session.set_limits(
+                l.max_peers.div_ceil(n),
+                l.max_half_open.div_ceil(n),
+                l.max_partial_bytes / n as u64,
+            );
+        }
+    }
+
+    /// Runs until every torrent is finished, calling `on_status` about twice a second.
+    pub fn run(&mut self, mut on_status: impl FnMut(&Host)) -> Result<(), DownloadError> {
+        let mut next_status = Instant::now();
+        loop {
+            let done = self.step(Some(Duration::from_millis(500)))?;
+            let now = Instant::now();
+            if done || now >= next_status {
+                on_status(self);
+                next_status = now + Duration::from_millis(500);
+            }
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One pass of the loop: waits at most `timeout` for events, handles them, and returns
+    /// whether every torrent is finished. Only the poll failing is an error; a torrent's
+    /// own failure (its storage) finishes that torrent, with [`Host::take_error`] saying why.
+    pub fn step(&mut self, timeout: Option<Duration>) -> Result<bool, DownloadError> {
+        let now = Instant::now();
+        let mut wait = self.next_tick.saturating_duration_since(now);
+        for (_, t) in self.torrents.iter() {
+            if let Some(d) = t.trackers.next_deadline() {
+                wait = wait.min(d.saturating_duration_since(now));
+            }
+            if t.session.has_actions() {
+                // Work is queued (a round limit was reached): the readiness that would
+                // wake us has been used up, so do not sleep.
+                wait = Duration::ZERO;
+            }
+        }
+        if let Some(t) = timeout {
+            wait = wait.min(t);
+        }
+        match self.poll.poll(&mut self.events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+        let now = Instant::now();
+        let tokens: Vec<Token> = self.events.iter().map(|e| e.token()).collect();
+        for token in tokens {
+            match token {
+                LISTENER => self.accept(now),
+                WAKER => {
+                    for (_, t) in self.torrents.iter_mut() {
+                        t.trackers.handle_wake(self.poll.registry(), now);
+                    }
+                }
+                SIGNALS => {
+                    let n = self.signals.as_mut().map_or(0, |s| s.pending());
+                    if n > 0 {
+                        self.on_signal(n, now);
+                    }
+                }
+                Token(t) if t >= PEER_BASE => self.link_event(t - PEER_BASE, now),
+                Token(t) if t >= TRACKER_BASE => {
+                    let id = (t - TRACKER_BASE) / MAX_JOBS;
+                    if let Some(tr) = self.torrents.get_mut(id) {
+                        tr.trackers.handle_event(self.poll.registry(), token, now);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            for (_, t) in self.torrents.iter_mut() {
+                t.session.tick(now);
+            }
+            self.expire_unattached(now);
+        }
+        let ids = self.ids();
+        for id in ids {
+            self.pass(id, now);
+        }
+        Ok(self.all_finished())
+    }
+
+    /// A torrent's part of a pass: trackers, actions and writes, storage, phase.
+    fn pass(&mut self, id: TorrentId, now: Instant) {
+        let port = self.port;
+        let Some(t) = self.torrents.get_mut(id) else {
+            return;
+        };
+        if t.phase == Phase::Finished {
+            if t.remove_when_finished {
+                self.drop_torrent(id);
+            }
+            return;
+        }
+        t.run_trackers(&self.poll, port, now);
+        let result = t
+            .drain(
+                id,
+                &self.poll,
+                &mut self.links,
+                PEER_BASE,
+                &mut self.read_buf,
+                now,
+                true,
+            )
+            .and_then(|()| t.sync_storage(now))
+            .and_then(|()| t.advance_phase(&self.poll, port, now));
+        match result {
+            Ok(true) => self.close_links_of(id),
+            Ok(false) => {}
+            Err(e) => self.fail(id, e),
+        }
+    }
+
+    /// Torrent `id` cannot go on (its storage failed, its metadata is invalid): it is
+    /// finished, with the error kept for [`Host::take_error`].
+    fn fail(&mut self, id: TorrentId, e: DownloadError) {
+        if let Some(t) = self.torrents.get_mut(id) {
+            log::error!("{}: {e}", crate::util::printable(&t.name));
+            if let Some(s) = &mut t.storage {
+                // The sidecar is what it was at the last flush; try to record more.
+                let _ = s.flush();
+            }
+            t.error = Some(e);
+            t.phase = Phase::Finished;
+        }
+        self.close_links_of(id);
+    }
+
+    fn close_links_of(&mut self, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(id) else {
+            return;
+        };
+        for (_, link) in t.links.drain() {
+            if let Some(mut l) = self.links.try_remove(link) {
+                let _ = self.poll.registry().deregister(&mut l.stream);
+            }
+        }
+    }
+
+    fn drop_torrent(&mut self, id: TorrentId) {
+        self.close_links_of(id);
+        let t = self.torrents.remove(id);
+        self.by_hash.remove(&t.info_hash);
+        self.share_limits();
+    }
+
+    fn on_signal(&mut self, n: u32, now: Instant) {
+        let running = self.torrents.iter().any(|(_, t)| {
+            matches!(
+                t.phase,
+                Phase::Downloading | Phase::Completing | Phase::Seeding
+            )
+        });
+        if n == 1 && running {
+            log::info!("stopping (again to quit at once)");
+            for (_, t) in self.torrents.iter_mut() {
+                if matches!(
+                    t.phase,
+                    Phase::Downloading | Phase::Completing | Phase::Seeding
+                ) {
+                    t.begin_stop(&self.poll, self.port, now);
+                }
+            }
+            return;
+        }
+        // A second signal: the sidecars are consistent already; leave now.
+        let ids = self.ids();
+        for id in ids {
+            let t = &mut self.torrents[id];
+            if t.phase != Phase::Finished {
+                if let Some(Err(e)) = t.storage.as_mut().map(|s| s.flush()) {
+                    log::error!("{e}");
+                }
+                t.phase = Phase::Finished;
+            }
+            self.close_links_of(id);
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, addr)) => {
+                    if self.unattached >= MAX_UNATTACHED {
+                        log::debug!("{addr}: too many connections without a handshake");
+                        continue;
+                    }
+                    let entry = self.links.vacant_entry();
+                    let token = Token(PEER_BASE + entry.key());
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                        .is_ok()
+                    {
+                        self.unattached += 1;
+                        entry.insert(Link {
+                            stream,
+                            connected: true,
+                            addr,
+                            owner: Owner::Unattached {
+                                rx: Vec::new(),
+                                since: now,
+                            },
+                        });
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // Out of descriptors and the like: try again on the next event.
+                    log::warn!("accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Incoming links that did not name a torrent in time are closed.
+    fn expire_unattached(&mut self, now: Instant) {
+        let late: Vec<usize> = self
+            .links
+            .iter()
+            .filter(|(_, l)| {
+                matches!(l.owner, Owner::Unattached { since, .. } if now.duration_since(since) >= ATTACH_TIMEOUT)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for k in late {
+            self.close_unattached(k, "no handshake in time");
+        }
+    }
+
+    fn close_unattached(&mut self, link: usize, why: &str) {
+        let mut l = self.links.remove(link);
+        self.unattached -= 1;
+        log::debug!("dropping {}: {why}", l.addr);
+        let _ = self.poll.registry().deregister(&mut l.stream);
+    }
+
+    /// Readiness on a link: finish its connect, read it to `WouldBlock`, attach it to a
+    /// torrent once its handshake names one.
+    fn link_event(&mut self, link: usize, now: Instant) {
+        let Some(l) = self.links.get_mut(link) else {
+            return;
+        };
+        if let Owner::Peer { torrent, key } = l.owner {
+            let Some(t) = self.torrents.get_mut(torrent) else {
+                return;
+            };
+            // Readiness may mean the socket can take the bytes that did not fit before.
+            t.session.want_send(key);
+            if !l.connected {
+                let failed = match l.stream.take_error() {
+                    Ok(None) => match l.stream.peer_addr() {
+                        Ok(_) => None,
+                        Err(e) if e.kind() == ErrorKind::NotConnected => return,
+                        Err(e) => Some(e),
+                    },
+                    Ok(Some(e)) | Err(e) => Some(e),
+                };
+                if let Some(e) = failed {
+                    self.close_link(link, &format!("connect failed: {e}"), now);
+                    return;
+                }
+                l.connected = true;
+                t.session.connected(key, now);
+            }
+        }
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let Some(l) = self.links.get_mut(link) else {
+                return;
+            };
+            match l.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.close_link(link, "closed by the peer", now);
+                    return;
+                }
+                Ok(n) => self.received(link, &buf[..n], now),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close_link(link, &e.to_string(), now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Bytes read from a link.
+    fn received(&mut self, link: usize, data: &[u8], now: Instant) {
+        let l = &mut self.links[link];
+        let (torrent, key) = match &mut l.owner {
+            Owner::Peer { torrent, key } => (*torrent, *key),
+            Owner::Unattached { rx, .. } => {
+                rx.extend_from_slice(data);
+                match Handshake::info_hash_of(rx) {
+                    Ok(None) => return,
+                    Err(e) => return self.close_unattached(link, &e.to_string()),
+                    Ok(Some(hash)) => {
+                        let rx = std::mem::take(rx);
+                        self.attach(link, hash, rx, now);
+                        return;
+                    }
+                }
+            }
+        };
+        let Some(t) = self.torrents.get_mut(torrent) else {
+            return;
+        };
+        t.session.received(key, data, now);
+        // Store completed pieces at once: reading a fast peer until its socket is empty
+        // would otherwise queue piece after piece in memory.
+        let result = t.drain(
+            torrent,
+            &self.poll,
+            &mut self.links,
+            PEER_BASE,
+            &mut self.read_buf,
+            now,
+            false,
+        );
+        if let Err(e) = result {
+            self.fail(torrent, e);
+        }
+    }
+
+    /// An incoming link's handshake named `hash`: it becomes a peer of that torrent, which
+    /// gets the bytes read so far.
+    fn attach(&mut self, link: usize, hash: [u8; 20], rx: Vec<u8>, now: Instant) {
+        let addr = self.links[link].addr;
+        let found = self.by_hash.get(&hash).copied().and_then(|id| {
+            let t = &mut self.torrents[id];
+            if !matches!(t.phase, Phase::Downloading | Phase::Seeding) {
+                return None;
+            }
+            t.session.accept(addr, now).map(|key| (id, key))
+        });
+        let Some((id, key)) = found else {
+            return self.close_unattached(link, "not one of our torrents, or no room");
+        };
+        self.unattached -= 1;
+        self.links[link].owner = Owner::Peer { torrent: id, key };
+        self.torrents[id].links.insert(key, link);
+        self.received(link, &rx, now);
+    }
+
+    /// The link ended (`why`, for the log); its torrent's session forgets the peer.
+    fn close_link(&mut self, link: usize, why: &str, now: Instant) {
+        let Some(mut l) = self.links.try_remove(link) else {
+            return;
+        };
+        log::debug!("connection to {} ended: {why}", l.addr);
+        let _ = self.poll.registry().deregister(&mut l.stream);
+        match l.owner {
+            Owner::Unattached { .. } => self.unattached -= 1,
+            Owner::Peer { torrent, key } => {
+                if let Some(t) = self.torrents.get_mut(torrent) {
+                    t.link_closed(key, now);
+                }
+            }
+        }
+    }
+}
+
+/// The listen socket: `port` on `bind`, or the next free port after it.
+fn listen(bind: Option<IpAddr>, port: u16) -> Result<(TcpListener, u16), DownloadError> {
+    let ip = bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let mut first_err = None;
+    for p in (0..=PORT_TRIES).filter_map(|i| port.checked_add(i)) {
+        match TcpListener::bind(SocketAddr::new(ip, p)) {
+            Ok(l) => {
+                let actual = l.local_addr()?.port();
+                if p != port {
+                    log::warn!("port {port} is taken: listening on {actual}");
+                }
+                return Ok((l, actual));
+            }
+            Err(e) if e.kind() == ErrorKind::AddrInUse && port != 0 => {
+                first_err.get_or_insert(e);
+            }
+            Err(e) => return Err(DownloadError::Listen(port, e)),
+        }
+    }
+    Err(DownloadError::Listen(
+        port,
+        first_err.unwrap_or_else(|| io::Error::from(ErrorKind::AddrInUse)),
+    ))
+}
