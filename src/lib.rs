@@ -1,7 +1,7 @@
 //! btmini: a small BitTorrent client for small Linux boxes.
 //!
-//! `btmini file.torrent -o dir` downloads a torrent, verifies every piece, shares with the
-//! swarm and resumes after a stop. This crate is the whole client as a library; the `btmini`
+//! `btmini file.torrent -o dir` (or a magnet link, or several of either) downloads
+//! torrents, verifies every piece, shares with the swarm and resumes after a stop. This crate is the whole client as a library; the `btmini`
 //! binary is a thin layer on [`cli`] and [`app`].
 //!
 //! # Layers
@@ -16,8 +16,9 @@
 //!    (rarest first, endgame), [`session`] (pieces, choking, the swarm, verification
 //!    results, liveness, bans; [`session::driver`] carries out its actions for every
 //!    shell), and the tracker schedule ([`tracker::announcer`]).
-//! 3. **The I/O shell**: [`engine`] (the one mio loop: listener, peers, trackers,
-//!    signals, timers), [`tracker::io`] (nonblocking HTTP and UDP announces), [`storage`]
+//! 3. **The I/O shell**: [`host`] (the one mio loop of the process: listener, links,
+//!    each torrent's trackers, signals, timers; torrents added and removed while it runs),
+//!    [`engine`] (a download's options and status, and one torrent on its own host), [`tracker::io`] (nonblocking HTTP and UDP announces), [`storage`]
 //!    (memory-mapped files with reserved blocks, verified-only writes, the sidecar replaced
 //!    atomically after the data it claims is durable), the command line ([`cli`], [`app`],
 //!    [`logging`]) and torrent creation ([`create`]).
@@ -26,19 +27,24 @@
 //!
 //! ```text
 //!            +--------------------- mio Poll ----------------------+
-//!  sockets -> | listener | peers (slab keys) | trackers | signalfd | -> events
+//!  sockets -> | listener | links (slab) | trackers | signalfd   | -> events
 //!            +------------------------------------------------------+
-//!                 | bytes, now                          ^ bytes to send
-//!                 v                                     |
+//!                 | incoming link: first 48 bytes -> info-hash -> torrent
+//!                 | bytes, now (per torrent)             ^ bytes to send
+//!                 v                                      |
 //!              Session  --Verify-->  Storage.write_piece (SHA-1, then pwrite)
 //!                 |  <--piece_result--
-//!                 +--Connect / Close / WantPeers / Completed--> engine, Trackers
+//!                 |  --Metadata--> validate, save .btmini-HASH.torrent, open Storage
+//!                 +--Connect / Close / WantPeers / Completed--> host, Trackers
 //! ```
 //!
 //! Drive contract: after every input to [`session::Session`], send each peer's pending
 //! bytes and drain its actions until none is left; tick it about once a second.
 //!
 //! # Embedding
+//!
+//! One torrent, the loop driven by the program ([`host::Host`] takes several, added and
+//! removed while it runs: see `tools/embed.rs`):
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -61,8 +67,9 @@
 //! - BEP 3: bencode, metainfo, info-hash over the raw `info` bytes.
 //! - BEP 3: the peer wire protocol and HTTP trackers.
 //! - BEP 6: the Fast extension (have_all/none, reject_request, allowed_fast).
-//! - BEP 9: magnet links read ([`magnet`]); metadata served from the raw `info` bytes
-//!   ([`ext::metadata`]); not yet fetched.
+//! - BEP 9: magnet links ([`magnet`]); metadata fetched from peers ([`ext::fetch`]:
+//!   one request per peer, 32 MiB at most, checked against the info-hash) and served from
+//!   the raw `info` bytes ([`ext::metadata`]).
 //! - BEP 10: the extension protocol ([`ext`]), with `reqq` honoured both ways.
 //! - BEP 11: peer exchange ([`ext::pex`]), never for private torrents.
 //! - BEP 7: IPv6 peers (`peers6`) from trackers.

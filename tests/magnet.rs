@@ -136,10 +136,11 @@ fn a_base32_multi_file_magnet_through_a_tracker_lands_where_the_torrent_would_pu
 }
 
 #[test]
-fn two_torrents_and_a_magnet_download_in_one_process_on_one_port() {
+fn two_torrents_and_a_magnet_download_in_one_process_on_one_port_and_one_resolver() {
     let dir = TempDir::new("magnet-many");
     let tport = free_port();
-    let url = format!("http://127.0.0.1:{tport}/announce");
+    // A host name, so each torrent's announces need the resolver.
+    let url = format!("http://localhost:{tport}/announce");
     let mut files = Vec::new();
     let mut torrents = Vec::new();
     let mut hashes = Vec::new();
@@ -165,9 +166,17 @@ fn two_torrents_and_a_magnet_download_in_one_process_on_one_port() {
         format!("magnet:?xt=urn:btih:{}&tr={}", hashes[2], pct(&url)),
     ];
     let mut bt = btmini_on(&args, &out, free_port());
+    bt.wait_for("download complete");
+    // Three torrents' trackers, one resolver thread: the process has two threads.
+    let threads = std::fs::read_to_string(format!("/proc/{}/status", bt.child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:").map(|n| n.trim().to_owned()))
+        .expect("btmini runs for 3 s after its last torrent completes");
     let status = wait_exit(&mut bt.child, "btmini", LOGGED_LIMIT);
     let log = bt.log();
     assert!(status.success(), "{log}");
+    assert_eq!(threads, "2", "the main thread and one resolver: {log}");
     assert_eq!(log.matches("listening on port").count(), 1, "{log}");
     assert_eq!(log.matches("download complete").count(), 3, "{log}");
     for f in &files {

@@ -5,7 +5,7 @@
 mod common;
 
 use btmini::metainfo::InfoHash;
-use btmini::tracker::io::{JobId, Timeouts, TrackerIo};
+use btmini::tracker::io::{JobId, Resolver, Timeouts, TrackerIo};
 use btmini::tracker::response::AnnounceResponse;
 use btmini::tracker::{AnnounceEvent, AnnounceParams, TrackerError};
 use common::*;
@@ -32,7 +32,7 @@ impl Driver {
         let poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
         Self {
-            io: TrackerIo::new(waker, BASE, timeouts),
+            io: TrackerIo::new(Resolver::new(waker), BASE, timeouts),
             poll,
             events: Events::with_capacity(64),
         }
@@ -581,7 +581,7 @@ fn stopped_at_exit_removes_us_from_the_tracker() {
     let now = Instant::now();
     let mut t = Trackers::new(
         vec![vec![url.clone()]],
-        waker,
+        Resolver::new(waker),
         BASE,
         Timeouts::default(),
         now,

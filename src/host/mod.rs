@@ -14,8 +14,8 @@
 //!
 //! Limits that are the process's (connections, connects under way, piece-buffer memory)
 //! are shared fairly: each torrent gets an equal part, set again whenever one is added or
-//! removed. Each torrent still has its own trackers, with their own sockets and resolver
-//! thread (started on the first host name); one UDP socket for all is for the DHT's issue.
+//! removed. One resolver thread serves every torrent's trackers (started on the first host
+//! name); each tracker exchange still has its own socket.
 
 mod link;
 mod torrent;
@@ -28,7 +28,7 @@ use crate::metainfo::Metainfo;
 use crate::session::{Config, Session};
 use crate::signals::Signals;
 use crate::tracker::Trackers;
-use crate::tracker::io::{MAX_JOBS, Timeouts};
+use crate::tracker::io::{MAX_JOBS, Resolver, Timeouts};
 use crate::wire::Handshake;
 use link::{ATTACH_TIMEOUT, Link, MAX_UNATTACHED, Owner};
 use mio::net::TcpListener;
@@ -131,7 +131,7 @@ pub struct Host {
     events: Events,
     listener: TcpListener,
     port: u16,
-    waker: Arc<Waker>,
+    resolver: Arc<Resolver>,
     signals: Option<Signals>,
     opts: HostOptions,
     peer_id: [u8; 20],
@@ -164,7 +164,7 @@ impl Host {
             events: Events::with_capacity(256),
             listener,
             port,
-            waker,
+            resolver: Resolver::new(waker),
             signals,
             opts,
             peer_id: crate::engine::new_peer_id(),
@@ -262,7 +262,7 @@ impl Host {
         session.add_own_addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port));
         let mut trackers = Trackers::new(
             tiers.clone(),
-            self.waker.clone(),
+            self.resolver.clone(),
             TRACKER_BASE + id * MAX_JOBS,
             self.opts.tracker_timeouts,
             now,

@@ -8,8 +8,8 @@
 //! [`TrackerIo::handle_timeouts`] once [`TrackerIo::next_deadline`] has passed. Finished
 //! announces come out of [`TrackerIo::poll_done`].
 //!
-//! Host names are resolved on one helper thread (the system resolver blocks, and a slow DNS
-//! server must not freeze the peers); IP literals need no lookup. Every stage — resolving,
+//! Host names are resolved on one helper thread per process, the [`Resolver`] (the system
+//! resolver blocks, and a slow DNS server must not freeze the peers); IP literals need no lookup. Every stage — resolving,
 //! connecting, sending, waiting for the reply — has a time limit.
 
 use super::http::{self, ResponseReader};
@@ -96,42 +96,65 @@ enum Reply {
 
 type Lookup = (JobId, io::Result<Vec<SocketAddr>>);
 
-struct Resolver {
-    requests: mpsc::Sender<(JobId, String, u16)>,
-    answers: mpsc::Receiver<Lookup>,
+/// A lookup: the job, the host and port, and where the answer goes.
+type Request = (JobId, String, u16, mpsc::Sender<Lookup>);
+
+/// The host-name resolver of a process: one helper thread, started on the first lookup and
+/// shared by every torrent's trackers; each [`TrackerIo`] gets its answers on its own
+/// channel, and the waker wakes the poll after each.
+pub struct Resolver {
+    waker: Arc<Waker>,
+    requests: std::sync::Mutex<Option<mpsc::Sender<Request>>>,
 }
 
 impl Resolver {
-    fn spawn(waker: Arc<Waker>) -> io::Result<Self> {
-        let (req_tx, req_rx) = mpsc::channel::<(JobId, String, u16)>();
-        let (ans_tx, ans_rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("btmini-resolver".into())
-            .spawn(move || {
-                // Ends when TrackerIo, holding the request sender, is dropped.
-                for (id, host, port) in req_rx {
-                    let found = (host.as_str(), port).to_socket_addrs().map(|a| a.collect());
-                    if ans_tx.send((id, found)).is_err() {
-                        break;
-                    }
-                    let _ = waker.wake();
-                }
-            })?;
-        Ok(Self {
-            requests: req_tx,
-            answers: ans_rx,
+    /// A resolver that wakes `waker`'s poll with each answer; no thread yet.
+    pub fn new(waker: Arc<Waker>) -> Arc<Self> {
+        Arc::new(Self {
+            waker,
+            requests: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Asks for `host`'s addresses; the answer goes to `answer`.
+    fn lookup(&self, request: Request) -> io::Result<()> {
+        let mut requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if requests.is_none() {
+            let (tx, rx) = mpsc::channel::<Request>();
+            let waker = self.waker.clone();
+            std::thread::Builder::new()
+                .name("btmini-resolver".into())
+                .spawn(move || {
+                    // Ends when the Resolver, holding the request sender, is dropped.
+                    for (id, host, port, answer) in rx {
+                        let found = (host.as_str(), port).to_socket_addrs().map(|a| a.collect());
+                        // A TrackerIo that is gone no longer wants its answer.
+                        if answer.send((id, found)).is_ok() {
+                            let _ = waker.wake();
+                        }
+                    }
+                })?;
+            *requests = Some(tx);
+        }
+        let sender = requests.as_ref().expect("just set");
+        sender
+            .send(request)
+            .map_err(|_| io::Error::other("resolver thread is gone"))
     }
 }
 
 /// Announces in flight, on sockets registered with the caller's poll.
 pub struct TrackerIo {
-    waker: Arc<Waker>,
+    resolver: Arc<Resolver>,
+    /// This TrackerIo's answers from the resolver.
+    answers: (mpsc::Sender<Lookup>, mpsc::Receiver<Lookup>),
     token_base: usize,
     timeouts: Timeouts,
     jobs: Slab<Job>,
     next_id: JobId,
-    resolver: Option<Resolver>,
     /// BEP 15 connection ids by tracker address, reused for their minute.
     udp_connections: HashMap<SocketAddr, (u64, Instant)>,
     done: Vec<(JobId, Result<AnnounceResponse, TrackerError>)>,
@@ -139,16 +162,16 @@ pub struct TrackerIo {
 }
 
 impl TrackerIo {
-    /// Uses tokens `token_base..token_base + MAX_JOBS`; `waker` wakes the caller's poll when
-    /// a host name has been resolved.
-    pub fn new(waker: Arc<Waker>, token_base: usize, timeouts: Timeouts) -> Self {
+    /// Uses tokens `token_base..token_base + MAX_JOBS`; host names go to `resolver`, whose
+    /// waker wakes the caller's poll when one has been resolved.
+    pub fn new(resolver: Arc<Resolver>, token_base: usize, timeouts: Timeouts) -> Self {
         Self {
-            waker,
+            resolver,
+            answers: mpsc::channel(),
             token_base,
             timeouts,
             jobs: Slab::new(),
             next_id: 1,
-            resolver: None,
             udp_connections: HashMap::new(),
             done: Vec::new(),
             bind: None,
@@ -214,25 +237,14 @@ impl TrackerIo {
         job.state = State::Resolving;
         job.stage = "resolving the host name";
         job.deadline = now + self.timeouts.resolve;
-        let (id, host, port) = (job.id, job.url.host.clone(), job.url.port);
-        if self.resolver.is_none() {
-            match Resolver::spawn(self.waker.clone()) {
-                Ok(r) => self.resolver = Some(r),
-                Err(e) => {
-                    return self.finish(registry, key, Err(TrackerError::Resolve(e.to_string())));
-                }
-            }
-        }
-        let sent = self
-            .resolver
-            .as_ref()
-            .is_some_and(|r| r.requests.send((id, host, port)).is_ok());
-        if !sent {
-            self.finish(
-                registry,
-                key,
-                Err(TrackerError::Resolve("resolver thread is gone".into())),
-            );
+        let request = (
+            job.id,
+            job.url.host.clone(),
+            job.url.port,
+            self.answers.0.clone(),
+        );
+        if let Err(e) = self.resolver.lookup(request) {
+            self.finish(registry, key, Err(TrackerError::Resolve(e.to_string())));
         }
     }
 
@@ -288,10 +300,7 @@ impl TrackerIo {
 
     /// Resolver answers arrived (the waker fired).
     pub fn handle_wake(&mut self, registry: &Registry, now: Instant) {
-        let answers: Vec<Lookup> = match &self.resolver {
-            Some(r) => r.answers.try_iter().collect(),
-            None => return,
-        };
+        let answers: Vec<Lookup> = self.answers.1.try_iter().collect();
         for (id, found) in answers {
             // The job may have timed out meanwhile.
             let Some(key) = self.key_of(id) else { continue };

@@ -3,9 +3,9 @@
 //! within a bounded wait.
 
 use super::announcer::{Announcer, Outcome, Status};
-use super::io::{JobId, Timeouts, TrackerIo};
+use super::io::{JobId, Resolver, Timeouts, TrackerIo};
 use super::{AnnounceEvent, AnnounceParams};
-use mio::{Registry, Token, Waker};
+use mio::{Registry, Token};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,18 +21,18 @@ pub struct Trackers {
 }
 
 impl Trackers {
-    /// Trackers by tier; the first announce (`started`) is due at `now`. Tokens and waker as
+    /// Trackers by tier; the first announce (`started`) is due at `now`. Tokens and resolver as
     /// for [`TrackerIo::new`].
     pub fn new(
         tiers: Vec<Vec<String>>,
-        waker: Arc<Waker>,
+        resolver: Arc<Resolver>,
         token_base: usize,
         timeouts: Timeouts,
         now: Instant,
     ) -> Self {
         Self {
             announcer: Announcer::new(tiers, now, crate::util::random_u64),
-            io: TrackerIo::new(waker, token_base, timeouts),
+            io: TrackerIo::new(resolver, token_base, timeouts),
             current: None,
             stopping: None,
         }
