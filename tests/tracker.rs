@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const WAKER: Token = Token(0);
+const SHARED: Token = Token(7);
 const BASE: usize = 100;
 /// No test waits longer than this for anything.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -25,6 +26,7 @@ struct Driver {
     poll: Poll,
     io: TrackerIo,
     events: Events,
+    shared: Option<Arc<mio::net::UdpSocket>>,
 }
 
 impl Driver {
@@ -35,7 +37,20 @@ impl Driver {
             io: TrackerIo::new(Resolver::new(waker), BASE, timeouts),
             poll,
             events: Events::with_capacity(64),
+            shared: None,
         }
+    }
+
+    /// UDP announces on one socket this driver reads (as the host's), not one each.
+    fn share_udp(&mut self) {
+        let mut socket = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        self.poll
+            .registry()
+            .register(&mut socket, SHARED, mio::Interest::READABLE)
+            .unwrap();
+        let socket = Arc::new(socket);
+        self.io.set_udp(socket.clone());
+        self.shared = Some(socket);
     }
 
     fn announce(&mut self, url: &str, params: AnnounceParams) -> JobId {
@@ -59,6 +74,15 @@ impl Driver {
         for e in self.events.iter() {
             if e.token() == WAKER {
                 self.io.handle_wake(registry, now);
+            } else if e.token() == SHARED {
+                let socket = self.shared.as_ref().unwrap();
+                let mut buf = [0u8; 2048];
+                while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    assert!(
+                        self.io.handle_datagram(registry, from, &buf[..n], now),
+                        "a reply no announce claimed"
+                    );
+                }
             } else if self.io.owns(e.token()) {
                 self.io.handle_event(registry, e.token(), now);
             } else {
@@ -106,6 +130,35 @@ fn has_port(r: &AnnounceResponse, port: u16) -> bool {
     r.peers
         .iter()
         .any(|p| *p == SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[test]
+fn udp_announces_of_two_torrents_at_once_share_one_socket() {
+    let tracker = OpenTracker::start(&[InfoHash([1; 20]).to_hex(), InfoHash([2; 20]).to_hex()]);
+    let udp = format!("udp://127.0.0.1:{}", tracker.port);
+    let mut d = Driver::new(Timeouts::default());
+    d.share_udp();
+    let id = d.announce(&udp, params(1, 1111));
+    d.run(id).unwrap();
+    // Two exchanges in flight on the one socket, told apart by transaction id.
+    let a = d.announce(&udp, params(1, 2222));
+    let b = d.announce(&udp, params(2, 3333));
+    let mut done = std::collections::HashMap::new();
+    let deadline = Instant::now() + LIMIT;
+    while done.len() < 2 {
+        assert!(Instant::now() < deadline, "announces did not end: {done:?}");
+        d.turn(|t| panic!("unexpected token {t:?}"));
+        while let Some((id, r)) = d.io.poll_done() {
+            done.insert(id, r.unwrap());
+        }
+    }
+    assert!(has_port(&done[&a], 1111), "{:?}", done[&a].peers);
+    assert!(
+        !has_port(&done[&b], 1111),
+        "the other torrent's reply: {:?}",
+        done[&b].peers
+    );
+    assert_eq!(d.io.in_flight(), 0);
 }
 
 #[test]

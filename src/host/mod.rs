@@ -7,7 +7,8 @@
 //!    poll(timeout = earliest of: tick, every torrent's tracker deadline)
 //!    listener -> new link, unattached until its handshake names an info-hash
 //!    link     -> connect done / read -> its torrent's Session (or attach it to one)
-//!    tracker token, waker -> that torrent's trackers; signals -> stop every torrent
+//!    tracker token, waker, UDP datagram -> that torrent's trackers
+//!    signals -> stop every torrent
 //!    each torrent: trackers, then its session's actions and writes (session::driver)
 //!  }
 //! ```
@@ -15,7 +16,9 @@
 //! Limits that are the process's (connections, connects under way, piece-buffer memory)
 //! are shared fairly: each torrent gets an equal part, set again whenever one is added or
 //! removed. One resolver thread serves every torrent's trackers (started on the first host
-//! name); each tracker exchange still has its own socket.
+//! name), and one UDP socket, at the listen port's number, carries their UDP announces
+//! (replies told apart by address and transaction id); only a tracker of the other address
+//! family (IPv6) gets a socket of its own.
 
 mod link;
 mod torrent;
@@ -31,7 +34,7 @@ use crate::tracker::Trackers;
 use crate::tracker::io::{MAX_JOBS, Resolver, Timeouts};
 use crate::wire::Handshake;
 use link::{ATTACH_TIMEOUT, Link, MAX_UNATTACHED, Owner};
-use mio::net::TcpListener;
+use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::collections::HashMap;
@@ -44,6 +47,7 @@ use torrent::Torrent;
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const SIGNALS: Token = Token(2);
+const UDP: Token = Token(3);
 const TRACKER_BASE: usize = 16;
 /// Links' tokens start here; below it, each torrent's trackers have [`MAX_JOBS`] tokens.
 const PEER_BASE: usize = 1 << 24;
@@ -131,6 +135,9 @@ pub struct Host {
     events: Events,
     listener: TcpListener,
     port: u16,
+    /// The one UDP socket, at the listen port's number: every torrent's UDP trackers (and
+    /// the DHT and uTP to come).
+    udp: Arc<UdpSocket>,
     resolver: Arc<Resolver>,
     signals: Option<Signals>,
     opts: HostOptions,
@@ -159,11 +166,15 @@ impl Host {
         let (mut listener, port) = listen(opts.bind, opts.port)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut udp = udp_socket(opts.bind, port)?;
+        poll.registry()
+            .register(&mut udp, UDP, Interest::READABLE)?;
         Ok(Self {
             poll,
             events: Events::with_capacity(256),
             listener,
             port,
+            udp: Arc::new(udp),
             resolver: Resolver::new(waker),
             signals,
             opts,
@@ -268,6 +279,7 @@ impl Host {
             now,
         );
         trackers.set_bind(opts.bind);
+        trackers.set_udp(self.udp.clone());
         let start_left = meta.as_ref().map(|m| session.left(m.total_length));
         session.add_pinned_peers(opts.peers.iter().chain(&magnet_peers).copied(), now);
         let mut t = Torrent {
@@ -421,6 +433,7 @@ impl Host {
         for token in tokens {
             match token {
                 LISTENER => self.accept(now),
+                UDP => self.udp_readable(now),
                 WAKER => {
                     for (_, t) in self.torrents.iter_mut() {
                         t.trackers.handle_wake(self.poll.registry(), now);
@@ -592,6 +605,33 @@ impl Host {
         }
     }
 
+    /// Datagrams on the shared UDP socket, read to `WouldBlock`: each goes to the torrent
+    /// whose tracker exchange it answers; others are dropped.
+    fn udp_readable(&mut self, now: Instant) {
+        let mut buf = [0u8; 2048];
+        loop {
+            match self.udp.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    let d = &buf[..n];
+                    let registry = self.poll.registry();
+                    if !self
+                        .torrents
+                        .iter_mut()
+                        .any(|(_, t)| t.trackers.handle_datagram(registry, from, d, now))
+                    {
+                        log::debug!("a datagram from {from} nobody expects: dropped");
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("UDP socket: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Incoming links that did not name a torrent in time are closed.
     fn expire_unattached(&mut self, now: Instant) {
         let late: Vec<usize> = self
@@ -737,6 +777,19 @@ impl Host {
                 }
             }
         }
+    }
+}
+
+/// The UDP socket: the listen port's number on `bind`, or any port when that is taken.
+fn udp_socket(bind: Option<IpAddr>, port: u16) -> Result<UdpSocket, DownloadError> {
+    let ip = bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    match UdpSocket::bind(SocketAddr::new(ip, port)) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == ErrorKind::AddrInUse => {
+            log::warn!("UDP port {port} is taken: using another for UDP trackers");
+            Ok(UdpSocket::bind(SocketAddr::new(ip, 0))?)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

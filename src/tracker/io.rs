@@ -70,8 +70,14 @@ enum State {
         sent: usize,
         reader: ResponseReader,
     },
+    /// On a socket of its own, connected to the tracker (no shared socket of that family).
     Udp {
         socket: UdpSocket,
+        exchange: UdpExchange,
+    },
+    /// On the host's shared socket: replies come in through [`TrackerIo::handle_datagram`].
+    UdpShared {
+        addr: SocketAddr,
         exchange: UdpExchange,
     },
 }
@@ -159,6 +165,8 @@ pub struct TrackerIo {
     udp_connections: HashMap<SocketAddr, (u64, Instant)>,
     done: Vec<(JobId, Result<AnnounceResponse, TrackerError>)>,
     bind: Option<IpAddr>,
+    /// The host's UDP socket, shared with the other torrents (and later the DHT).
+    shared_udp: Option<Arc<UdpSocket>>,
 }
 
 impl TrackerIo {
@@ -175,12 +183,69 @@ impl TrackerIo {
             udp_connections: HashMap::new(),
             done: Vec::new(),
             bind: None,
+            shared_udp: None,
         }
     }
 
     /// Sends every request from this local address (`--bind`).
     pub fn set_bind(&mut self, ip: Option<IpAddr>) {
         self.bind = ip;
+    }
+
+    /// Sends UDP announces from `socket`, which the caller reads and passes each datagram
+    /// to [`TrackerIo::handle_datagram`]; trackers of the other address family still get a
+    /// socket each.
+    pub fn set_udp(&mut self, socket: Arc<UdpSocket>) {
+        self.shared_udp = Some(socket);
+    }
+
+    /// A datagram from `from` on the shared socket: whether it was one of our replies.
+    pub fn handle_datagram(
+        &mut self,
+        registry: &Registry,
+        from: SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+    ) -> bool {
+        let found = self.jobs.iter().find_map(|(k, j)| match &j.state {
+            State::UdpShared { addr, exchange } if *addr == from && exchange.expects(bytes) => {
+                Some(k)
+            }
+            _ => None,
+        });
+        let Some(key) = found else {
+            return false;
+        };
+        if let State::UdpShared { exchange, .. } = &mut self.jobs[key].state {
+            let progress = exchange.handle_datagram(now, bytes);
+            self.udp_progress(registry, key, progress);
+        }
+        true
+    }
+
+    /// After a UDP exchange moved: what it wants sent goes out, or the job is done.
+    fn udp_progress(&mut self, registry: &Registry, key: usize, progress: Progress) {
+        let shared = self.shared_udp.clone();
+        let job = &mut self.jobs[key];
+        match (progress, &mut job.state) {
+            (Progress::Pending, State::Udp { socket, exchange }) => {
+                while let Some(d) = exchange.poll_transmit() {
+                    // A lost datagram is sent again at the next deadline.
+                    let _ = socket.send(&d);
+                }
+                job.deadline = exchange.deadline();
+            }
+            (Progress::Pending, State::UdpShared { addr, exchange }) => {
+                while let Some(d) = exchange.poll_transmit() {
+                    if let Some(s) = &shared {
+                        let _ = s.send_to(&d, *addr);
+                    }
+                }
+                job.deadline = exchange.deadline();
+            }
+            (Progress::Pending, _) => {}
+            (Progress::Done(r), _) => self.finish(registry, key, r),
+        }
     }
 
     /// Whether `token` belongs to a tracker socket.
@@ -270,6 +335,27 @@ impl TrackerIo {
                 job.deadline = now + self.timeouts.connect;
                 Ok(())
             }),
+            Scheme::Udp
+                if self
+                    .shared_udp
+                    .as_ref()
+                    .and_then(|s| s.local_addr().ok())
+                    .is_some_and(|l| l.is_ipv4() == addr.is_ipv4()) =>
+            {
+                let cached = self.udp_connections.get(&addr).copied();
+                let exchange = UdpExchange::new(
+                    now,
+                    job.params.clone(),
+                    addr.is_ipv6(),
+                    cached,
+                    Box::new(|| crate::util::random_u64() as u32),
+                    self.timeouts.udp,
+                );
+                job.deadline = exchange.deadline();
+                job.stage = "waiting for the UDP tracker";
+                job.state = State::UdpShared { addr, exchange };
+                return self.udp_progress(registry, key, Progress::Pending);
+            }
             Scheme::Udp => crate::net::udp(addr, self.bind).and_then(|mut socket| {
                 socket.connect(addr)?;
                 registry.register(&mut socket, token, Interest::READABLE)?;
@@ -338,7 +424,7 @@ impl TrackerIo {
         let timeouts = self.timeouts;
         let job = &mut self.jobs[key];
         let result = match &mut job.state {
-            State::Resolving => return,
+            State::Resolving | State::UdpShared { .. } => return,
             State::Http {
                 stream,
                 connected,
@@ -399,17 +485,7 @@ impl TrackerIo {
                         }
                     }
                 }
-                match progress {
-                    Progress::Pending => {
-                        while let Some(d) = exchange.poll_transmit() {
-                            // A lost datagram is sent again at the next deadline.
-                            let _ = socket.send(&d);
-                        }
-                        job.deadline = exchange.deadline();
-                        return;
-                    }
-                    Progress::Done(r) => r,
-                }
+                return self.udp_progress(registry, key, progress);
             }
         };
         self.finish(registry, key, result);
@@ -429,6 +505,11 @@ impl TrackerIo {
                     self.udp_connections.insert(addr, c);
                 }
                 let _ = registry.deregister(&mut socket);
+            }
+            State::UdpShared { addr, exchange } => {
+                if let Some(c) = exchange.connection() {
+                    self.udp_connections.insert(addr, c);
+                }
             }
             State::Resolving => {}
         }
@@ -455,16 +536,10 @@ impl TrackerIo {
             .collect();
         for key in due {
             let job = &mut self.jobs[key];
-            if let State::Udp { socket, exchange } = &mut job.state {
-                match exchange.handle_timeout(now) {
-                    Progress::Pending => {
-                        while let Some(d) = exchange.poll_transmit() {
-                            let _ = socket.send(&d);
-                        }
-                        job.deadline = exchange.deadline();
-                    }
-                    Progress::Done(r) => self.finish(registry, key, r),
-                }
+            if let State::Udp { exchange, .. } | State::UdpShared { exchange, .. } = &mut job.state
+            {
+                let progress = exchange.handle_timeout(now);
+                self.udp_progress(registry, key, progress);
             } else {
                 let stage = job.stage;
                 self.finish(registry, key, Err(TrackerError::Timeout(stage)));

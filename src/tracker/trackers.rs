@@ -53,6 +53,22 @@ impl Trackers {
         self.io.owns(token)
     }
 
+    /// Sends UDP announces from the host's shared socket (see [`TrackerIo::set_udp`]).
+    pub fn set_udp(&mut self, socket: Arc<mio::net::UdpSocket>) {
+        self.io.set_udp(socket);
+    }
+
+    /// A datagram from the shared socket: whether it was a reply to one of our announces.
+    pub fn handle_datagram(
+        &mut self,
+        registry: &Registry,
+        from: std::net::SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+    ) -> bool {
+        self.io.handle_datagram(registry, from, bytes, now)
+    }
+
     /// A readiness event for one of our tokens.
     pub fn handle_event(&mut self, registry: &Registry, token: Token, now: Instant) {
         self.io.handle_event(registry, token, now);

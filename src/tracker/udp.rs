@@ -202,6 +202,12 @@ impl UdpExchange {
         self.connection
     }
 
+    /// Whether `bytes` answers our current request (its transaction id): on a socket shared
+    /// by several exchanges, the one a datagram is for.
+    pub fn expects(&self, bytes: &[u8]) -> bool {
+        bytes.get(4..8) == Some(&self.transaction.to_be_bytes()[..])
+    }
+
     /// A datagram arrived from the tracker's address.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) -> Progress {
         match parse_reply(bytes, self.transaction, self.ipv6) {
