@@ -183,8 +183,6 @@ pub struct Session {
     metadata: std::sync::Arc<[u8]>,
     /// The metadata fetch (BEP 9) of a torrent started from its info-hash, until it is done.
     fetch: Option<MetadataFetch>,
-    /// The metadata arrived and the shell has not installed it yet.
-    metadata_pending: bool,
     piece_count: u32,
     piece_length: u64,
     max_msg: u32,
@@ -281,7 +279,6 @@ impl Session {
             listen_port: None,
             metadata: std::sync::Arc::from(Vec::new()),
             fetch: Some(MetadataFetch::new(info_hash)),
-            metadata_pending: false,
             piece_count: 0,
             piece_length: 0,
             max_msg: wire::max_message_len(crate::peer::MAX_PIECES),

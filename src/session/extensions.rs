@@ -84,6 +84,13 @@ impl Session {
     /// peers others can dial (ones we dialled, or with a stated listen port), at most
     /// [`PEX_MAX`] added and dropped. Never the encryption flag: btmini does not speak MSE.
     pub(super) fn send_pex(&mut self, key: usize, now: Instant) {
+        if !self.pex {
+            // A magnet's metadata said private (BEP 27): no more PEX, whatever was due.
+            if let Some(p) = self.peers.get_mut(key) {
+                p.conn.pex_due = None;
+            }
+            return;
+        }
         let mut reachable: Vec<(SocketAddr, u8)> = Vec::new();
         for (k, q) in self.peers.iter() {
             if k == key || !q.is_active() {

@@ -47,7 +47,6 @@ impl Session {
             return;
         }
         self.fetch = None;
-        self.metadata_pending = false;
         self.install(meta, have);
         let count = self.piece_count;
         let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
@@ -215,7 +214,6 @@ impl Session {
                 Ok(Progress::Done(info)) => {
                     log::info!("metadata received ({} bytes)", info.len());
                     self.fetch = None;
-                    self.metadata_pending = true;
                     self.actions.push_back(Action::Metadata(info));
                     return;
                 }

@@ -372,3 +372,81 @@ fn early_haves_past_any_torrent_we_accept_drop_the_peer() {
         )]
     );
 }
+
+#[test]
+fn a_magnet_whose_metadata_says_private_stops_pex() {
+    let hashes = vec![7u8; 20 * 4];
+    let mut info = Item::dict();
+    info.insert("name", Item::str("private"));
+    info.insert("piece length", Item::Int(16384));
+    info.insert("pieces", Item::bytes(&hashes));
+    info.insert("length", Item::Int(4 * 16384));
+    info.insert("private", Item::Int(1));
+    let mut root = Item::dict();
+    root.insert("info", info);
+    let meta = Metainfo::from_bytes(&root.encode()).unwrap();
+    let mut m = Magnet::new(4);
+    m.meta = meta;
+    m.s = Session::from_info_hash(
+        m.meta.info_hash.0,
+        *b"-BM0100-magnettests0",
+        Config::default(),
+        3,
+    );
+    let now = m.now;
+    // A peer that speaks PEX: its first PEX message is due at the next tick.
+    let key = m.s.accept("10.0.0.1:1".parse().unwrap(), now).unwrap();
+    let hs = Handshake {
+        reserved: BOTH,
+        info_hash: m.meta.info_hash.0,
+        peer_id: [9; 20],
+    };
+    m.s.received(key, &hs.encode(), now);
+    let payload = ExtHandshake {
+        ut_pex: Some(5),
+        ..Default::default()
+    }
+    .encode();
+    m.s.received(
+        key,
+        &encode(&[Message::Extended {
+            id: 0,
+            payload: &payload,
+        }]),
+        now,
+    );
+    // Another peer, reachable (it states its listen port): what PEX would tell.
+    let other = m.s.accept("10.0.0.2:1".parse().unwrap(), now).unwrap();
+    m.s.received(
+        other,
+        &Handshake {
+            peer_id: [8; 20],
+            ..hs
+        }
+        .encode(),
+        now,
+    );
+    let payload = ExtHandshake {
+        port: Some(7000),
+        ..Default::default()
+    }
+    .encode();
+    m.s.received(
+        other,
+        &encode(&[Message::Extended {
+            id: 0,
+            payload: &payload,
+        }]),
+        now,
+    );
+    sent(&mut m.s, key, now);
+    sent(&mut m.s, other, now);
+    m.s.set_metadata(&m.meta, Bitfield::new(4), now);
+    m.s.tick(now + Duration::from_secs(1));
+    let out = sent(&mut m.s, key, now);
+    assert!(
+        !out.iter()
+            .any(|msg| matches!(msg, Message::Extended { id: 5, .. })),
+        "PEX for a private torrent: {out:?}"
+    );
+}

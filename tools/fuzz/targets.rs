@@ -318,7 +318,9 @@ impl Remote {
 /// A session with two peers (one that dialled us, one we dialled), driven by a script in
 /// the input: raw bytes to a peer, well-formed messages (blocks with the torrent's real or
 /// damaged data, for what btmini asked or not, so pieces complete and fail), time passing,
-/// writes draining, peers leaving. The shell's part is played as the engine plays it:
+/// writes draining, peers leaving; or, started from the info-hash alone, the metadata
+/// offered, sent (right or damaged), rejected and asked for first. The shell's part is
+/// played as the engine plays it:
 /// hashes checked, blocks read, connects succeeding. Checked: nothing panics, verified
 /// pieces are only ever ones whose data hashed right, only verified pieces are read,
 /// completion means every piece, and a peer's send buffer stays bounded.
@@ -340,7 +342,14 @@ pub(crate) fn session(data: &[u8]) {
         ..Config::default()
     };
     let high_water = config.tx_high_water;
-    let mut s = Session::new(meta, have.clone(), [b'f'; 20], config, 7);
+    // Without the have bits, bit 0 starts from the info-hash alone (a magnet link): the
+    // metadata comes from the peers' ut_metadata answers, right or damaged.
+    let magnet = setup & 0x81 == 0x01;
+    let mut s = if magnet {
+        Session::from_info_hash(meta.info_hash.0, [b'f'; 20], config, 7)
+    } else {
+        Session::new(meta, have.clone(), [b'f'; 20], config, 7)
+    };
     s.set_seeding(setup & 0x40 != 0);
     let mut now = Instant::now();
     let incoming: SocketAddr = "10.1.0.1:6881".parse().unwrap();
@@ -374,11 +383,15 @@ pub(crate) fn session(data: &[u8]) {
         if std::mem::take(&mut shell.completed) {
             assert!(shell.verified.is_full() && s.is_complete());
         }
-        assert_eq!(
-            s.have(),
-            &shell.verified,
-            "the session's pieces are the verified ones"
-        );
+        if s.has_metadata() {
+            assert_eq!(
+                s.have(),
+                &shell.verified,
+                "the session's pieces are the verified ones"
+            );
+        } else {
+            assert!(!s.is_complete() && s.have().is_empty());
+        }
         let remotes = &mut shell.remotes;
         for key in remotes.iter().filter_map(|r| r.key) {
             assert!(
@@ -450,7 +463,40 @@ pub(crate) fn session(data: &[u8]) {
                     dropped: vec![],
                 }
                 .encode();
-                let msg = match at(0) % 13 {
+                let info = &meta.info_bytes;
+                let ext_hs = format!(
+                    "d1:md11:ut_metadatai3ee13:metadata_sizei{}ee",
+                    if at(1) & 1 == 0 {
+                        info.len() as u32
+                    } else {
+                        at(2) * 1000
+                    }
+                );
+                let mut piece = btmini::ext::metadata::piece_of(info, at(1) % 2)
+                    .unwrap_or(&[])
+                    .to_vec();
+                if at(2) & 1 != 0 && !piece.is_empty() {
+                    piece[0] ^= 1;
+                }
+                let meta_msg = match at(3) % 3 {
+                    0 => MetadataMsg::Data {
+                        piece: at(1) % 2,
+                        total_size: info.len() as u64,
+                        data: &piece,
+                    },
+                    1 => MetadataMsg::Reject(at(1) % 2),
+                    _ => MetadataMsg::Request(at(1) % 2),
+                }
+                .encode();
+                let msg = match at(0) % 15 {
+                    13 => Message::Extended {
+                        id: 0,
+                        payload: ext_hs.as_bytes(),
+                    },
+                    14 => Message::Extended {
+                        id: btmini::ext::UT_METADATA,
+                        payload: &meta_msg,
+                    },
                     8 => Message::HaveAll,
                     9 => Message::Reject {
                         index: at(1) % (count + 1),
