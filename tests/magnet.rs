@@ -1,7 +1,7 @@
 //! Magnet links (BEP 9) against libtorrent: btmini fetches the metadata and then the data,
 //! by a hex or base32 info-hash, from peers named only by `x.pe` or only by a tracker, into
 //! the place the `.torrent` would have put it; several torrents and a magnet in one process;
-//! a stop before the metadata and a stop in the data each resumed by the same command; a
+//! a stop during the metadata fetch and a stop in the data each resumed by the same command; a
 //! peer that serves wrong metadata is banned. aria2c and transmission seeders, over HTTP
 //! and UDP trackers, are in `tools/interop`'s matrix.
 
@@ -191,7 +191,7 @@ fn interrupt(bt: &Logged) {
 }
 
 #[test]
-fn a_stop_before_the_metadata_and_a_stop_in_the_data_each_resume_with_the_same_command() {
+fn a_stop_during_the_metadata_fetch_and_a_stop_in_the_data_each_resume_with_the_same_command() {
     let dir = TempDir::new("magnet-resume");
     let tport = free_port();
     let url = format!("http://127.0.0.1:{tport}/announce");
@@ -200,17 +200,32 @@ fn a_stop_before_the_metadata_and_a_stop_in_the_data_each_resume_with_the_same_c
     let torrent = dir.join("r.torrent");
     let hex = make_torrent(&file, &torrent, &url);
     let tracker = OpenTracker::start_on(tport, std::slice::from_ref(&hex));
-    let link = format!("magnet:?xt=urn:btih:{hex}&tr={}", pct(&url));
+    // A peer that offers the metadata and never sends it, and (later) a seeder through
+    // the tracker.
+    let meta = btmini::metainfo::Metainfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
+    let (asked_tx, asked) = std::sync::mpsc::channel();
+    let (silent, silent_done) = metadata_peer(
+        meta.info_hash.0,
+        meta.info_bytes.len(),
+        Script::Silent(asked_tx),
+    );
+    let link = format!(
+        "magnet:?xt=urn:btih:{hex}&tr={}&x.pe=127.0.0.6:{silent}",
+        pct(&url)
+    );
     let out = dir.join("out");
     let port = free_port();
     let saved = out.join(format!(".btmini-{hex}.torrent"));
 
-    // 1. No seeder yet: stopped while it waits for the metadata.
+    // 1. Stopped during the metadata fetch: a piece asked for, none received.
     let mut bt = btmini_on(std::slice::from_ref(&link), &out, port);
-    bt.wait_for("listening on port");
+    asked
+        .recv_timeout(LOGGED_LIMIT)
+        .unwrap_or_else(|_| panic!("metadata never asked for: {}", bt.log()));
     interrupt(&bt);
     let status = wait_exit(&mut bt.child, "btmini", LOGGED_LIMIT);
     assert!(status.success(), "SIGINT exits 0: {}", bt.log());
+    assert!(silent_done.join().unwrap());
     assert!(!saved.exists(), "no metadata to keep yet");
 
     // 2. A seeder held to 1 MB/s: stopped in the data, once a piece is on disk.
@@ -261,6 +276,25 @@ fn lying_metadata_peer(
     size: usize,
     good: std::net::SocketAddrV4,
 ) -> (u16, std::thread::JoinHandle<bool>) {
+    metadata_peer(info_hash, size, Script::Lie(good))
+}
+
+/// What a scripted metadata peer does when asked for a piece.
+enum Script {
+    /// Tell of this good peer by PEX, then answer junk.
+    Lie(std::net::SocketAddrV4),
+    /// Say so on the channel, and never answer.
+    Silent(std::sync::mpsc::Sender<()>),
+}
+
+/// A scripted peer on 127.0.0.6 that has the torrent (have_all), offers its metadata
+/// (`size` bytes), takes one connection and follows `script` when asked for metadata.
+/// Returns its port, and whether it was asked.
+fn metadata_peer(
+    info_hash: [u8; 20],
+    size: usize,
+    script: Script,
+) -> (u16, std::thread::JoinHandle<bool>) {
     let listener = TcpListener::bind("127.0.0.6:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
@@ -302,6 +336,14 @@ fn lying_metadata_peer(
             if body.len() < 2 || body[0] != 20 || body[1] != 3 {
                 continue;
             }
+            let good = match &script {
+                Script::Lie(good) => *good,
+                Script::Silent(asked) => {
+                    let _ = asked.send(());
+                    served = true;
+                    continue;
+                }
+            };
             let text = String::from_utf8_lossy(&body[2..]).to_string();
             let piece: usize = text
                 .split("5:piecei")
