@@ -285,6 +285,9 @@ enum Script {
     Lie(std::net::SocketAddrV4),
     /// Say so on the channel, and never answer.
     Silent(std::sync::mpsc::Sender<()>),
+    /// Tell of this good peer by PEX, reject the piece 20,000 times over, then send a
+    /// piece never asked for.
+    Storm(std::net::SocketAddrV4),
 }
 
 /// A scripted peer on 127.0.0.6 that has the torrent (have_all), offers its metadata
@@ -336,8 +339,9 @@ fn metadata_peer(
             if body.len() < 2 || body[0] != 20 || body[1] != 3 {
                 continue;
             }
-            let good = match &script {
-                Script::Lie(good) => *good,
+            let (good, storm) = match &script {
+                Script::Lie(good) => (*good, false),
+                Script::Storm(good) => (*good, true),
                 Script::Silent(asked) => {
                     let _ = asked.send(());
                     served = true;
@@ -351,17 +355,26 @@ fn metadata_peer(
                 .and_then(|t| t.split('e').next())
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
-            let len = (size - piece * 16384).min(16384);
-            let head = format!("d8:msg_typei1e5:piecei{piece}e10:total_sizei{size}ee");
-            let mut payload = vec![2u8];
-            payload.extend_from_slice(head.as_bytes());
-            payload.extend(std::iter::repeat_n(0x5a, len));
             let mut pex = b"\x01d5:added6:".to_vec();
             pex.extend_from_slice(&good.ip().octets());
             pex.extend_from_slice(&good.port().to_be_bytes());
             pex.push(b'e');
             // The PEX first: once the junk is read btmini drops us, with what follows.
             let mut answer = if served { Vec::new() } else { msg(20, &pex) };
+            let (piece, len) = if storm {
+                let reject = format!("d8:msg_typei2e5:piecei{piece}ee");
+                let reject = msg(20, &[&[2u8][..], reject.as_bytes()].concat());
+                for _ in 0..20_000 {
+                    answer.extend_from_slice(&reject);
+                }
+                (7, 100)
+            } else {
+                (piece, (size - piece * 16384).min(16384))
+            };
+            let head = format!("d8:msg_typei1e5:piecei{piece}e10:total_sizei{size}ee");
+            let mut payload = vec![2u8];
+            payload.extend_from_slice(head.as_bytes());
+            payload.extend(std::iter::repeat_n(0x5a, len));
             answer.extend(msg(20, &payload));
             if s.write_all(&answer).is_err() {
                 return served;
@@ -396,4 +409,45 @@ fn a_peer_serving_wrong_metadata_is_banned_and_the_download_completes_from_a_goo
         banned < received,
         "the good metadata came after the ban: {log}"
     );
+}
+
+#[test]
+fn an_absurd_metadata_size_and_a_reject_storm_with_an_unasked_piece_drop_their_peers() {
+    let dir = TempDir::new("magnet-storm");
+    let (file, torrent) = single_file_torrent(dir.path(), 93, 1_000_003, &[]);
+    let hex = hex_of(&torrent);
+    let meta = btmini::metainfo::Metainfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
+    let seeder = libtorrent_seeder(&torrent, &dir.join("data"), "127.0.0.2", None);
+    let good = std::net::SocketAddrV4::new([127, 0, 0, 2].into(), seeder.port);
+    // One peer states a metadata size of 1 TiB; the other rejects 20,000 times, then
+    // sends metadata piece 7 (there is one piece), and tells of the good seeder by PEX.
+    let (never_tx, _never) = std::sync::mpsc::channel();
+    let (absurd, absurd_done) = metadata_peer(meta.info_hash.0, 1 << 40, Script::Silent(never_tx));
+    let (storm, storm_done) =
+        metadata_peer(meta.info_hash.0, meta.info_bytes.len(), Script::Storm(good));
+    let link = format!("magnet:?xt=urn:btih:{hex}&x.pe=127.0.0.6:{absurd}&x.pe=127.0.0.6:{storm}");
+    let out = dir.join("out");
+    let mut bt = btmini_on(&[link], &out, free_port());
+    bt.wait_for("metadata received");
+    let hwm = std::fs::read_to_string(format!("/proc/{}/status", bt.child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        });
+    let log = bt.finish_with(&out.join("single.bin"), &file);
+    assert!(
+        !absurd_done.join().unwrap(),
+        "the absurd peer is never asked"
+    );
+    assert!(storm_done.join().unwrap(), "the storm peer was asked");
+    assert!(log.contains("metadata_size 1099511627776"), "{log}");
+    assert!(
+        log.contains("metadata piece 7, which we did not ask for"),
+        "{log}"
+    );
+    if let Some(kb) = hwm {
+        assert!(kb < 32 * 1024, "peak RSS {kb} kB after the storm");
+    }
 }
