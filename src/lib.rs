@@ -85,6 +85,7 @@ pub mod bencode;
 pub mod bitfield;
 pub mod cli;
 pub mod create;
+pub mod dht;
 pub mod engine;
 pub mod ext;
 pub mod geometry;

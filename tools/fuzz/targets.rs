@@ -39,6 +39,8 @@ pub(crate) const TARGETS: &[(&str, Target)] = &[
     ("ut_pex", ut_pex),
     ("magnet", magnet),
     ("ut_metadata", ut_metadata),
+    ("krpc", krpc),
+    ("dht_node", dht_node),
 ];
 
 /// Writes `v` back as bencode, keys in the order they came.
@@ -678,4 +680,59 @@ pub(crate) fn ut_metadata(data: &[u8]) {
             Some(m)
         );
     }
+}
+
+/// A KRPC datagram: what decodes encodes to a datagram that decodes to the same message
+/// (error texts aside, which are made printable), and nothing panics.
+pub(crate) fn krpc(data: &[u8]) {
+    use btmini::dht::krpc::{Body, Msg};
+    let Ok(m) = Msg::decode(data) else {
+        return;
+    };
+    let again = Msg::decode(&m.encode()).expect("our own encoding decodes");
+    match (&m.body, &again.body) {
+        (Body::Error { code: a, .. }, Body::Error { code: b, .. }) => assert_eq!(a, b),
+        _ => assert_eq!(again, m),
+    }
+}
+
+/// A DHT node fed arbitrary datagrams from a handful of sources, with time passing: every
+/// datagram it sends is a KRPC message of at most 1,024 bytes, one input never makes it
+/// send more than a reply and a ping, and nothing panics.
+pub(crate) fn dht_node(data: &[u8]) {
+    use btmini::dht::Id;
+    use btmini::dht::krpc::Msg;
+    use btmini::dht::node::{Config, Node};
+    let start = Instant::now();
+    let mut now = start;
+    let mut node = Node::new(Id([0x55; 20]), Config::default(), now, 11);
+    node.bootstrap(&["10.9.0.1:6881".parse().unwrap()], now);
+    node.get_peers(Id([0x42; 20]), Some(6881), now);
+    let mut input = data;
+    while let Some((&op, rest)) = input.split_first() {
+        input = rest;
+        let l = take(&mut input, 2);
+        let len = usize::from(u16::from_be_bytes([
+            l.first().copied().unwrap_or(0),
+            l.get(1).copied().unwrap_or(0),
+        ])) % 1500;
+        let datagram = take(&mut input, len);
+        let from = SocketAddr::from(([10, 9, 0, op % 4 + 1], 6881 + u16::from(op >> 6)));
+        if op & 0x20 != 0 {
+            now += Duration::from_millis(u64::from(op & 0x1f) * 250);
+            node.handle_timeout(now);
+        }
+        node.handle_datagram(now, from, datagram);
+        let mut sent = 0;
+        while let Some((_, bytes)) = node.poll_transmit() {
+            assert!(bytes.len() <= 1024, "a datagram of {} bytes", bytes.len());
+            Msg::decode(&bytes).expect("what the node sends decodes");
+            sent += 1;
+        }
+        // A reply, a ping to a new querier, and a lookup's next queries (ALPHA) at most,
+        // or what the timeouts let out.
+        assert!(sent <= 2 + 3 + 64, "{sent} datagrams for one input");
+        while node.poll_event().is_some() {}
+    }
+    assert!(node.table().len() <= 160 * 8);
 }

@@ -1,0 +1,781 @@
+//! A DHT node (BEP 5) as a sans-IO state machine, in the shape of `tracker/udp.rs` and
+//! jech/dht's `dht_periodic`: datagrams and the clock go in ([`Node::handle_datagram`],
+//! [`Node::handle_timeout`]); datagrams to send ([`Node::poll_transmit`]), events
+//! ([`Node::poll_event`]) and the next deadline ([`Node::poll_timeout`]) come out. No
+//! socket and no clock inside, so a network of a thousand nodes runs in a unit test.
+//!
+//! It answers every query (`ping`, `find_node`, `get_peers`, `announce_peer`), each with
+//! one datagram of at most about 1 KB, and a malformed query with a KRPC error; a source
+//! that sends more than [`MAX_PER_SECOND`] datagrams a second is ignored for the rest of
+//! that second. Its own lookups are iterative: [`ALPHA`] queries in flight, converging on
+//! the [`K`] closest nodes that answer; a `get_peers` lookup reports peers as they come and
+//! can end with `announce_peer` to the closest nodes that gave a token. A reply is only
+//! taken from the address the query went to, with the transaction id it carried.
+
+use super::krpc::{self, Body, Id, Msg, NodeInfo, Query, Response, Want};
+use super::store::{PeerStore, Tokens};
+use super::table::{Inserted, K, Table};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// Queries in flight per lookup.
+pub const ALPHA: usize = 3;
+/// A query unanswered this long is sent once more, then counts as failed.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Datagrams a second taken from one IP address; more are dropped.
+pub const MAX_PER_SECOND: u32 = 50;
+/// Candidates a lookup keeps (the closest ones).
+const MAX_CANDIDATES: usize = K * 8;
+/// Peers a lookup reports at most.
+const MAX_FOUND: usize = 1_000;
+/// Sources tracked by the rate limit at most (the map is cleared when it is full).
+const MAX_SOURCES: usize = 10_000;
+/// Queries of our own in flight at most; more wait.
+const MAX_PENDING: usize = 256;
+
+/// Settings.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// BEP 43: ask, but tell others not to add us (a node behind a NAT).
+    pub read_only: bool,
+}
+
+/// What a node tells its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A `get_peers` lookup found these peers (new ones only; more may follow).
+    Peers {
+        /// The torrent.
+        info_hash: Id,
+        /// Its peers.
+        peers: Vec<SocketAddr>,
+    },
+    /// A lookup ended.
+    LookupDone {
+        /// What was looked up.
+        target: Id,
+        /// The closest nodes that answered, closest first (at most [`K`]).
+        closest: Vec<NodeInfo>,
+        /// Queries it sent.
+        queries: u32,
+        /// `announce_peer` queries sent at the end.
+        announced: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CandState {
+    Fresh,
+    Asked,
+    Replied,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+struct Cand {
+    /// Unknown for a bootstrap address.
+    id: Option<Id>,
+    addr: SocketAddr,
+    state: CandState,
+    token: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct Lookup {
+    target: Id,
+    /// `get_peers` (else `find_node`), and the port to announce at the end, if any.
+    get_peers: bool,
+    announce: Option<u16>,
+    /// Joining the network: when it ends, every bucket is refreshed.
+    joining: bool,
+    cands: Vec<Cand>,
+    in_flight: usize,
+    queries: u32,
+    found: HashSet<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Ping,
+    Lookup(u64),
+    Announce,
+}
+
+#[derive(Debug)]
+struct Pending {
+    addr: SocketAddr,
+    id: Option<Id>,
+    sent: Instant,
+    purpose: Purpose,
+    query: Query,
+    retried: bool,
+}
+
+/// One DHT node.
+pub struct Node {
+    table: Table,
+    tokens: Tokens,
+    store: PeerStore,
+    config: Config,
+    pending: HashMap<u16, Pending>,
+    lookups: HashMap<u64, Lookup>,
+    next_lookup: u64,
+    out: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<Event>,
+    rng: u64,
+    next_t: u16,
+    limiter: HashMap<IpAddr, (Instant, u32)>,
+    last_maintenance: Instant,
+    /// The bootstrap addresses, tried again while the table is empty.
+    routers: Vec<SocketAddr>,
+}
+
+impl Node {
+    /// A node with id `id`; `seed` drives its randomness (transaction ids, token secrets,
+    /// refresh targets).
+    pub fn new(id: Id, config: Config, now: Instant, seed: u64) -> Self {
+        let mut rng = seed | 1;
+        let mut random16 = || {
+            let mut b = [0u8; 16];
+            for c in b.chunks_mut(8) {
+                rng = xorshift(rng);
+                c.copy_from_slice(&rng.to_le_bytes());
+            }
+            b
+        };
+        let tokens = Tokens::new(now, &mut random16);
+        Self {
+            table: Table::new(id, now),
+            tokens,
+            store: PeerStore::default(),
+            config,
+            pending: HashMap::new(),
+            lookups: HashMap::new(),
+            next_lookup: 1,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            next_t: (rng >> 16) as u16,
+            rng,
+            limiter: HashMap::new(),
+            last_maintenance: now,
+            routers: Vec::new(),
+        }
+    }
+
+    /// Our id.
+    pub fn id(&self) -> Id {
+        self.table.own()
+    }
+
+    /// The routing table.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Peers announced to us, over all torrents.
+    pub fn stored_peers(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Lookups under way.
+    pub fn lookups(&self) -> usize {
+        self.lookups.len()
+    }
+
+    fn random(&mut self) -> u64 {
+        self.rng = xorshift(self.rng);
+        self.rng
+    }
+
+    fn random_id(&mut self) -> [u8; 20] {
+        let mut b = [0u8; 20];
+        for c in b.chunks_mut(8) {
+            let r = self.random().to_le_bytes();
+            c.copy_from_slice(&r[..c.len()]);
+        }
+        b
+    }
+
+    /// Joins the network through these nodes (ids unknown): a lookup of our own id, which
+    /// fills the table with the nodes around us.
+    pub fn bootstrap(&mut self, addrs: &[SocketAddr], now: Instant) {
+        for a in addrs {
+            if !self.routers.contains(a) {
+                self.routers.push(*a);
+            }
+        }
+        let own = self.id();
+        let id = self.start(own, false, None, now);
+        if let Some(l) = self.lookups.get_mut(&id) {
+            l.joining = true;
+            for &addr in addrs {
+                if !l.cands.iter().any(|c| c.addr == addr) {
+                    l.cands.insert(
+                        0,
+                        Cand {
+                            id: None,
+                            addr,
+                            state: CandState::Fresh,
+                            token: None,
+                        },
+                    );
+                }
+            }
+        }
+        self.step(id, now);
+    }
+
+    /// Looks for peers of `info_hash`, reported as [`Event::Peers`]; with `announce`, ends
+    /// by announcing that we download it on that port.
+    pub fn get_peers(&mut self, info_hash: Id, announce: Option<u16>, now: Instant) {
+        // Peers announced to this very node count too (in a small network the closest
+        // node to the torrent may be us).
+        let mine: Vec<SocketAddr> = [false, true]
+            .into_iter()
+            .flat_map(|v6| self.store.peers(&info_hash, v6, now))
+            .collect();
+        if !mine.is_empty() {
+            self.events.push_back(Event::Peers {
+                info_hash,
+                peers: mine,
+            });
+        }
+        let id = self.start(info_hash, true, announce, now);
+        self.step(id, now);
+    }
+
+    /// Looks up the nodes closest to `target`.
+    pub fn find_node(&mut self, target: Id, now: Instant) {
+        let id = self.start(target, false, None, now);
+        self.step(id, now);
+    }
+
+    /// Pings `addr` (a `port` message from a peer): if it answers it joins the table.
+    pub fn ping(&mut self, addr: SocketAddr, now: Instant) {
+        if !self.pending.values().any(|p| p.addr == addr) {
+            self.send_query(addr, None, Query::Ping, Purpose::Ping, now);
+        }
+    }
+
+    fn start(&mut self, target: Id, get_peers: bool, announce: Option<u16>, _now: Instant) -> u64 {
+        let id = self.next_lookup;
+        self.next_lookup += 1;
+        let cands = self
+            .table
+            .closest(&target, MAX_CANDIDATES)
+            .into_iter()
+            .map(|n| Cand {
+                id: Some(n.id),
+                addr: n.addr,
+                state: CandState::Fresh,
+                token: None,
+            })
+            .collect();
+        self.lookups.insert(
+            id,
+            Lookup {
+                target,
+                get_peers,
+                announce,
+                joining: false,
+                cands,
+                in_flight: 0,
+                queries: 0,
+                found: HashSet::new(),
+            },
+        );
+        id
+    }
+
+    /// Sends the lookup's next queries, or ends it.
+    fn step(&mut self, lookup: u64, now: Instant) {
+        let Some(l) = self.lookups.get_mut(&lookup) else {
+            return;
+        };
+        let target = l.target;
+        l.cands
+            .sort_by_key(|c| c.id.map_or([0; 20], |id| id.distance(&target)));
+        let mut to_ask = Vec::new();
+        let mut in_flight = l.in_flight;
+        let mut live = 0;
+        let mut all_replied = true;
+        for c in l.cands.iter_mut() {
+            if c.state == CandState::Failed {
+                continue;
+            }
+            live += 1;
+            if live > K {
+                break;
+            }
+            match c.state {
+                CandState::Replied => {}
+                CandState::Asked => all_replied = false,
+                CandState::Fresh => {
+                    all_replied = false;
+                    if in_flight < ALPHA {
+                        c.state = CandState::Asked;
+                        in_flight += 1;
+                        to_ask.push((c.addr, c.id));
+                    }
+                }
+                CandState::Failed => unreachable!(),
+            }
+        }
+        let query = if l.get_peers {
+            Query::GetPeers { info_hash: target }
+        } else {
+            Query::FindNode { target }
+        };
+        l.in_flight = in_flight;
+        l.queries += to_ask.len() as u32;
+        let done = all_replied || (to_ask.is_empty() && in_flight == 0);
+        for (addr, id) in to_ask {
+            self.send_query(addr, id, query.clone(), Purpose::Lookup(lookup), now);
+        }
+        if done {
+            self.finish(lookup, now);
+        }
+    }
+
+    fn finish(&mut self, lookup: u64, now: Instant) {
+        let Some(l) = self.lookups.remove(&lookup) else {
+            return;
+        };
+        let replied: Vec<&Cand> = l
+            .cands
+            .iter()
+            .filter(|c| c.state == CandState::Replied && c.id.is_some())
+            .take(K)
+            .collect();
+        let closest = replied
+            .iter()
+            .map(|c| NodeInfo {
+                id: c.id.expect("filtered"),
+                addr: c.addr,
+            })
+            .collect();
+        let mut announced = 0;
+        if let Some(port) = l.announce {
+            for c in &replied {
+                if let Some(token) = &c.token {
+                    let q = Query::AnnouncePeer {
+                        info_hash: l.target,
+                        port,
+                        implied_port: false,
+                        token: token.clone(),
+                    };
+                    self.send_query(c.addr, c.id, q, Purpose::Announce, now);
+                    announced += 1;
+                }
+            }
+        }
+        if l.joining {
+            let mut seed = self.random();
+            let targets = self.table.every_bucket(|| {
+                let mut b = [0u8; 20];
+                for c in b.chunks_mut(8) {
+                    seed = xorshift(seed);
+                    c.copy_from_slice(&seed.to_le_bytes()[..c.len()]);
+                }
+                b
+            });
+            for target in targets {
+                self.find_node(target, now);
+            }
+        }
+        self.events.push_back(Event::LookupDone {
+            target: l.target,
+            closest,
+            queries: l.queries,
+            announced,
+        });
+    }
+
+    fn send_query(
+        &mut self,
+        addr: SocketAddr,
+        id: Option<Id>,
+        query: Query,
+        purpose: Purpose,
+        now: Instant,
+    ) {
+        if self.pending.len() >= MAX_PENDING {
+            // Too much in flight: it counts as failed at once, and the lookup moves on.
+            return self.query_failed(addr, id, purpose, now);
+        }
+        let t = self.new_t();
+        self.transmit_query(t, addr, &query);
+        self.pending.insert(
+            t,
+            Pending {
+                addr,
+                id,
+                sent: now,
+                purpose,
+                query,
+                retried: false,
+            },
+        );
+    }
+
+    fn new_t(&mut self) -> u16 {
+        loop {
+            self.next_t = self.next_t.wrapping_add(1);
+            if !self.pending.contains_key(&self.next_t) {
+                return self.next_t;
+            }
+        }
+    }
+
+    fn transmit_query(&mut self, t: u16, addr: SocketAddr, query: &Query) {
+        let msg = Msg {
+            t: t.to_be_bytes().to_vec(),
+            body: Body::Query {
+                id: self.id(),
+                query: query.clone(),
+                want: Want::default(),
+                read_only: self.config.read_only,
+            },
+            ip: None,
+        };
+        self.out.push_back((addr, msg.encode()));
+    }
+
+    /// A datagram from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        if !self.allow(from.ip(), now) {
+            return;
+        }
+        let msg = match Msg::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                if let (true, Some(t)) = (e.query, e.t) {
+                    let code = if e.unknown_method {
+                        krpc::code::METHOD_UNKNOWN
+                    } else {
+                        krpc::code::PROTOCOL
+                    };
+                    self.reply_error(from, t, code, &e.what);
+                }
+                return;
+            }
+        };
+        match msg.body {
+            Body::Query {
+                id,
+                query,
+                read_only,
+                ..
+            } => self.on_query(from, msg.t, id, query, read_only, now),
+            Body::Response(r) => self.on_response(from, &msg.t, Some(r), now),
+            Body::Error { .. } => self.on_response(from, &msg.t, None, now),
+        }
+    }
+
+    /// Whether another datagram from `ip` is taken this second.
+    fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if self.limiter.len() >= MAX_SOURCES && !self.limiter.contains_key(&ip) {
+            self.limiter.clear();
+        }
+        let (since, n) = self.limiter.entry(ip).or_insert((now, 0));
+        if now.duration_since(*since) >= Duration::from_secs(1) {
+            *since = now;
+            *n = 0;
+        }
+        *n += 1;
+        *n <= MAX_PER_SECOND
+    }
+
+    fn reply(&mut self, to: SocketAddr, t: Vec<u8>, r: Response) {
+        let msg = Msg {
+            t,
+            body: Body::Response(r),
+            ip: Some(to),
+        };
+        self.out.push_back((to, msg.encode()));
+    }
+
+    fn reply_error(&mut self, to: SocketAddr, t: Vec<u8>, code: i64, what: &str) {
+        let msg = Msg {
+            t,
+            body: Body::Error {
+                code,
+                message: what.chars().take(100).collect(),
+            },
+            ip: None,
+        };
+        self.out.push_back((to, msg.encode()));
+    }
+
+    fn on_query(
+        &mut self,
+        from: SocketAddr,
+        t: Vec<u8>,
+        id: Id,
+        query: Query,
+        read_only: bool,
+        now: Instant,
+    ) {
+        // A node that queries us may be worth knowing: if there is room for it, ask it
+        // something, and it joins the table when it answers (never on its word alone).
+        if !read_only && self.table.has_room_for(&id) {
+            self.ping(from, now);
+        }
+        let own = Some(self.id());
+        let nodes_near = |table: &Table, target: &Id| -> Vec<NodeInfo> {
+            table
+                .closest(target, K)
+                .into_iter()
+                .filter(|n| n.addr.is_ipv4() == from.is_ipv4())
+                .collect()
+        };
+        match query {
+            Query::Ping => self.reply(
+                from,
+                t,
+                Response {
+                    id: own,
+                    ..Response::default()
+                },
+            ),
+            Query::FindNode { target } => {
+                let nodes = nodes_near(&self.table, &target);
+                self.reply(
+                    from,
+                    t,
+                    Response {
+                        id: own,
+                        nodes,
+                        ..Response::default()
+                    },
+                );
+            }
+            Query::GetPeers { info_hash } => {
+                let values = self.store.peers(&info_hash, from.is_ipv6(), now);
+                let nodes = nodes_near(&self.table, &info_hash);
+                let token = Some(self.tokens.token(&from, &info_hash));
+                self.reply(
+                    from,
+                    t,
+                    Response {
+                        id: own,
+                        nodes,
+                        values,
+                        token,
+                        ..Response::default()
+                    },
+                );
+            }
+            Query::AnnouncePeer {
+                info_hash,
+                port,
+                implied_port,
+                token,
+            } => {
+                if !self.tokens.valid(&token, &from, &info_hash) {
+                    return self.reply_error(from, t, krpc::code::PROTOCOL, "bad token");
+                }
+                let port = if implied_port { from.port() } else { port };
+                if port == 0 {
+                    return self.reply_error(from, t, krpc::code::PROTOCOL, "port 0");
+                }
+                self.store
+                    .announce(info_hash, SocketAddr::new(from.ip(), port), now);
+                self.reply(
+                    from,
+                    t,
+                    Response {
+                        id: own,
+                        ..Response::default()
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_response(&mut self, from: SocketAddr, t: &[u8], r: Option<Response>, now: Instant) {
+        let Some(t) = <[u8; 2]>::try_from(t).ok().map(u16::from_be_bytes) else {
+            return;
+        };
+        // Only the address we asked, with the id we gave it: anything else is stray or
+        // spoofed.
+        if self.pending.get(&t).is_none_or(|p| p.addr != from) {
+            return;
+        }
+        let p = self.pending.remove(&t).expect("checked");
+        let Some(r) = r else {
+            // An error: it is alive, but gave nothing.
+            return self.query_failed(p.addr, p.id, p.purpose, now);
+        };
+        let rid = r.id.expect("decode requires it");
+        if p.id.is_some_and(|want| want != rid) {
+            // Another node answers at that address now.
+            self.table.failed(&p.id.expect("some"), p.addr);
+        }
+        if let Inserted::PingFirst(q) = self.table.insert(
+            NodeInfo {
+                id: rid,
+                addr: from,
+            },
+            now,
+        ) {
+            self.ping(q.addr, now);
+        }
+        if let Purpose::Lookup(lookup) = p.purpose {
+            self.lookup_reply(lookup, from, rid, r, now);
+        }
+    }
+
+    fn lookup_reply(&mut self, lookup: u64, from: SocketAddr, rid: Id, r: Response, now: Instant) {
+        let Some(l) = self.lookups.get_mut(&lookup) else {
+            return;
+        };
+        l.in_flight = l.in_flight.saturating_sub(1);
+        if let Some(c) = l.cands.iter_mut().find(|c| c.addr == from) {
+            c.state = CandState::Replied;
+            c.id = Some(rid);
+            c.token = r.token;
+        }
+        for n in r.nodes.into_iter().filter(|n| n.addr.port() != 0) {
+            if n.id == self.table.own()
+                || l.cands
+                    .iter()
+                    .any(|c| c.addr == n.addr || c.id == Some(n.id))
+            {
+                continue;
+            }
+            l.cands.push(Cand {
+                id: Some(n.id),
+                addr: n.addr,
+                state: CandState::Fresh,
+                token: None,
+            });
+        }
+        let target = l.target;
+        l.cands
+            .sort_by_key(|c| c.id.map_or([0; 20], |id| id.distance(&target)));
+        l.cands.truncate(MAX_CANDIDATES);
+        if l.get_peers && !r.values.is_empty() {
+            let mut new = Vec::new();
+            for v in r.values {
+                if l.found.len() < MAX_FOUND && l.found.insert(v) {
+                    new.push(v);
+                }
+            }
+            if !new.is_empty() {
+                self.events.push_back(Event::Peers {
+                    info_hash: target,
+                    peers: new,
+                });
+            }
+        }
+        self.step(lookup, now);
+    }
+
+    fn query_failed(&mut self, addr: SocketAddr, id: Option<Id>, purpose: Purpose, now: Instant) {
+        if let Some(id) = id {
+            self.table.failed(&id, addr);
+        }
+        if let Purpose::Lookup(lookup) = purpose {
+            if let Some(l) = self.lookups.get_mut(&lookup) {
+                l.in_flight = l.in_flight.saturating_sub(1);
+                if let Some(c) = l.cands.iter_mut().find(|c| c.addr == addr) {
+                    c.state = CandState::Failed;
+                }
+                self.step(lookup, now);
+            }
+        }
+    }
+
+    /// Time passed: unanswered queries are sent once more, then fail; stale buckets are
+    /// refreshed, token secrets rotated and old announces forgotten.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut late: Vec<(Instant, u16)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.sent) >= QUERY_TIMEOUT)
+            .map(|(t, p)| (p.sent, *t))
+            .collect();
+        // In the order they were sent, not the map's: the same inputs, the same outputs.
+        late.sort_unstable();
+        let late = late.into_iter().map(|(_, t)| t);
+        for t in late {
+            let mut p = self.pending.remove(&t).expect("listed");
+            if p.retried {
+                self.query_failed(p.addr, p.id, p.purpose, now);
+            } else {
+                p.retried = true;
+                p.sent = now;
+                let t = self.new_t();
+                self.transmit_query(t, p.addr, &p.query);
+                self.pending.insert(t, p);
+            }
+        }
+        if now.duration_since(self.last_maintenance) >= Duration::from_secs(60) {
+            self.last_maintenance = now;
+            let mut seed = self.random();
+            let targets = self.table.stale(now, || {
+                let mut b = [0u8; 20];
+                for c in b.chunks_mut(8) {
+                    seed = xorshift(seed);
+                    c.copy_from_slice(&seed.to_le_bytes()[..c.len()]);
+                }
+                b
+            });
+            for target in targets {
+                self.find_node(target, now);
+            }
+            // Nobody answered the bootstrap (lost, or the routers were down): again.
+            if self.table.is_empty() && !self.routers.is_empty() {
+                let routers = self.routers.clone();
+                self.bootstrap(&routers, now);
+            }
+            let mut seed = self.random();
+            self.tokens.rotate(now, || {
+                let mut b = [0u8; 16];
+                for c in b.chunks_mut(8) {
+                    seed = xorshift(seed);
+                    c.copy_from_slice(&seed.to_le_bytes());
+                }
+                b
+            });
+            self.store.expire(now);
+        }
+    }
+
+    /// When [`Node::handle_timeout`] has something to do next.
+    pub fn poll_timeout(&self) -> Instant {
+        let maintenance = self.last_maintenance + Duration::from_secs(60);
+        self.pending
+            .values()
+            .map(|p| p.sent + QUERY_TIMEOUT)
+            .min()
+            .map_or(maintenance, |t| t.min(maintenance))
+    }
+
+    /// The next datagram to send, and where.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.out.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// A random id, from the node's own randomness (for a new node id, say).
+    pub fn random_target(&mut self) -> Id {
+        Id(self.random_id())
+    }
+}
+
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,358 @@
+//! Nodes talking to each other through a simulated network: seeded latency and loss, some
+//! nodes gone, simulated time. No sockets, no clock: every run is the same run.
+
+use super::*;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// A datagram on its way: when it arrives, a sequence number (the order of equal times),
+/// from where, to which node, what.
+type InFlight = Reverse<(Instant, u64, SocketAddr, usize, Vec<u8>)>;
+
+struct Net {
+    nodes: Vec<Node>,
+    addrs: Vec<SocketAddr>,
+    by_addr: HashMap<SocketAddr, usize>,
+    /// (delivery time, sequence, from, to node, bytes)
+    queue: BinaryHeap<InFlight>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    gone: HashSet<usize>,
+    events: Vec<(usize, Event, Instant)>,
+    now: Instant,
+    rng: u64,
+    seq: u64,
+    loss_per_mille: u64,
+    sent: u64,
+}
+
+impl Net {
+    fn new(n: usize, seed: u64, loss_per_mille: u64) -> Self {
+        let start = Instant::now();
+        let mut rng = seed | 1;
+        let mut nodes = Vec::new();
+        let mut addrs = Vec::new();
+        let mut by_addr = HashMap::new();
+        for i in 0..n {
+            let mut id = [0u8; 20];
+            for c in id.chunks_mut(8) {
+                rng = xorshift(rng);
+                c.copy_from_slice(&rng.to_le_bytes()[..c.len()]);
+            }
+            let addr = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881));
+            nodes.push(Node::new(Id(id), Config::default(), start, rng));
+            by_addr.insert(addr, i);
+            addrs.push(addr);
+        }
+        Self {
+            nodes,
+            addrs,
+            by_addr,
+            queue: BinaryHeap::new(),
+            timers: BinaryHeap::new(),
+            gone: HashSet::new(),
+            events: Vec::new(),
+            now: start,
+            rng,
+            seq: 0,
+            loss_per_mille,
+            sent: 0,
+        }
+    }
+
+    fn random(&mut self) -> u64 {
+        self.rng = xorshift(self.rng);
+        self.rng
+    }
+
+    /// Moves what node `i` wants sent into the network, its events out, its timer in.
+    fn drain(&mut self, i: usize) {
+        while let Some((to, bytes)) = self.nodes[i].poll_transmit() {
+            self.sent += 1;
+            assert!(bytes.len() <= 1024, "a datagram of {} bytes", bytes.len());
+            if self.random() % 1000 < self.loss_per_mille {
+                continue;
+            }
+            let Some(&j) = self.by_addr.get(&to) else {
+                continue;
+            };
+            let latency = Duration::from_millis(5 + self.random() % 45);
+            self.seq += 1;
+            self.queue.push(Reverse((
+                self.now + latency,
+                self.seq,
+                self.addrs[i],
+                j,
+                bytes,
+            )));
+        }
+        while let Some(e) = self.nodes[i].poll_event() {
+            self.events.push((i, e, self.now));
+        }
+        let t = self.nodes[i].poll_timeout();
+        self.timers.push(Reverse((t, i)));
+    }
+
+    /// Runs until `until` in simulated time.
+    fn run(&mut self, until: Instant) {
+        loop {
+            let next_msg = self.queue.peek().map(|Reverse(m)| m.0);
+            let next_timer = self.timers.peek().map(|Reverse(t)| t.0);
+            let next = match (next_msg, next_timer) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => match a.or(b) {
+                    Some(t) => t,
+                    None => break,
+                },
+            };
+            if next > until {
+                break;
+            }
+            self.now = self.now.max(next);
+            if next_msg == Some(next) {
+                let Reverse((_, _, from, to, bytes)) = self.queue.pop().unwrap();
+                if self.gone.contains(&to) {
+                    continue;
+                }
+                self.nodes[to].handle_datagram(self.now, from, &bytes);
+                self.drain(to);
+            } else {
+                let Reverse((_, i)) = self.timers.pop().unwrap();
+                if self.gone.contains(&i) || self.nodes[i].poll_timeout() > self.now {
+                    continue;
+                }
+                self.nodes[i].handle_timeout(self.now);
+                self.drain(i);
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// The true `k` closest live nodes to `target`, other than `asker`.
+    fn truth(&self, target: &Id, asker: usize, k: usize) -> Vec<Id> {
+        let mut ids: Vec<Id> = (0..self.nodes.len())
+            .filter(|i| *i != asker && !self.gone.contains(i))
+            .map(|i| self.nodes[i].id())
+            .collect();
+        ids.sort_by_key(|id| id.distance(target));
+        ids.truncate(k);
+        ids
+    }
+}
+
+#[test]
+fn a_thousand_nodes_find_the_true_k_closest_and_each_others_peers() {
+    let mut net = Net::new(1000, 0x5eed, 10);
+    // Everyone joins through node 0, a few at a time.
+    let boot = net.addrs[0];
+    for i in 1..net.nodes.len() {
+        let at = net.now;
+        net.nodes[i].bootstrap(&[boot], at);
+        net.drain(i);
+        let t = net.now + Duration::from_millis(20);
+        net.run(t);
+    }
+    // Long enough for a node whose bootstrap was lost to try again (once a minute).
+    let t = net.now + Duration::from_secs(70);
+    net.run(t);
+    net.events.clear();
+    let sizes: Vec<usize> = net.nodes.iter().map(|n| n.table().len()).collect();
+    let avg = sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
+    let least = *sizes.iter().min().unwrap();
+    eprintln!("routing tables: {avg:.1} nodes on average, {least} at least");
+    assert!(least >= K, "a node with {least} nodes in its table");
+
+    // 5% of the nodes leave without a word.
+    for i in (1..net.nodes.len()).step_by(20) {
+        net.gone.insert(i);
+    }
+
+    // Lookups of random targets from random nodes converge on the true K closest.
+    let mut queries = Vec::new();
+    let mut times = Vec::new();
+    let mut exact = 0;
+    for _ in 0..20 {
+        let asker = (net.random() % 999 + 1) as usize;
+        if net.gone.contains(&asker) {
+            continue;
+        }
+        let target = Id(net.nodes[asker].random_target().0);
+        let started = net.now;
+        net.nodes[asker].find_node(target, started);
+        net.drain(asker);
+        let t = net.now + Duration::from_secs(30);
+        net.run(t);
+        let (closest, q, ended) = net
+            .events
+            .drain(..)
+            .find_map(|(i, e, at)| match e {
+                Event::LookupDone {
+                    target: got,
+                    closest,
+                    queries,
+                    ..
+                } if i == asker && got == target => Some((closest, queries, at)),
+                _ => None,
+            })
+            .expect("the lookup ended");
+        let found: Vec<Id> = closest.iter().map(|n| n.id).collect();
+        let truth = net.truth(&target, asker, K);
+        // The closest node always; of the K, all but at most one (a node at the edge of
+        // the K is found only if one of the closest nodes has it in its bucket for that
+        // range, which holds 8 of the nodes there).
+        assert_eq!(found.first(), truth.first(), "lookup from node {asker}");
+        let hits = truth.iter().filter(|id| found.contains(id)).count();
+        assert!(
+            hits >= K - 1,
+            "lookup from node {asker}: {found:?}, truly {truth:?}"
+        );
+        exact += usize::from(hits == K);
+        queries.push(q);
+        times.push(ended.duration_since(started));
+    }
+    queries.sort_unstable();
+    times.sort_unstable();
+    eprintln!(
+        "find_node over 1,000 nodes (5% gone, 1% loss, 10-100 ms round trips): {} lookups, \
+         {exact} found exactly the true {K} closest; queries each: median {}, max {}; \
+         simulated time each: median {:?}, max {:?}",
+        queries.len(),
+        queries[queries.len() / 2],
+        queries[queries.len() - 1],
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+
+    // A peer announced by one node is found by get_peers from any other.
+    let info_hash = Id([0x42; 20]);
+    let (a, b) = (7usize, 555usize);
+    let at = net.now;
+    net.nodes[a].get_peers(info_hash, Some(51413), at);
+    net.drain(a);
+    let t = net.now + Duration::from_secs(30);
+    net.run(t);
+    let announced = net
+        .events
+        .iter()
+        .find_map(|(i, e, _)| match e {
+            Event::LookupDone { announced, .. } if *i == a => Some(*announced),
+            _ => None,
+        })
+        .expect("a's lookup ended");
+    assert!(announced >= K / 2, "announced to {announced} nodes");
+    net.events.clear();
+    let at = net.now;
+    net.nodes[b].get_peers(info_hash, None, at);
+    net.drain(b);
+    let t = net.now + Duration::from_secs(30);
+    net.run(t);
+    let want = SocketAddr::new(net.addrs[a].ip(), 51413);
+    let found = net.events.iter().any(|(i, e, _)| {
+        matches!(e, Event::Peers { info_hash: h, peers } if *i == b && *h == info_hash && peers.contains(&want))
+    });
+    assert!(found, "b did not find a's announce: {:?}", net.events);
+    eprintln!("datagrams sent in all: {}", net.sent);
+}
+
+#[test]
+fn malformed_queries_get_krpc_errors_and_a_flood_is_cut() {
+    let now = Instant::now();
+    let mut n = Node::new(Id([1; 20]), Config::default(), now, 9);
+    let from: SocketAddr = "10.0.0.2:1".parse().unwrap();
+    n.handle_datagram(
+        now,
+        from,
+        b"d1:ad2:id20:abcdefghij0123456789e1:q4:vote1:t2:xy1:y1:qe",
+    );
+    let (to, reply) = n.poll_transmit().unwrap();
+    assert_eq!(to, from);
+    let Body::Error { code, .. } = Msg::decode(&reply).unwrap().body else {
+        panic!("an error");
+    };
+    assert_eq!(code, krpc::code::METHOD_UNKNOWN);
+    n.handle_datagram(now, from, b"d1:ad2:id3:abce1:q4:ping1:t2:xy1:y1:qe");
+    let (_, reply) = n.poll_transmit().unwrap();
+    assert!(matches!(
+        Msg::decode(&reply).unwrap().body,
+        Body::Error { code: 203, .. }
+    ));
+    // Garbage without a transaction id, and responses nobody asked for: silence.
+    n.handle_datagram(now, from, b"garbage");
+    n.handle_datagram(
+        now,
+        from,
+        b"d1:rd2:id20:abcdefghij0123456789e1:t2:zz1:y1:re",
+    );
+    assert!(n.poll_transmit().is_none());
+    // A flood from one address: MAX_PER_SECOND answered, then nothing until a second passed.
+    let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+    let src: SocketAddr = "10.0.0.3:1".parse().unwrap();
+    let mut answered = 0;
+    for _ in 0..200 {
+        n.handle_datagram(now, src, ping);
+        while let Some((to, bytes)) = n.poll_transmit() {
+            if to == src && matches!(Msg::decode(&bytes).unwrap().body, Body::Response(_)) {
+                answered += 1;
+            }
+        }
+    }
+    assert_eq!(answered, MAX_PER_SECOND as usize);
+    let later = now + Duration::from_secs(1);
+    n.handle_datagram(later, src, ping);
+    assert!(
+        n.poll_transmit().is_some(),
+        "a second later it is heard again"
+    );
+}
+
+#[test]
+fn announce_needs_our_token_and_implied_port_uses_the_source_port() {
+    let now = Instant::now();
+    let mut n = Node::new(Id([1; 20]), Config::default(), now, 9);
+    let from: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+    let ih = Id([9; 20]);
+    let ask = |t: &[u8], q: Query| {
+        Msg {
+            t: t.to_vec(),
+            body: Body::Query {
+                id: Id([5; 20]),
+                query: q,
+                want: Want::default(),
+                read_only: true,
+            },
+            ip: None,
+        }
+        .encode()
+    };
+    n.handle_datagram(now, from, &ask(b"g1", Query::GetPeers { info_hash: ih }));
+    let Body::Response(r) = Msg::decode(&n.poll_transmit().unwrap().1).unwrap().body else {
+        panic!("a response");
+    };
+    let token = r.token.unwrap();
+    let bad = Query::AnnouncePeer {
+        info_hash: ih,
+        port: 1,
+        implied_port: false,
+        token: b"forged".to_vec(),
+    };
+    n.handle_datagram(now, from, &ask(b"a1", bad));
+    assert!(matches!(
+        Msg::decode(&n.poll_transmit().unwrap().1).unwrap().body,
+        Body::Error { code: 203, .. }
+    ));
+    let good = Query::AnnouncePeer {
+        info_hash: ih,
+        port: 1,
+        implied_port: true,
+        token,
+    };
+    n.handle_datagram(now, from, &ask(b"a2", good));
+    assert!(matches!(
+        Msg::decode(&n.poll_transmit().unwrap().1).unwrap().body,
+        Body::Response(_)
+    ));
+    assert_eq!(
+        n.store.peers(&ih, false, now),
+        [from],
+        "the source port, not 1"
+    );
+}
