@@ -27,6 +27,10 @@ DOWNLOAD OPTIONS:
         --max-peers N        connections at most [default: 50]
         --no-pex             do not exchange peers with PEX (BEP 11) [default:
                              on, except for private torrents]
+        --dht-node HOST:PORT bootstrap the DHT (BEP 5) from this node; repeat for
+                             more [default: the well-known routers]
+        --no-dht             no DHT [default: on, at UDP --port, except for
+                             private torrents]
         --recheck            hash the data on disk even if the sidecar is valid
         --overwrite          replace data files whose size is wrong
         --seed               after completing, go on seeding until stopped
@@ -110,6 +114,10 @@ pub struct DownloadArgs {
     pub max_peers: usize,
     /// Not `--no-pex`.
     pub pex: bool,
+    /// Not `--no-dht`.
+    pub dht: bool,
+    /// `--dht-node` values, as given.
+    pub dht_nodes: Vec<String>,
     /// `--recheck`.
     pub recheck: bool,
     /// `--overwrite`.
@@ -193,6 +201,8 @@ where
     let mut bind = None;
     let mut max_peers = 50usize;
     let mut pex = true;
+    let mut dht = true;
+    let mut dht_nodes = Vec::new();
     let mut recheck = false;
     let mut overwrite = false;
     let mut seed = false;
@@ -248,6 +258,20 @@ where
                     CliError(format!("--max-peers: '{v}' is not a positive number"))
                 })?;
                 download_only.push("--max-peers");
+            }
+            Long("dht-node") => {
+                let v = string(p.value()?, "--dht-node")?;
+                if !v.rsplit_once(':').is_some_and(|(h, port)| {
+                    !h.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                }) {
+                    return Err(CliError(format!("--dht-node: '{v}' is not HOST:PORT")));
+                }
+                dht_nodes.push(v);
+                download_only.push("--dht-node");
+            }
+            Long("no-dht") => {
+                dht = false;
+                download_only.push("--no-dht");
             }
             Long("no-pex") => {
                 pex = false;
@@ -341,6 +365,8 @@ where
                 bind,
                 max_peers,
                 pex,
+                dht,
+                dht_nodes,
                 recheck,
                 overwrite,
                 json,
@@ -424,6 +450,34 @@ mod tests {
 
     fn bad(args: &[&str]) -> String {
         parse(args.iter().copied()).expect_err("must be refused").0
+    }
+
+    #[test]
+    fn dht_nodes_are_host_and_port_and_the_dht_can_be_turned_off() {
+        let Command::Download(d) = ok(&[
+            "a.torrent",
+            "--dht-node",
+            "10.0.0.2:6881",
+            "--dht-node=r.example:25401",
+        ])
+        .command
+        else {
+            panic!("download expected");
+        };
+        assert_eq!(d.dht_nodes, ["10.0.0.2:6881", "r.example:25401"]);
+        assert!(d.dht);
+        let Command::Download(d) = ok(&["a.torrent", "--no-dht"]).command else {
+            panic!("download expected");
+        };
+        assert!(!d.dht);
+        assert_eq!(
+            bad(&["a.torrent", "--dht-node", "nope"]),
+            "--dht-node: 'nope' is not HOST:PORT"
+        );
+        assert_eq!(
+            bad(&["a.torrent", "--dht-node", "h:0"]),
+            "--dht-node: 'h:0' is not HOST:PORT"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //!    [`bitfield`], [`geometry`] (piece ↔ file spans) and the sidecar format
 //!    ([`storage::sidecar`]).
 //! 2. **Pure state machines**: time comes in as `now`, bytes and actions come out.
-//!    [`wire`] (the BEP 3/6/10 codec), [`ext`] (BEP 10 and 11 payloads), [`peer`] (one
+//!    [`wire`] (the BEP 3/6/10 codec), [`ext`] (BEP 10 and 11 payloads), [`dht`] (BEP 5), [`peer`] (one
 //!    connection's protocol: handshake, extensions, request accounting), [`picker`]
 //!    (rarest first, endgame), [`session`] (pieces, choking, the swarm, verification
 //!    results, liveness, bans; [`session::driver`] carries out its actions for every
@@ -66,6 +66,8 @@
 //!
 //! - BEP 3: bencode, metainfo, info-hash over the raw `info` bytes.
 //! - BEP 3: the peer wire protocol and HTTP trackers.
+//! - BEP 5: the DHT ([`dht`]: KRPC codec, routing table, peer store and tokens, and a
+//!   sans-IO node with iterative lookups), on the host's UDP socket.
 //! - BEP 6: the Fast extension (have_all/none, reject_request, allowed_fast).
 //! - BEP 9: magnet links ([`magnet`]); metadata fetched from peers ([`ext::fetch`]:
 //!   one request per peer, 32 MiB at most, checked against the info-hash) and served from

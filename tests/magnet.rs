@@ -14,13 +14,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn hex_of(torrent: &Path) -> String {
-    btmini_info(torrent)["info_hash"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// The base32 form of a hex info-hash (RFC 4648, no padding: 20 bytes are 32 characters).
 fn base32(hex: &str) -> String {
     let bytes: Vec<u8> = (0..20)

@@ -4,7 +4,7 @@
 use super::{AppError, load_source};
 use crate::cli::DownloadArgs;
 use crate::engine::{DownloadOptions, Phase, Status};
-use crate::host::{AddError, Host, HostOptions, Source};
+use crate::host::{AddError, DhtOptions, Host, HostOptions, Source};
 use crate::json::Object;
 use crate::logging::{self, StatusLine};
 use crate::storage::StorageOptions;
@@ -63,7 +63,14 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
     opts.session.pex = args.pex;
     opts.session.share_wait = std::time::Duration::from_secs(args.share_wait);
     let terminal = std::io::stderr().is_terminal() && !args.json;
-    let mut host = Host::new(HostOptions::from_download(&opts)).map_err(AppError::Download)?;
+    let host_opts = HostOptions {
+        dht: args.dht.then(|| DhtOptions {
+            bootstrap: args.dht_nodes.clone(),
+            state: Some(args.output.join(".btmini-dht.dat")),
+        }),
+        ..HostOptions::from_download(&opts)
+    };
+    let mut host = Host::new(host_opts).map_err(AppError::Download)?;
     for source in sources {
         match &source {
             Source::Torrent(meta) => log::info!(

@@ -20,9 +20,11 @@
 //! (replies told apart by address and transaction id); only a tracker of the other address
 //! family (IPv6) gets a socket of its own.
 
+mod dht;
 mod link;
 mod torrent;
 
+pub use dht::{DhtOptions, ROUTERS};
 pub use torrent::saved_metainfo_path;
 
 use crate::engine::{DownloadError, DownloadOptions, Phase, Status};
@@ -69,6 +71,9 @@ pub struct HostOptions {
     pub limits: Config,
     /// Tracker time limits.
     pub tracker_timeouts: Timeouts,
+    /// The DHT (BEP 5) on the UDP socket, for every torrent that is not private; `None`:
+    /// off.
+    pub dht: Option<DhtOptions>,
 }
 
 impl Default for HostOptions {
@@ -79,6 +84,7 @@ impl Default for HostOptions {
             handle_signals: false,
             limits: Config::default(),
             tracker_timeouts: Timeouts::default(),
+            dht: None,
         }
     }
 }
@@ -92,6 +98,7 @@ impl HostOptions {
             handle_signals: o.handle_signals,
             limits: o.session.clone(),
             tracker_timeouts: o.tracker_timeouts,
+            dht: None,
         }
     }
 }
@@ -139,6 +146,7 @@ pub struct Host {
     /// the DHT and uTP to come).
     udp: Arc<UdpSocket>,
     resolver: Arc<Resolver>,
+    dht: Option<dht::Dht>,
     signals: Option<Signals>,
     opts: HostOptions,
     peer_id: [u8; 20],
@@ -169,13 +177,17 @@ impl Host {
         let mut udp = udp_socket(opts.bind, port)?;
         poll.registry()
             .register(&mut udp, UDP, Interest::READABLE)?;
+        let resolver = Resolver::new(waker);
+        let now = Instant::now();
+        let dht = opts.dht.clone().map(|d| dht::Dht::start(d, &resolver, now));
         Ok(Self {
             poll,
             events: Events::with_capacity(256),
             listener,
             port,
             udp: Arc::new(udp),
-            resolver: Resolver::new(waker),
+            resolver,
+            dht,
             signals,
             opts,
             peer_id: crate::engine::new_peer_id(),
@@ -299,6 +311,8 @@ impl Host {
             key: crate::util::random_u64() as u32,
             error: None,
             remove_when_finished: false,
+            dht_next: now,
+            dht_asks: 0,
         };
         if t.session.is_complete() {
             log::info!(
@@ -420,6 +434,9 @@ impl Host {
                 wait = Duration::ZERO;
             }
         }
+        if let Some(d) = &self.dht {
+            wait = wait.min(d.node.poll_timeout().saturating_duration_since(now));
+        }
         if let Some(t) = timeout {
             wait = wait.min(t);
         }
@@ -437,6 +454,9 @@ impl Host {
                 WAKER => {
                     for (_, t) in self.torrents.iter_mut() {
                         t.trackers.handle_wake(self.poll.registry(), now);
+                    }
+                    if let Some(d) = &mut self.dht {
+                        d.resolved(now);
                     }
                 }
                 SIGNALS => {
@@ -461,12 +481,23 @@ impl Host {
                 t.session.tick(now);
             }
             self.expire_unattached(now);
+            self.ask_dht(now);
+        }
+        if let Some(d) = &mut self.dht {
+            if now >= d.node.poll_timeout() {
+                d.node.handle_timeout(now);
+            }
         }
         let ids = self.ids();
         for id in ids {
             self.pass(id, now);
         }
-        Ok(self.all_finished())
+        self.flush_dht(now);
+        let done = self.all_finished();
+        if let (true, Some(d)) = (done, &mut self.dht) {
+            d.save(now, true);
+        }
+        Ok(done)
     }
 
     /// A torrent's part of a pass: trackers, actions and writes, storage, phase.
@@ -605,14 +636,100 @@ impl Host {
         }
     }
 
-    /// Datagrams on the shared UDP socket, read to `WouldBlock`: each goes to the torrent
-    /// whose tracker exchange it answers; others are dropped.
+    /// Each running torrent that is not private asks the DHT for peers when its time has
+    /// come (at start, then after 5, 10, 20, 40 s and every minute while it has few peers, every 15 minutes after),
+    /// announcing our port; not before the node knows some nodes.
+    fn ask_dht(&mut self, now: Instant) {
+        let Some(d) = &mut self.dht else {
+            return;
+        };
+        d.save(now, false);
+        let ready = !d.node.table().is_empty();
+        for (_, t) in self.torrents.iter_mut() {
+            let private = t.meta.as_ref().is_some_and(|m| m.private);
+            if private
+                || now < t.dht_next
+                || !matches!(t.phase, Phase::Downloading | Phase::Seeding)
+            {
+                continue;
+            }
+            if !ready {
+                t.dht_next = now + TICK;
+                continue;
+            }
+            let short = t.phase == Phase::Downloading && t.session.stats(now).connected < 5;
+            // While short of peers: again after 5 s, 10 s, 20 s… up to a minute (a seeder
+            // may announce itself just after our first lookup).
+            t.dht_next = now
+                + if short {
+                    (Duration::from_secs(5) * (1 << t.dht_asks.min(4)))
+                        .min(dht::ASK_EVERY_WHEN_SHORT)
+                } else {
+                    dht::ANNOUNCE_EVERY
+                };
+            t.dht_asks += 1;
+            log::debug!(
+                "{}: asking the DHT for peers",
+                crate::util::printable(&t.name)
+            );
+            d.node
+                .get_peers(crate::dht::Id(t.info_hash), Some(self.port), now);
+        }
+    }
+
+    /// Sends what the DHT node wants sent, and hands the peers it found to their torrents.
+    fn flush_dht(&mut self, now: Instant) {
+        let Some(d) = &mut self.dht else {
+            return;
+        };
+        while let Some((to, bytes)) = d.node.poll_transmit() {
+            // A datagram that cannot go now is like one lost: the node sends again.
+            let _ = self.udp.send_to(&bytes, to);
+        }
+        for e in d.events() {
+            match e {
+                crate::dht::Event::Peers { info_hash, peers } => {
+                    if let Some(t) = self
+                        .by_hash
+                        .get(&info_hash.0)
+                        .and_then(|&id| self.torrents.get_mut(id))
+                    {
+                        log::debug!(
+                            "the DHT gave {} peers of {}",
+                            peers.len(),
+                            crate::util::printable(&t.name)
+                        );
+                        t.session.add_peers(peers, now);
+                    }
+                }
+                crate::dht::Event::LookupDone {
+                    target,
+                    closest,
+                    queries,
+                    announced,
+                } => log::debug!(
+                    "DHT lookup of {:?}: {} queries, {} closest nodes, announced to {announced}",
+                    target,
+                    queries,
+                    closest.len()
+                ),
+            }
+        }
+    }
+
+    /// Datagrams on the shared UDP socket, read to `WouldBlock`: KRPC (a bencoded
+    /// dictionary, `d…`) goes to the DHT node, the rest to the torrent whose tracker
+    /// exchange it answers; others are dropped.
     fn udp_readable(&mut self, now: Instant) {
-        let mut buf = [0u8; 2048];
+        let mut buf = [0u8; crate::dht::krpc::MAX_DATAGRAM];
         loop {
             match self.udp.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     let d = &buf[..n];
+                    if let (Some(b'd'), Some(dht)) = (d.first(), &mut self.dht) {
+                        dht.node.handle_datagram(now, from, d);
+                        continue;
+                    }
                     let registry = self.poll.registry();
                     if !self
                         .torrents

@@ -59,6 +59,10 @@ pub(super) struct Torrent {
     pub(super) error: Option<DownloadError>,
     /// Dropped from the host once finished.
     pub(super) remove_when_finished: bool,
+    /// When it next asks the DHT for peers.
+    pub(super) dht_next: Instant,
+    /// How often it asked.
+    pub(super) dht_asks: u32,
 }
 
 /// A torrent's session actions carried out on the host's poll and links.

@@ -100,10 +100,11 @@ enum Reply {
     Redirect(TrackerUrl),
 }
 
-type Lookup = (JobId, io::Result<Vec<SocketAddr>>);
+/// A resolver's answer: the request's id and the addresses found.
+pub type Lookup = (JobId, io::Result<Vec<SocketAddr>>);
 
-/// A lookup: the job, the host and port, and where the answer goes.
-type Request = (JobId, String, u16, mpsc::Sender<Lookup>);
+/// A lookup: an id of the asker's, the host and port, and where the answer goes.
+pub type Request = (JobId, String, u16, mpsc::Sender<Lookup>);
 
 /// The host-name resolver of a process: one helper thread, started on the first lookup and
 /// shared by every torrent's trackers; each [`TrackerIo`] gets its answers on its own
@@ -122,8 +123,9 @@ impl Resolver {
         })
     }
 
-    /// Asks for `host`'s addresses; the answer goes to `answer`.
-    fn lookup(&self, request: Request) -> io::Result<()> {
+    /// Asks for `host`'s addresses: `(id, host, port, where the answer goes)`; the waker
+    /// fires once it is there.
+    pub fn lookup(&self, request: Request) -> io::Result<()> {
         let mut requests = self
             .requests
             .lock()

@@ -170,6 +170,14 @@ pub fn btmini_info(torrent: &Path) -> serde_json::Value {
 
 /// A port free for both TCP and UDP on 127.0.0.1 right now. Ports come from a counter
 /// unique to this process, so tests running in parallel never pick the same one.
+/// A torrent's info-hash in hex, as `btmini info` gives it.
+pub fn hex_of(torrent: &Path) -> String {
+    btmini_info(torrent)["info_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 pub fn free_port() -> u16 {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let base = 20_000 + (std::process::id() % 2000) as u16 * 10;
@@ -348,7 +356,7 @@ impl Drop for Seeder {
 }
 
 /// Starts `lt.py ARGS…` and waits for its "ready PORT" line.
-fn lt_process(args: &[&std::ffi::OsStr]) -> Seeder {
+pub fn lt_process(args: &[&std::ffi::OsStr]) -> Seeder {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
     let mut child = Command::new(PYTHON)
         .arg(script)

@@ -106,6 +106,17 @@ def recheck(path, save_path):
     }))
 
 
+def wait_seeding(ses, h):
+    """Returns once H seeds (its data checked); exits 1 after 120 s."""
+    deadline = time.monotonic() + 120
+    while not h.status().is_seeding:
+        if time.monotonic() > deadline:
+            print("error: not seeding after 120 s", flush=True)
+            sys.exit(1)
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+
+
 def session_on(ip):
     """A session that speaks plain TCP on one loopback address, with nothing that reaches out."""
     return lt.session({
@@ -128,13 +139,7 @@ def seed(path, save_path, ip, rate=None):
         ses.set_peer_class(lt.session.local_peer_class_id, pc)
     ses.apply_settings({"unchoke_interval": 1})
     h = add(ses, path, save_path)
-    deadline = time.monotonic() + 120
-    while not h.status().is_seeding:
-        if time.monotonic() > deadline:
-            print("error: not seeding after 120 s", flush=True)
-            sys.exit(1)
-        ses.wait_for_alert(200)
-        ses.pop_alerts()
+    wait_seeding(ses, h)
     print(f"ready {ses.listen_port()}", flush=True)
     # Serve until the test closes our stdin; "connect HOST:PORT" lines make us dial a peer
     # (for clients that never dial loopback peers themselves, like transmission).
@@ -219,7 +224,89 @@ def magnet(link, save_path, ip, peer):
                       "metadata_seconds": metadata_at, "name": st.name}), flush=True)
 
 
+def dht_session(ip):
+    """A session on one explicit loopback address with the DHT on (libtorrent starts no DHT
+    node on 0.0.0.0 or a device name) and nothing else reaching out; its rate limit raised
+    (by default it bans a source over 5 packets/s), one IP per node not required."""
+    return lt.session({
+        "listen_interfaces": f"{ip}:0",
+        "outgoing_interfaces": ip,
+        "enable_dht": True, "dht_bootstrap_nodes": "",
+        "dht_block_ratelimit": 100000, "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False, "dht_enforce_node_id": False,
+        "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "enable_outgoing_utp": False, "enable_incoming_utp": False,
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification
+        | lt.alert.category_t.dht_notification,
+    })
+
+
+def add_nodes(ses, nodes):
+    for n in nodes.split(","):
+        if n:
+            host, port = n.rsplit(":", 1)
+            ses.add_dht_node((host, int(port)))
+
+
+def dht_node(ip, nodes=""):
+    """A DHT node with no torrent, bootstrapped from NODES (HOST:PORT,...); prints "ready
+    PORT" (its UDP port, the listen port) and runs until stdin closes; then prints how many
+    nodes its table has."""
+    ses = dht_session(ip)
+    add_nodes(ses, nodes)
+    print(f"ready {ses.listen_port()}", flush=True)
+    for line in sys.stdin:
+        if line.startswith("add "):
+            add_nodes(ses, line.split()[1])
+    ses.post_dht_stats()
+    print("done", flush=True)
+
+
+def dht_seed(path, save_path, ip, nodes):
+    """Seeds PATH with the DHT on, bootstrapped from NODES, announcing every 2 s (a test
+    cannot wait libtorrent's 15 minutes); prints "ready PORT" once seeding."""
+    ses = dht_session(ip)
+    add_nodes(ses, nodes)
+    h = add(ses, path, save_path)
+    wait_seeding(ses, h)
+    print(f"ready {ses.listen_port()}", flush=True)
+    while True:
+        h.force_dht_announce()
+        end = time.monotonic() + 2
+        while time.monotonic() < end:
+            ses.wait_for_alert(200)
+            ses.pop_alerts()
+
+
+def dht_download(link, save_path, ip, nodes):
+    """Downloads a trackerless magnet through the DHT alone, bootstrapped from NODES;
+    prints JSON once complete (or after 120 s)."""
+    ses = dht_session(ip)
+    add_nodes(ses, nodes)
+    atp = lt.parse_magnet_uri(link)
+    atp.save_path = save_path
+    atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    h = ses.add_torrent(atp)
+    deadline = time.monotonic() + 120
+    last = 0
+    sources = set()
+    while not h.status().is_seeding and time.monotonic() < deadline:
+        if time.monotonic() - last > 2:
+            h.force_dht_announce()
+            last = time.monotonic()
+        ses.wait_for_alert(100)
+        ses.pop_alerts()
+        # Peers' sources while they are connected (a seed leaves a seed at the end).
+        sources.update(p.source for p in h.get_peer_info())
+    st = h.status()
+    sources = sorted(sources)
+    print(json.dumps({"seeding": st.is_seeding, "has_metadata": st.has_metadata,
+                      "peer_sources": sources}), flush=True)
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"info": info, "create": create, "recheck": recheck, "seed": seed, "download": download,
-     "peer": peer, "magnet": magnet}[cmd](*args)
+     "peer": peer, "magnet": magnet, "dht_node": dht_node, "dht_seed": dht_seed,
+     "dht_download": dht_download}[cmd](*args)

@@ -1,0 +1,93 @@
+//! The DHT against libtorrent's, on loopback: btmini finds a libtorrent seeder through the
+//! DHT alone (a magnet with no tracker and no peer, bootstrapped from a libtorrent node that
+//! is not the seeder), and a libtorrent leecher bootstrapped only from btmini's node and a
+//! btmini seeder meet through the DHT.
+//! libtorrent needs an explicit IP for its DHT, and a raised rate limit on loopback
+//! (tests/support/lt.py, `dht_session`).
+
+mod common;
+
+use common::*;
+
+#[test]
+fn btmini_finds_a_libtorrent_seeder_through_the_dht_alone() {
+    let dir = TempDir::new("dht-from-lt");
+    let (file, torrent) = single_file_torrent(dir.path(), 111, 2_000_003, &[]);
+    let hex = hex_of(&torrent);
+    let node = lt_process(&["dht_node".as_ref(), "127.0.0.4".as_ref()]);
+    let boot = format!("127.0.0.4:{}", node.port);
+    let seeder = lt_process(&[
+        "dht_seed".as_ref(),
+        torrent.as_os_str(),
+        dir.join("data").as_os_str(),
+        "127.0.0.2".as_ref(),
+        boot.as_ref(),
+    ]);
+    let out = dir.join("out");
+    let mut cmd = btmini();
+    cmd.arg(format!("magnet:?xt=urn:btih:{hex}"))
+        .arg("-o")
+        .arg(&out)
+        .args(["--bind", "127.0.0.3", "--min-share", "0", "--port"])
+        .arg(free_port().to_string())
+        .args(["--dht-node", &boot]);
+    let mut bt = Logged::start(&mut cmd);
+    let log = bt.finish_with(&out.join("single.bin"), &file);
+    assert!(log.contains("the DHT gave"), "{log}");
+    assert!(
+        log.contains(&format!("127.0.0.2:{} is libtorrent", seeder.port)),
+        "the seeder came from the DHT: {log}"
+    );
+}
+
+#[test]
+fn a_libtorrent_leecher_bootstrapped_from_btmini_and_a_btmini_seeder_meet_through_the_dht() {
+    let dir = TempDir::new("dht-to-lt");
+    let (file, torrent) = single_file_torrent(dir.path(), 113, 2_000_003, &[]);
+    let hex = hex_of(&torrent);
+    // A libtorrent node both know; btmini announces its torrent to the DHT through it.
+    let node = lt_process(&["dht_node".as_ref(), "127.0.0.4".as_ref()]);
+    let boot = format!("127.0.0.4:{}", node.port);
+    let port = free_port();
+    let mut cmd = btmini();
+    cmd.arg(&torrent)
+        .arg("-o")
+        .arg(dir.join("data"))
+        .args(["--bind", "127.0.0.3", "--seed", "--port"])
+        .arg(port.to_string())
+        .args(["--dht-node", &boot]);
+    let bt = Logged::start(&mut cmd);
+    bt.wait_for("DHT lookup of");
+    // The leecher knows only btmini's node.
+    let out = dir.join("lt-out");
+    let got = libtorrent(&[
+        "dht_download".as_ref(),
+        format!("magnet:?xt=urn:btih:{hex}").as_ref(),
+        out.as_os_str(),
+        "127.0.0.5".as_ref(),
+        format!("127.0.0.3:{port}").as_ref(),
+    ]);
+    assert_eq!(got["seeding"], true, "{got}\n{}", bt.log());
+    assert_eq!(
+        std::fs::read(out.join("single.bin")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    // peer_info.source: 2 the DHT, 32 incoming. Either libtorrent found btmini in the DHT,
+    // or btmini found libtorrent's announce there and dialled it (a seed dials leechers);
+    // whichever came first, they met through the DHT and nothing else.
+    let sources: Vec<i64> = got["peer_sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_i64())
+        .collect();
+    let log = bt.log();
+    let lt_found_us = sources.iter().any(|s| s & 2 != 0);
+    let we_found_lt = sources.iter().any(|s| s & 32 != 0) && log.contains("the DHT gave");
+    assert!(
+        lt_found_us || we_found_lt,
+        "not through the DHT: {got}\n{log}"
+    );
+    eprintln!("libtorrent's peer sources: {sources:?} (2: DHT, 32: incoming)");
+    drop(node);
+}
