@@ -121,6 +121,8 @@ pub enum Action {
     WantPeers,
     /// Every piece is verified.
     Completed,
+    /// A peer's `port` message (BEP 5): its DHT node is at this address; ping it.
+    DhtNode(SocketAddr),
     /// The metadata of a torrent started from its info-hash arrived and hashes to it: the
     /// raw `info` dictionary. Validate it as a torrent's, open storage, and call
     /// [`Session::set_metadata`] (or give up on the torrent if it is invalid).
@@ -179,6 +181,9 @@ pub struct Session {
     pex: bool,
     /// Our listen port, stated in the extended handshake.
     listen_port: Option<u16>,
+    /// Our DHT node's UDP port, when it serves this torrent (BEP 5): the handshake sets
+    /// the DHT bit, and peers that set it get a `port` message.
+    dht_port: Option<u16>,
     /// The raw `info` dictionary, served to magnet clients (BEP 9); empty until known.
     metadata: std::sync::Arc<[u8]>,
     /// The metadata fetch (BEP 9) of a torrent started from its info-hash, until it is done.
@@ -277,6 +282,7 @@ impl Session {
             peer_id,
             pex: config.pex,
             listen_port: None,
+            dht_port: None,
             metadata: std::sync::Arc::from(Vec::new()),
             fetch: Some(MetadataFetch::new(info_hash)),
             piece_count: 0,
@@ -358,6 +364,12 @@ impl Session {
     /// Our listen port, told to peers in the extended handshake (`p`).
     pub fn set_listen_port(&mut self, port: u16) {
         self.listen_port = Some(port);
+    }
+
+    /// Our DHT node's UDP port (BEP 5), or `None` when the DHT does not serve this torrent
+    /// (off, or a private torrent).
+    pub fn set_dht_port(&mut self, port: Option<u16>) {
+        self.dht_port = port;
     }
 
     /// Our own listening address, never to be dialled (trackers list it among the peers).
@@ -452,8 +464,13 @@ impl Session {
     }
 
     fn handshake(&self) -> [u8; wire::HANDSHAKE_LEN] {
+        let mut reserved = OUR_RESERVED;
+        if self.dht_port.is_some() {
+            let (byte, bit) = wire::RESERVED_DHT;
+            reserved[byte] |= bit;
+        }
         Handshake {
-            reserved: OUR_RESERVED,
+            reserved,
             info_hash: self.info_hash,
             peer_id: self.peer_id,
         }

@@ -105,6 +105,8 @@ impl Shell for Swarm {
 
     fn want_peers(&mut self) {}
 
+    fn dht_node(&mut self, _: SocketAddr) {}
+
     fn completed(&mut self) -> Result<(), Self::Error> {
         self.complete = true;
         Ok(())

@@ -280,6 +280,8 @@ impl Host {
             _ => Session::from_info_hash(info_hash, self.peer_id, opts.session.clone(), seed),
         };
         session.set_listen_port(self.port);
+        let private = meta.as_ref().is_some_and(|m| m.private);
+        session.set_dht_port((self.dht.is_some() && !private).then_some(self.port));
         let own_ip = opts.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         session.add_own_addr(SocketAddr::new(own_ip, self.port));
         session.add_own_addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port));
@@ -313,6 +315,7 @@ impl Host {
             remove_when_finished: false,
             dht_next: now,
             dht_asks: 0,
+            dht_pings: Vec::new(),
         };
         if t.session.is_complete() {
             log::info!(
@@ -491,6 +494,17 @@ impl Host {
         let ids = self.ids();
         for id in ids {
             self.pass(id, now);
+        }
+        if let Some(d) = &mut self.dht {
+            for (_, t) in self.torrents.iter_mut() {
+                for addr in t.dht_pings.drain(..) {
+                    d.node.ping(addr, now);
+                }
+            }
+        } else {
+            for (_, t) in self.torrents.iter_mut() {
+                t.dht_pings.clear();
+            }
         }
         self.flush_dht(now);
         let done = self.all_finished();

@@ -63,6 +63,8 @@ pub(super) struct Torrent {
     pub(super) dht_next: Instant,
     /// How often it asked.
     pub(super) dht_asks: u32,
+    /// DHT nodes its peers told of (`port` messages), for the host to ping.
+    pub(super) dht_pings: Vec<SocketAddr>,
 }
 
 /// A torrent's session actions carried out on the host's poll and links.
@@ -80,6 +82,8 @@ pub(super) struct Io<'a> {
     pub(super) peer_base: usize,
     /// The session reported completion; the phase changes after the actions.
     pub(super) completed: bool,
+    /// DHT nodes peers told of, for the host to ping.
+    pub(super) dht_pings: &'a mut Vec<SocketAddr>,
 }
 
 impl Io<'_> {
@@ -151,6 +155,13 @@ impl Shell for Io<'_> {
 
     fn want_peers(&mut self) {
         self.trackers.want_more_peers(self.now);
+    }
+
+    fn dht_node(&mut self, addr: SocketAddr) {
+        // The host pings it after the pass (the node is the host's); a few at most.
+        if self.dht_pings.len() < 64 {
+            self.dht_pings.push(addr);
+        }
     }
 
     fn completed(&mut self) -> Result<(), DownloadError> {
@@ -241,6 +252,7 @@ impl Torrent {
                 now,
                 peer_base,
                 completed: false,
+                dht_pings: &mut self.dht_pings,
             },
             &mut self.session,
         )
@@ -281,6 +293,10 @@ impl Torrent {
     fn on_metadata(&mut self) {
         let meta = self.meta.clone().expect("just set");
         self.name = meta.name.clone();
+        if meta.private {
+            // BEP 27: no DHT for a private torrent, not even the port message.
+            self.session.set_dht_port(None);
+        }
         let config_min_share = (self.opts.min_share.max(0.0) * meta.total_length as f64) as u64;
         self.session.set_min_share(config_min_share);
         if let Some(s) = &self.storage {

@@ -119,6 +119,10 @@ pub(crate) struct Connection {
     pub(crate) fast: bool,
     /// Both sides set the extension protocol bit (BEP 10).
     pub(crate) ltep: bool,
+    /// It set the DHT bit (BEP 5): it runs a node, and wants our `port` message.
+    pub(crate) dht: bool,
+    /// It sent its `port` message already (one is taken per connection).
+    pub(crate) told_dht_port: bool,
     /// What it offers through BEP 10.
     pub(crate) ext: Registry,
     /// We offered it `ut_pex` (not for a private torrent).
@@ -178,6 +182,8 @@ impl Connection {
             last_sent: now,
             fast: false,
             ltep: false,
+            dht: false,
+            told_dht_port: false,
             ext: Registry::default(),
             offered_pex: false,
             am_choking: true,
@@ -242,6 +248,7 @@ impl Connection {
         let both = |bit| wire::has_bit(&OUR_RESERVED, bit) && wire::has_bit(&theirs.reserved, bit);
         self.fast = both(wire::RESERVED_FAST);
         self.ltep = both(wire::RESERVED_LTEP);
+        self.dht = wire::has_bit(&theirs.reserved, wire::RESERVED_DHT);
     }
 
     /// How many more bytes complete the first message in `rx` (see [`wire::missing`]).

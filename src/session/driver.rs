@@ -48,6 +48,9 @@ pub trait Shell {
     /// Every piece is verified.
     fn completed(&mut self) -> Result<(), Self::Error>;
 
+    /// A peer's DHT node is at `addr` (its `port` message): ping it.
+    fn dht_node(&mut self, addr: SocketAddr);
+
     /// The metadata of a torrent started from its info-hash arrived (the raw `info`
     /// dictionary, already checked against the info-hash): validate it, open storage, and
     /// return the torrent and the pieces already verified on disk, which start the download.
@@ -89,6 +92,7 @@ pub fn run_actions<S: Shell + ?Sized>(
             }
             Action::WantPeers => shell.want_peers(),
             Action::Completed => shell.completed()?,
+            Action::DhtNode(addr) => shell.dht_node(addr),
             Action::Metadata(info) => {
                 let (meta, have) = shell.metadata(info)?;
                 s.set_metadata(&meta, have, now);

@@ -583,3 +583,61 @@ fn metadata_is_served_from_the_raw_info_bytes_and_bounded() {
     assert!(s.tx(key).len() <= Config::default().tx_high_water);
     assert!(s.poll_action().is_none(), "not a reason to drop it");
 }
+
+#[test]
+fn with_the_dht_on_the_handshake_sets_its_bit_a_dht_peer_gets_our_port_and_its_port_is_pinged() {
+    let meta = torrent(4, false);
+    let mut s = Session::new(
+        &meta,
+        Bitfield::new(4),
+        *b"-BM0100-extensions00",
+        Config::default(),
+        5,
+    );
+    s.set_dht_port(Some(6881));
+    let now = Instant::now();
+    let key = s.accept("10.0.0.5:5000".parse().unwrap(), now).unwrap();
+    let mut reserved = [0u8; 8];
+    reserved[7] |= 0x01; // the DHT bit only
+    let hs = Handshake {
+        reserved,
+        info_hash: meta.info_hash.0,
+        peer_id: [3; 20],
+    };
+    s.received(key, &hs.encode(), now);
+    let out = drain(&mut s, key, now);
+    let ours = Handshake::decode(&out).unwrap().unwrap();
+    assert!(wire::has_bit(&ours.reserved, wire::RESERVED_DHT));
+    assert!(messages(&out, true).contains(&Message::Port(6881)));
+    while s.poll_action().is_some() {}
+    s.received(
+        key,
+        &encode(&[Message::Port(7000), Message::Port(7001)]),
+        now,
+    );
+    let actions: Vec<Action> = std::iter::from_fn(|| s.poll_action()).collect();
+    assert_eq!(
+        actions,
+        [Action::DhtNode("10.0.0.5:7000".parse().unwrap())],
+        "one per connection"
+    );
+}
+
+#[test]
+fn with_the_dht_off_no_dht_bit_no_port_message_and_a_peers_port_is_ignored() {
+    let meta = torrent(4, false);
+    let mut reserved = BOTH;
+    reserved[7] |= 0x01;
+    let (mut s, key, now, out) =
+        session_with(&meta, false, reserved, "10.0.0.5:5000", Config::default());
+    let ours = Handshake::decode(&out).unwrap().unwrap();
+    assert!(!wire::has_bit(&ours.reserved, wire::RESERVED_DHT));
+    assert!(
+        !messages(&out, true)
+            .iter()
+            .any(|m| matches!(m, Message::Port(_)))
+    );
+    while s.poll_action().is_some() {}
+    s.received(key, &encode(&[Message::Port(7000)]), now);
+    assert!(s.poll_action().is_none());
+}

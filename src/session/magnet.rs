@@ -140,8 +140,8 @@ impl Session {
                 }
                 .into());
             }
+            Message::Port(port) => self.on_port(key, port),
             Message::KeepAlive
-            | Message::Port(_)
             | Message::Unknown(_)
             | Message::Suggest(_)
             | Message::AllowedFast(_)

@@ -109,6 +109,9 @@ impl Session {
             // BEP 10: the extended handshake goes right after the handshake.
             p.conn.send_ext_handshake(&ext);
         }
+        if let (true, Some(port)) = (p.conn.dht, self.dht_port) {
+            p.conn.send(&Message::Port(port));
+        }
         if !known {
             // A magnet's session has nothing yet; a peer without Fast is told nothing.
             if p.conn.fast {
@@ -154,8 +157,8 @@ impl Session {
             }))
         };
         match msg {
+            Message::Port(port) => self.on_port(key, port),
             Message::KeepAlive
-            | Message::Port(_)
             | Message::Unknown(_)
             | Message::Suggest(_)
             | Message::Extended { .. } => {}
@@ -266,6 +269,18 @@ impl Session {
             Message::Piece { index, begin, data } => self.on_block(key, index, begin, data, now)?,
         }
         Ok(())
+    }
+
+    /// A `port` message (BEP 5): the peer's DHT node is at its address and this port. Only
+    /// once per connection, and only while our DHT serves this torrent.
+    pub(super) fn on_port(&mut self, key: usize, port: u16) {
+        let p = &mut self.peers[key];
+        if self.dht_port.is_none() || port == 0 || p.conn.told_dht_port {
+            return;
+        }
+        p.conn.told_dht_port = true;
+        let addr = SocketAddr::new(p.conn.addr.ip(), port);
+        self.actions.push_back(Action::DhtNode(addr));
     }
 
     /// Peer `key` has exactly the pieces in `has` (a bitfield, or BEP 6's have-all or

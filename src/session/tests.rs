@@ -136,6 +136,8 @@ struct Net {
     wrote: bool,
     /// The session handed over fetched metadata.
     got_metadata: bool,
+    /// DHT nodes peers told of (`port` messages).
+    dht_nodes: Vec<SocketAddr>,
 }
 
 impl driver::Shell for Net {
@@ -165,6 +167,10 @@ impl driver::Shell for Net {
 
     fn want_peers(&mut self) {
         self.want_peers += 1;
+    }
+
+    fn dht_node(&mut self, addr: SocketAddr) {
+        self.dht_nodes.push(addr);
     }
 
     fn completed(&mut self) -> Result<(), Self::Error> {
@@ -241,6 +247,7 @@ impl Sim {
                 replies: Vec::new(),
                 wrote: false,
                 got_metadata: false,
+                dht_nodes: Vec::new(),
             },
             now: Instant::now(),
         };
@@ -1014,6 +1021,8 @@ impl driver::Shell for Sink<'_> {
     }
 
     fn want_peers(&mut self) {}
+
+    fn dht_node(&mut self, _: SocketAddr) {}
 
     fn completed(&mut self) -> Result<(), Self::Error> {
         Ok(())

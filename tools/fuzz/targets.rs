@@ -231,6 +231,8 @@ impl Shell for FuzzShell<'_> {
 
     fn want_peers(&mut self) {}
 
+    fn dht_node(&mut self, _: SocketAddr) {}
+
     fn completed(&mut self) -> Result<(), Self::Error> {
         self.completed = true;
         Ok(())
