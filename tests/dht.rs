@@ -91,3 +91,97 @@ fn a_libtorrent_leecher_bootstrapped_from_btmini_and_a_btmini_seeder_meet_throug
     eprintln!("libtorrent's peer sources: {sources:?} (2: DHT, 32: incoming)");
     drop(node);
 }
+
+/// aria2c seeding `torrent` from `data` with its DHT on at UDP `dht_port`, bootstrapped
+/// from `entry`; its TCP port is returned with the child.
+fn aria2_dht(args: &[&str], dht_port: u16, entry: &str, dir: &std::path::Path) -> (Killed, u16) {
+    let port = free_port();
+    let child = std::process::Command::new("aria2c")
+        .args([
+            "--enable-dht=true",
+            "--enable-dht6=false",
+            &format!("--dht-listen-port={dht_port}"),
+            &format!("--dht-entry-point={entry}"),
+            &format!("--listen-port={port}"),
+            "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false",
+            "--summary-interval=0",
+            "--quiet=true",
+        ])
+        .arg(format!(
+            "--dht-file-path={}",
+            dir.join("aria2-dht.dat").display()
+        ))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("aria2c (tools/test installs it)");
+    (Killed(child), port)
+}
+
+#[test]
+fn btmini_finds_an_aria2c_seeder_through_the_dht_and_aria2c_finds_a_btmini_seeder() {
+    let dir = TempDir::new("dht-aria2");
+    let (file, torrent) = single_file_torrent(dir.path(), 117, 2_000_003, &[]);
+    let hex = hex_of(&torrent);
+    let data = dir.join("data");
+
+    // aria2c seeds; btmini, bootstrapped only from aria2c's DHT node, downloads.
+    let (bt_port, aria_dht) = (free_port(), free_port());
+    let (_aria, aria_port) = aria2_dht(
+        &[
+            "-V",
+            "--seed-ratio=0.0",
+            "--dir",
+            data.to_str().unwrap(),
+            torrent.to_str().unwrap(),
+        ],
+        aria_dht,
+        &format!("127.0.0.3:{bt_port}"),
+        dir.path(),
+    );
+    let out = dir.join("out");
+    let mut cmd = btmini();
+    cmd.arg(format!("magnet:?xt=urn:btih:{hex}"))
+        .arg("-o")
+        .arg(&out)
+        .args(["--bind", "127.0.0.3", "--min-share", "0", "--port"])
+        .arg(bt_port.to_string())
+        .args(["--dht-node", &format!("127.0.0.1:{aria_dht}")]);
+    let mut bt = Logged::start(&mut cmd);
+    let log = bt.finish_with(&out.join("single.bin"), &file);
+    assert!(log.contains("the DHT gave"), "{log}");
+    assert!(
+        log.contains(&format!("127.0.0.1:{aria_port} is aria2")),
+        "{log}"
+    );
+
+    // btmini seeds; aria2c, bootstrapped only from btmini's node, downloads.
+    let seed_port = free_port();
+    let mut cmd = btmini();
+    cmd.arg(&torrent)
+        .arg("-o")
+        .arg(&data)
+        .args(["--bind", "127.0.0.3", "--seed", "--no-pex", "--port"])
+        .arg(seed_port.to_string());
+    let seed = Logged::start(&mut cmd);
+    seed.wait_for("listening on port");
+    let got = dir.join("aria-out");
+    let (mut aria, _) = aria2_dht(
+        &[
+            "--seed-time=0",
+            "--dir",
+            got.to_str().unwrap(),
+            &format!("magnet:?xt=urn:btih:{hex}"),
+        ],
+        free_port(),
+        &format!("127.0.0.3:{seed_port}"),
+        dir.path(),
+    );
+    let status = wait_exit(&mut aria.0, "aria2c", LOGGED_LIMIT);
+    assert!(status.success(), "aria2c: {status}\n{}", seed.log());
+    assert_eq!(
+        std::fs::read(got.join("single.bin")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+}

@@ -129,6 +129,14 @@ pub struct Node {
     last_maintenance: Instant,
     /// The bootstrap addresses, tried again while the table is empty.
     routers: Vec<SocketAddr>,
+    /// Torrents we take part in, and the port we take peers on: a `get_peers` for one of
+    /// them lists us too, so that in a small network a node that knows only us finds us.
+    serving: HashMap<Id, u16>,
+    /// Our address as others see it: set by the owner (a bound address) or learnt from
+    /// the `ip` field of replies (BEP 42).
+    own_ip: Option<IpAddr>,
+    /// Set by the owner: not replaced by what replies say.
+    own_ip_fixed: bool,
 }
 
 impl Node {
@@ -160,6 +168,9 @@ impl Node {
             limiter: HashMap::new(),
             last_maintenance: now,
             routers: Vec::new(),
+            serving: HashMap::new(),
+            own_ip: None,
+            own_ip_fixed: false,
         }
     }
 
@@ -249,6 +260,22 @@ impl Node {
     pub fn find_node(&mut self, target: Id, now: Instant) {
         let id = self.start(target, false, None, now);
         self.step(id, now);
+    }
+
+    /// We take part in `info_hash` on `port` (`None`: no longer): our `get_peers` replies
+    /// for it list us, once our address is known.
+    pub fn serve(&mut self, info_hash: Id, port: Option<u16>) {
+        match port {
+            Some(p) => self.serving.insert(info_hash, p),
+            None => self.serving.remove(&info_hash),
+        };
+    }
+
+    /// Our address, when the owner knows it (a bound address); otherwise it is learnt
+    /// from replies' `ip` field.
+    pub fn set_own_ip(&mut self, ip: IpAddr) {
+        self.own_ip = Some(ip);
+        self.own_ip_fixed = true;
     }
 
     /// Pings `addr` (a `port` message from a peer): if it answers it joins the table.
@@ -468,7 +495,16 @@ impl Node {
                 read_only,
                 ..
             } => self.on_query(from, msg.t, id, query, read_only, now),
-            Body::Response(r) => self.on_response(from, &msg.t, Some(r), now),
+            Body::Response(r) => {
+                if let (false, Some(ip)) = (self.own_ip_fixed, msg.ip) {
+                    // BEP 42: how the replier sees us (the last word wins; a lie costs
+                    // only our own listing in our own replies).
+                    if self.pending_from(from, &msg.t) {
+                        self.own_ip = Some(ip.ip());
+                    }
+                }
+                self.on_response(from, &msg.t, Some(r), now)
+            }
             Body::Error { .. } => self.on_response(from, &msg.t, None, now),
         }
     }
@@ -552,7 +588,15 @@ impl Node {
                 );
             }
             Query::GetPeers { info_hash } => {
-                let values = self.store.peers(&info_hash, from.is_ipv6(), now);
+                let mut values = self.store.peers(&info_hash, from.is_ipv6(), now);
+                let me = self.serving.get(&info_hash).zip(self.own_ip);
+                if let Some((&port, ip)) = me.filter(|(_, ip)| ip.is_ipv6() == from.is_ipv6()) {
+                    let me = SocketAddr::new(ip, port);
+                    if !values.contains(&me) {
+                        values.insert(0, me);
+                        values.truncate(super::store::MAX_VALUES);
+                    }
+                }
                 let nodes = nodes_near(&self.table, &info_hash);
                 let token = Some(self.tokens.token(&from, &info_hash));
                 self.reply(
@@ -592,6 +636,15 @@ impl Node {
                 );
             }
         }
+    }
+
+    /// Whether `t` is a query of ours to `from`.
+    fn pending_from(&self, from: SocketAddr, t: &[u8]) -> bool {
+        <[u8; 2]>::try_from(t)
+            .ok()
+            .map(u16::from_be_bytes)
+            .and_then(|t| self.pending.get(&t))
+            .is_some_and(|p| p.addr == from)
     }
 
     fn on_response(&mut self, from: SocketAddr, t: &[u8], r: Option<Response>, now: Instant) {

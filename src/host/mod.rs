@@ -179,7 +179,10 @@ impl Host {
             .register(&mut udp, UDP, Interest::READABLE)?;
         let resolver = Resolver::new(waker);
         let now = Instant::now();
-        let dht = opts.dht.clone().map(|d| dht::Dht::start(d, &resolver, now));
+        let mut dht = opts.dht.clone().map(|d| dht::Dht::start(d, &resolver, now));
+        if let (Some(d), Some(ip)) = (&mut dht, opts.bind) {
+            d.node.set_own_ip(ip);
+        }
         Ok(Self {
             poll,
             events: Events::with_capacity(256),
@@ -575,6 +578,9 @@ impl Host {
     fn drop_torrent(&mut self, id: TorrentId) {
         self.close_links_of(id);
         let t = self.torrents.remove(id);
+        if let Some(d) = &mut self.dht {
+            d.node.serve(crate::dht::Id(t.info_hash), None);
+        }
         self.by_hash.remove(&t.info_hash);
         self.share_limits();
     }
@@ -661,10 +667,11 @@ impl Host {
         let ready = !d.node.table().is_empty();
         for (_, t) in self.torrents.iter_mut() {
             let private = t.meta.as_ref().is_some_and(|m| m.private);
-            if private
-                || now < t.dht_next
-                || !matches!(t.phase, Phase::Downloading | Phase::Seeding)
-            {
+            if private || !matches!(t.phase, Phase::Downloading | Phase::Seeding) {
+                d.node.serve(crate::dht::Id(t.info_hash), None);
+                continue;
+            }
+            if now < t.dht_next {
                 continue;
             }
             if !ready {
@@ -686,6 +693,7 @@ impl Host {
                 "{}: asking the DHT for peers",
                 crate::util::printable(&t.name)
             );
+            d.node.serve(crate::dht::Id(t.info_hash), Some(self.port));
             d.node
                 .get_peers(crate::dht::Id(t.info_hash), Some(self.port), now);
         }

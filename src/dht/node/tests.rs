@@ -356,3 +356,50 @@ fn announce_needs_our_token_and_implied_port_uses_the_source_port() {
         "the source port, not 1"
     );
 }
+
+#[test]
+fn a_node_lists_itself_for_the_torrents_it_serves_once_it_knows_its_address() {
+    let now = Instant::now();
+    let mut n = Node::new(Id([1; 20]), Config::default(), now, 9);
+    let ih = Id([9; 20]);
+    n.serve(ih, Some(51413));
+    let from: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+    let ask = Msg {
+        t: b"g1".to_vec(),
+        body: Body::Query {
+            id: Id([5; 20]),
+            query: Query::GetPeers { info_hash: ih },
+            want: Want::default(),
+            read_only: true,
+        },
+        ip: None,
+    }
+    .encode();
+    let values = |n: &mut Node| {
+        n.handle_datagram(now, from, &ask);
+        let Body::Response(r) = Msg::decode(&n.poll_transmit().unwrap().1).unwrap().body else {
+            panic!("a response");
+        };
+        r.values
+    };
+    assert!(values(&mut n).is_empty(), "our address is not known yet");
+    // A reply to our ping says how it sees us (BEP 42's ip).
+    let node: SocketAddr = "10.0.0.7:6881".parse().unwrap();
+    n.ping(node, now);
+    let (_, q) = n.poll_transmit().unwrap();
+    let reply = Msg {
+        t: Msg::decode(&q).unwrap().t,
+        body: Body::Response(Response {
+            id: Some(Id([7; 20])),
+            ..Response::default()
+        }),
+        ip: Some("10.0.0.1:6881".parse().unwrap()),
+    };
+    n.handle_datagram(now, node, &reply.encode());
+    assert_eq!(
+        values(&mut n),
+        ["10.0.0.1:51413".parse::<SocketAddr>().unwrap()]
+    );
+    n.serve(ih, None);
+    assert!(values(&mut n).is_empty());
+}
