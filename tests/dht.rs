@@ -9,6 +9,19 @@ mod common;
 
 use common::*;
 
+/// btmini on 127.0.0.3:`port` downloading a magnet with no tracker and no peer, its DHT
+/// bootstrapped only from `boot`.
+fn magnet_via_dht(hex: &str, out: &std::path::Path, port: u16, boot: &str) -> Logged {
+    let mut cmd = btmini();
+    cmd.arg(format!("magnet:?xt=urn:btih:{hex}"))
+        .arg("-o")
+        .arg(out)
+        .args(["--bind", "127.0.0.3", "--min-share", "0", "--port"])
+        .arg(port.to_string())
+        .args(["--dht-node", boot]);
+    Logged::start(&mut cmd)
+}
+
 #[test]
 fn btmini_finds_a_libtorrent_seeder_through_the_dht_alone() {
     let dir = TempDir::new("dht-from-lt");
@@ -24,14 +37,7 @@ fn btmini_finds_a_libtorrent_seeder_through_the_dht_alone() {
         boot.as_ref(),
     ]);
     let out = dir.join("out");
-    let mut cmd = btmini();
-    cmd.arg(format!("magnet:?xt=urn:btih:{hex}"))
-        .arg("-o")
-        .arg(&out)
-        .args(["--bind", "127.0.0.3", "--min-share", "0", "--port"])
-        .arg(free_port().to_string())
-        .args(["--dht-node", &boot]);
-    let mut bt = Logged::start(&mut cmd);
+    let mut bt = magnet_via_dht(&hex, &out, free_port(), &boot);
     let log = bt.finish_with(&out.join("single.bin"), &file);
     assert!(log.contains("the DHT gave"), "{log}");
     assert!(
@@ -141,14 +147,7 @@ fn btmini_finds_an_aria2c_seeder_through_the_dht_and_aria2c_finds_a_btmini_seede
         dir.path(),
     );
     let out = dir.join("out");
-    let mut cmd = btmini();
-    cmd.arg(format!("magnet:?xt=urn:btih:{hex}"))
-        .arg("-o")
-        .arg(&out)
-        .args(["--bind", "127.0.0.3", "--min-share", "0", "--port"])
-        .arg(bt_port.to_string())
-        .args(["--dht-node", &format!("127.0.0.1:{aria_dht}")]);
-    let mut bt = Logged::start(&mut cmd);
+    let mut bt = magnet_via_dht(&hex, &out, bt_port, &format!("127.0.0.1:{aria_dht}"));
     let log = bt.finish_with(&out.join("single.bin"), &file);
     assert!(log.contains("the DHT gave"), "{log}");
     assert!(
