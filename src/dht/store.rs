@@ -14,6 +14,8 @@ pub const PEER_TTL: Duration = Duration::from_secs(30 * 60);
 pub const MAX_PER_TORRENT: usize = 200;
 /// Torrents kept at most.
 pub const MAX_TORRENTS: usize = 2_000;
+/// Peers kept at most over all torrents (about 1 MiB).
+pub const MAX_PEERS: usize = 20_000;
 /// Peers given in one reply at most (50 × 6 bytes keeps a reply under 1,024 bytes).
 pub const MAX_VALUES: usize = 50;
 /// The token secret changes this often.
@@ -23,6 +25,8 @@ pub const SECRET_EVERY: Duration = Duration::from_secs(5 * 60);
 #[derive(Debug, Default)]
 pub struct PeerStore {
     torrents: HashMap<Id, Vec<(SocketAddr, Instant)>>,
+    /// Peers over all torrents.
+    count: usize,
 }
 
 impl PeerStore {
@@ -34,12 +38,20 @@ impl PeerStore {
                 return false;
             }
         }
+        if self.count >= MAX_PEERS {
+            self.expire(now);
+        }
+        let full = self.count >= MAX_PEERS;
         let peers = self.torrents.entry(info_hash).or_default();
         if let Some(p) = peers.iter_mut().find(|(a, _)| *a == peer) {
             p.1 = now;
             return true;
         }
-        if peers.len() >= MAX_PER_TORRENT {
+        if full && peers.is_empty() {
+            self.torrents.remove(&info_hash);
+            return false;
+        }
+        if peers.len() >= MAX_PER_TORRENT || full {
             // The oldest announce makes room.
             let oldest = peers
                 .iter()
@@ -48,6 +60,8 @@ impl PeerStore {
                 .map(|(i, _)| i)
                 .expect("full");
             peers.swap_remove(oldest);
+        } else {
+            self.count += 1;
         }
         peers.push((peer, now));
         true
@@ -70,11 +84,12 @@ impl PeerStore {
             p.retain(|(_, t)| now.duration_since(*t) < PEER_TTL);
             !p.is_empty()
         });
+        self.count = self.torrents.values().map(Vec::len).sum();
     }
 
     /// Peers kept, over all torrents.
     pub fn len(&self) -> usize {
-        self.torrents.values().map(Vec::len).sum()
+        self.count
     }
 
     /// Whether no peer is kept.
@@ -180,12 +195,32 @@ mod tests {
             s.announce(Id(ih), a("10.9.9.9:1"), t0);
         }
         assert!(!s.announce(Id([3; 20]), a("10.9.9.9:1"), t0), "full");
+        assert!(s.len() <= MAX_PEERS);
         let later = t0 + PEER_TTL + Duration::from_secs(1);
         assert!(s.peers(&Id([1; 20]), false, later).is_empty());
         assert!(
             s.announce(Id([3; 20]), a("10.9.9.9:1"), later),
             "expired ones made room"
         );
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn the_peers_over_all_torrents_stop_at_max_peers() {
+        let t0 = Instant::now();
+        let mut s = PeerStore::default();
+        let mut refused = 0;
+        for i in 0..(MAX_PEERS as u32 + 500) {
+            let mut ih = [0u8; 20];
+            ih[..4].copy_from_slice(&(i / 100).to_be_bytes());
+            let peer = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 1));
+            refused += usize::from(!s.announce(Id(ih), peer, t0));
+        }
+        assert_eq!(s.len(), MAX_PEERS);
+        assert_eq!(refused, 500);
+        // Room again once the old ones expire.
+        let later = t0 + PEER_TTL;
+        assert!(s.announce(Id([1; 20]), "10.9.9.9:1".parse().unwrap(), later));
         assert_eq!(s.len(), 1);
     }
 }

@@ -403,3 +403,55 @@ fn a_node_lists_itself_for_the_torrents_it_serves_once_it_knows_its_address() {
     n.serve(ih, None);
     assert!(values(&mut n).is_empty());
 }
+
+/// The memory of a node with every bucket full (160 × 8 nodes) and a full peer store
+/// (`MAX_PEERS` announces): `cargo test --lib dht_memory -- --ignored --nocapture`
+/// (alone: it reads the process's anonymous memory before and after).
+#[test]
+#[ignore]
+fn dht_memory_of_a_full_table_and_a_full_peer_store() {
+    fn rss_anon_kb() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("RssAnon:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+    let now = Instant::now();
+    let before = rss_anon_kb();
+    let own = Id([0; 20]);
+    let mut n = Node::new(own, Config::default(), now, 1);
+    // Nodes sharing exactly `depth` leading bits with us, 8 for every depth: every bucket.
+    let mut count = 0u32;
+    for depth in 0..160usize {
+        for k in 0..8u32 {
+            let mut id = [0u8; 20];
+            id[depth / 8] |= 0x80 >> (depth % 8);
+            id[16..].copy_from_slice(&(k + 1).to_be_bytes());
+            let addr = SocketAddr::from((
+                [10, (count >> 16) as u8, (count >> 8) as u8, count as u8],
+                6881,
+            ));
+            count += 1;
+            n.table.insert(NodeInfo { id: Id(id), addr }, now);
+        }
+    }
+    for i in 0..super::super::store::MAX_PEERS as u32 {
+        let mut ih = [0u8; 20];
+        ih[..4].copy_from_slice(&(i / 10).to_be_bytes());
+        let peer = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 1));
+        n.store.announce(Id(ih), peer, now);
+    }
+    let after = rss_anon_kb();
+    eprintln!(
+        "table: {} nodes in {} buckets; peer store: {} peers; RssAnon {} kB -> {} kB (+{} kB)",
+        n.table().len(),
+        n.table().buckets(),
+        n.stored_peers(),
+        before,
+        after,
+        after.saturating_sub(before)
+    );
+    assert!(n.table().len() > 1000);
+}
