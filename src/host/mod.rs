@@ -147,6 +147,8 @@ pub struct Host {
     udp: Arc<UdpSocket>,
     resolver: Arc<Resolver>,
     dht: Option<dht::Dht>,
+    /// A torrent waits to ask the DHT until the node knows some nodes.
+    dht_waiting: bool,
     signals: Option<Signals>,
     opts: HostOptions,
     peer_id: [u8; 20],
@@ -191,6 +193,7 @@ impl Host {
             udp: Arc::new(udp),
             resolver,
             dht,
+            dht_waiting: false,
             signals,
             opts,
             peer_id: crate::engine::new_peer_id(),
@@ -488,6 +491,10 @@ impl Host {
             }
             self.expire_unattached(now);
             self.ask_dht(now);
+        } else if self.dht_waiting {
+            // A torrent waits for the node to know some nodes: ask as soon as it does,
+            // not at the next tick.
+            self.ask_dht(now);
         }
         if let Some(d) = &mut self.dht {
             if now >= d.node.poll_timeout() {
@@ -665,6 +672,7 @@ impl Host {
         };
         d.save(now, false);
         let ready = !d.node.table().is_empty();
+        let mut waiting = false;
         for (_, t) in self.torrents.iter_mut() {
             let private = t.meta.as_ref().is_some_and(|m| m.private);
             if private || !matches!(t.phase, Phase::Downloading | Phase::Seeding) {
@@ -675,7 +683,7 @@ impl Host {
                 continue;
             }
             if !ready {
-                t.dht_next = now + TICK;
+                waiting = true;
                 continue;
             }
             let short = t.phase == Phase::Downloading && t.session.stats(now).connected < 5;
@@ -697,6 +705,7 @@ impl Host {
             d.node
                 .get_peers(crate::dht::Id(t.info_hash), Some(self.port), now);
         }
+        self.dht_waiting = waiting;
     }
 
     /// Sends what the DHT node wants sent, and hands the peers it found to their torrents.
