@@ -184,3 +184,47 @@ fn btmini_finds_an_aria2c_seeder_through_the_dht_and_aria2c_finds_a_btmini_seede
         std::fs::read(&file).unwrap()
     );
 }
+
+#[test]
+fn a_restart_bootstraps_from_the_nodes_it_saved_without_any_given_node() {
+    let dir = TempDir::new("dht-restart");
+    let node = lt_process(&["dht_node".as_ref(), "127.0.0.4".as_ref()]);
+    let boot = format!("127.0.0.4:{}", node.port);
+    let mut seeders = Vec::new();
+    let mut torrents = Vec::new();
+    for i in 0..2u64 {
+        let sub = dir.join(format!("t{i}"));
+        let (file, torrent) = single_file_torrent(&sub, 120 + i, 700_001, &[]);
+        seeders.push(lt_process(&[
+            "dht_seed".as_ref(),
+            torrent.as_os_str(),
+            sub.join("data").as_os_str(),
+            "127.0.0.2".as_ref(),
+            boot.as_ref(),
+        ]));
+        torrents.push((file, hex_of(&torrent)));
+    }
+    let out = dir.join("out");
+    // The first run is given the node, and saves what it learnt when it ends.
+    let mut bt = magnet_via_dht(&torrents[0].1, &out, free_port(), &boot);
+    bt.finish_with(&out.join("single.bin"), &torrents[0].0);
+    assert!(out.join(".btmini-dht.dat").exists());
+    std::fs::remove_file(out.join("single.bin")).unwrap();
+    // The second, into the same folder, is given no node: only the well-known routers,
+    // which cannot be reached here, and the saved nodes.
+    let out2 = out;
+    let mut cmd = btmini();
+    cmd.arg(format!("magnet:?xt=urn:btih:{}", torrents[1].1))
+        .arg("-o")
+        .arg(&out2)
+        .args(["--bind", "127.0.0.3", "--min-share", "0", "--port"])
+        .arg(free_port().to_string());
+    let mut bt = Logged::start(&mut cmd);
+    let log = bt.finish_with(&out2.join("single.bin"), &torrents[1].0);
+    assert!(
+        log.contains("saved nodes)") && !log.contains("(0 saved nodes)"),
+        "{log}"
+    );
+    assert!(log.contains("the DHT gave"), "{log}");
+    drop(seeders);
+}
