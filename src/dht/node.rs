@@ -144,15 +144,7 @@ impl Node {
     /// refresh targets).
     pub fn new(id: Id, config: Config, now: Instant, seed: u64) -> Self {
         let mut rng = seed | 1;
-        let mut random16 = || {
-            let mut b = [0u8; 16];
-            for c in b.chunks_mut(8) {
-                rng = xorshift(rng);
-                c.copy_from_slice(&rng.to_le_bytes());
-            }
-            b
-        };
-        let tokens = Tokens::new(now, &mut random16);
+        let tokens = Tokens::new(now, || random_bytes(&mut rng));
         Self {
             table: Table::new(id, now),
             tokens,
@@ -192,20 +184,6 @@ impl Node {
     /// Lookups under way.
     pub fn lookups(&self) -> usize {
         self.lookups.len()
-    }
-
-    fn random(&mut self) -> u64 {
-        self.rng = xorshift(self.rng);
-        self.rng
-    }
-
-    fn random_id(&mut self) -> [u8; 20] {
-        let mut b = [0u8; 20];
-        for c in b.chunks_mut(8) {
-            let r = self.random().to_le_bytes();
-            c.copy_from_slice(&r[..c.len()]);
-        }
-        b
     }
 
     /// Joins the network through these nodes (ids unknown): a lookup of our own id, which
@@ -398,15 +376,8 @@ impl Node {
             }
         }
         if l.joining {
-            let mut seed = self.random();
-            let targets = self.table.every_bucket(|| {
-                let mut b = [0u8; 20];
-                for c in b.chunks_mut(8) {
-                    seed = xorshift(seed);
-                    c.copy_from_slice(&seed.to_le_bytes()[..c.len()]);
-                }
-                b
-            });
+            let rng = &mut self.rng;
+            let targets = self.table.every_bucket(|| random_bytes(rng));
             for target in targets {
                 self.find_node(target, now);
             }
@@ -767,15 +738,8 @@ impl Node {
         }
         if now.duration_since(self.last_maintenance) >= Duration::from_secs(60) {
             self.last_maintenance = now;
-            let mut seed = self.random();
-            let targets = self.table.stale(now, || {
-                let mut b = [0u8; 20];
-                for c in b.chunks_mut(8) {
-                    seed = xorshift(seed);
-                    c.copy_from_slice(&seed.to_le_bytes()[..c.len()]);
-                }
-                b
-            });
+            let rng = &mut self.rng;
+            let targets = self.table.stale(now, || random_bytes(rng));
             for target in targets {
                 self.find_node(target, now);
             }
@@ -784,15 +748,8 @@ impl Node {
                 let routers = self.routers.clone();
                 self.bootstrap(&routers, now);
             }
-            let mut seed = self.random();
-            self.tokens.rotate(now, || {
-                let mut b = [0u8; 16];
-                for c in b.chunks_mut(8) {
-                    seed = xorshift(seed);
-                    c.copy_from_slice(&seed.to_le_bytes());
-                }
-                b
-            });
+            let rng = &mut self.rng;
+            self.tokens.rotate(now, || random_bytes(rng));
             self.store.expire(now);
         }
     }
@@ -819,8 +776,18 @@ impl Node {
 
     /// A random id, from the node's own randomness (for a new node id, say).
     pub fn random_target(&mut self) -> Id {
-        Id(self.random_id())
+        Id(random_bytes(&mut self.rng))
     }
+}
+
+/// `N` bytes from the xorshift state `rng` (ids, refresh targets, token secrets).
+fn random_bytes<const N: usize>(rng: &mut u64) -> [u8; N] {
+    let mut b = [0u8; N];
+    for c in b.chunks_mut(8) {
+        *rng = xorshift(*rng);
+        c.copy_from_slice(&rng.to_le_bytes()[..c.len()]);
+    }
+    b
 }
 
 fn xorshift(mut x: u64) -> u64 {

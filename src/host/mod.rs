@@ -491,9 +491,14 @@ impl Host {
             }
             self.expire_unattached(now);
             self.ask_dht(now);
-        } else if self.dht_waiting {
+        } else if self.dht_waiting
+            && self
+                .dht
+                .as_ref()
+                .is_some_and(|d| !d.node.table().is_empty())
+        {
             // A torrent waits for the node to know some nodes: ask as soon as it does,
-            // not at the next tick.
+            // not at the next tick (one check a pass while it waits, none after).
             self.ask_dht(now);
         }
         if let Some(d) = &mut self.dht {

@@ -344,14 +344,12 @@ impl TrackerIo {
                     .and_then(|s| s.local_addr().ok())
                     .is_some_and(|l| l.is_ipv4() == addr.is_ipv4()) =>
             {
-                let cached = self.udp_connections.get(&addr).copied();
-                let exchange = UdpExchange::new(
-                    now,
-                    job.params.clone(),
-                    addr.is_ipv6(),
-                    cached,
-                    Box::new(|| crate::util::random_u64() as u32),
+                let exchange = udp_exchange(
+                    &job.params,
+                    addr,
+                    self.udp_connections.get(&addr).copied(),
                     self.timeouts.udp,
+                    now,
                 );
                 job.deadline = exchange.deadline();
                 job.stage = "waiting for the UDP tracker";
@@ -361,14 +359,12 @@ impl TrackerIo {
             Scheme::Udp => crate::net::udp(addr, self.bind).and_then(|mut socket| {
                 socket.connect(addr)?;
                 registry.register(&mut socket, token, Interest::READABLE)?;
-                let cached = self.udp_connections.get(&addr).copied();
-                let exchange = UdpExchange::new(
-                    now,
-                    job.params.clone(),
-                    addr.is_ipv6(),
-                    cached,
-                    Box::new(|| crate::util::random_u64() as u32),
+                let exchange = udp_exchange(
+                    &job.params,
+                    addr,
+                    self.udp_connections.get(&addr).copied(),
                     self.timeouts.udp,
+                    now,
                 );
                 job.deadline = exchange.deadline();
                 job.stage = "waiting for the UDP tracker";
@@ -575,6 +571,25 @@ impl TrackerIo {
             self.jobs.remove(key);
         }
     }
+}
+
+/// A BEP 15 exchange with the tracker at `addr`, reusing its connection id (`cached`)
+/// while valid.
+fn udp_exchange(
+    params: &AnnounceParams,
+    addr: SocketAddr,
+    cached: Option<(u64, Instant)>,
+    schedule: &'static [Duration],
+    now: Instant,
+) -> UdpExchange {
+    UdpExchange::new(
+        now,
+        params.clone(),
+        addr.is_ipv6(),
+        cached,
+        Box::new(|| crate::util::random_u64() as u32),
+        schedule,
+    )
 }
 
 /// What a complete HTTP response means for the announce.
