@@ -2,7 +2,7 @@
 //! DHT alone (a magnet with no tracker and no peer, bootstrapped from a libtorrent node that
 //! is not the seeder); a libtorrent leecher bootstrapped only from btmini's node finds a
 //! btmini seeder through it; aria2c's DHT and btmini's find each other's torrents; a restart
-//! bootstraps from the saved nodes.
+//! bootstraps from the saved nodes; the same over IPv6 (BEP 32) on ::1, both ways.
 //! libtorrent needs an explicit IP for its DHT, and a raised rate limit on loopback
 //! (tests/support/lt.py, `dht_session`).
 
@@ -13,14 +13,53 @@ use common::*;
 /// btmini on 127.0.0.3:`port` downloading a magnet with no tracker and no peer, its DHT
 /// bootstrapped only from `boot`.
 fn magnet_via_dht(hex: &str, out: &std::path::Path, port: u16, boot: &str) -> Logged {
+    magnet_via_dht_on(Some("127.0.0.3"), hex, out, port, boot)
+}
+
+/// The same on `bind`; `None`: every address of both families.
+fn magnet_via_dht_on(
+    bind: Option<&str>,
+    hex: &str,
+    out: &std::path::Path,
+    port: u16,
+    boot: &str,
+) -> Logged {
     let mut cmd = btmini();
     cmd.arg(format!("magnet:?xt=urn:btih:{hex}"))
         .arg("-o")
-        .arg(out)
-        .args(["--bind", "127.0.0.3", "--min-share", "0", "--port"])
+        .arg(out);
+    if let Some(ip) = bind {
+        cmd.args(["--bind", ip]);
+    }
+    cmd.args(["--min-share", "0", "--port"])
         .arg(port.to_string())
         .args(["--dht-node", boot]);
     Logged::start(&mut cmd)
+}
+
+/// A libtorrent DHT node on `node_ip`, and a libtorrent seeder of `torrent` (data in
+/// `dir/data`) on `seed_ip` that announces itself through it; the node's address, and
+/// both.
+fn lt_node_and_seeder(
+    node_ip: &str,
+    seed_ip: &str,
+    torrent: &std::path::Path,
+    dir: &std::path::Path,
+) -> (String, Seeder, Seeder) {
+    let node = lt_process(&["dht_node".as_ref(), node_ip.as_ref()]);
+    let boot = if node_ip.contains(':') {
+        format!("[{node_ip}]:{}", node.port)
+    } else {
+        format!("{node_ip}:{}", node.port)
+    };
+    let seeder = lt_process(&[
+        "dht_seed".as_ref(),
+        torrent.as_os_str(),
+        dir.join("data").as_os_str(),
+        seed_ip.as_ref(),
+        boot.as_ref(),
+    ]);
+    (boot, node, seeder)
 }
 
 #[test]
@@ -28,15 +67,7 @@ fn btmini_finds_a_libtorrent_seeder_through_the_dht_alone() {
     let dir = TempDir::new("dht-from-lt");
     let (file, torrent) = single_file_torrent(dir.path(), 111, 2_000_003, &[]);
     let hex = hex_of(&torrent);
-    let node = lt_process(&["dht_node".as_ref(), "127.0.0.4".as_ref()]);
-    let boot = format!("127.0.0.4:{}", node.port);
-    let seeder = lt_process(&[
-        "dht_seed".as_ref(),
-        torrent.as_os_str(),
-        dir.join("data").as_os_str(),
-        "127.0.0.2".as_ref(),
-        boot.as_ref(),
-    ]);
+    let (boot, _node, seeder) = lt_node_and_seeder("127.0.0.4", "127.0.0.2", &torrent, dir.path());
     let out = dir.join("out");
     let mut bt = magnet_via_dht(&hex, &out, free_port(), &boot);
     let log = bt.finish_with(&out.join("single.bin"), &file);
@@ -49,30 +80,54 @@ fn btmini_finds_a_libtorrent_seeder_through_the_dht_alone() {
 
 #[test]
 fn a_libtorrent_leecher_bootstrapped_only_from_btmini_finds_a_btmini_seeder_through_the_dht() {
+    // btmini on 127.0.0.3 (it knows its address: --bind), the leecher on 127.0.0.5.
+    lt_leecher_finds_btmini_through_its_node("127.0.0.4", Some("127.0.0.3"), "127.0.0.5", 113);
+}
+
+/// btmini seeds (on `bind`, or every address) with its DHT bootstrapped from a libtorrent
+/// node on `node_ip`, which btmini announces its torrent through; a libtorrent leecher on
+/// `leech_ip` that knows only btmini's node (at `bind`, or the node's family's loopback)
+/// finds btmini through the DHT and downloads the torrent whole.
+fn lt_leecher_finds_btmini_through_its_node(
+    node_ip: &str,
+    bind: Option<&str>,
+    leech_ip: &str,
+    seed: u64,
+) {
     let dir = TempDir::new("dht-to-lt");
-    let (file, torrent) = single_file_torrent(dir.path(), 113, 2_000_003, &[]);
+    let (file, torrent) = single_file_torrent(dir.path(), seed, 1_500_003, &[]);
     let hex = hex_of(&torrent);
-    // A libtorrent node both know; btmini announces its torrent to the DHT through it.
-    let node = lt_process(&["dht_node".as_ref(), "127.0.0.4".as_ref()]);
-    let boot = format!("127.0.0.4:{}", node.port);
+    let node = lt_process(&["dht_node".as_ref(), node_ip.as_ref()]);
+    let at = |ip: &str, port: u16| {
+        if ip.contains(':') {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
     let port = free_port();
     let mut cmd = btmini();
-    cmd.arg(&torrent)
-        .arg("-o")
-        .arg(dir.join("data"))
-        .args(["--bind", "127.0.0.3", "--seed", "--port"])
+    cmd.arg(&torrent).arg("-o").arg(dir.join("data"));
+    if let Some(ip) = bind {
+        cmd.args(["--bind", ip]);
+    }
+    cmd.args(["--seed", "--port"])
         .arg(port.to_string())
-        .args(["--dht-node", &boot]);
+        .args(["--dht-node", &at(node_ip, node.port)]);
     let bt = Logged::start(&mut cmd);
     bt.wait_for("DHT lookup of");
-    // The leecher knows only btmini's node.
     let out = dir.join("lt-out");
+    let btmini_ip = bind.unwrap_or(if node_ip.contains(':') {
+        "::1"
+    } else {
+        "127.0.0.1"
+    });
     let got = libtorrent(&[
         "dht_download".as_ref(),
         format!("magnet:?xt=urn:btih:{hex}").as_ref(),
         out.as_os_str(),
-        "127.0.0.5".as_ref(),
-        format!("127.0.0.3:{port}").as_ref(),
+        leech_ip.as_ref(),
+        at(btmini_ip, port).as_ref(),
     ]);
     assert_eq!(got["seeding"], true, "{got}\n{}", bt.log());
     assert_eq!(
@@ -80,15 +135,9 @@ fn a_libtorrent_leecher_bootstrapped_only_from_btmini_finds_a_btmini_seeder_thro
         std::fs::read(&file).unwrap()
     );
     // peer_info.source: 2 is the DHT. btmini's node lists btmini itself for the torrent
-    // it seeds (it knows its address: --bind), so the leecher's first lookup finds it.
-    let sources: Vec<i64> = got["peer_sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_i64())
-        .collect();
+    // it seeds, so the leecher's first lookup finds it.
     assert!(
-        sources.iter().any(|s| s & 2 != 0),
+        sources_of(&got).iter().any(|s| s & 2 != 0),
         "libtorrent did not find btmini through the DHT: {got}\n{}",
         bt.log()
     );
@@ -224,4 +273,37 @@ fn a_restart_bootstraps_from_the_nodes_it_saved_without_any_given_node() {
     );
     assert!(log.contains("the DHT gave"), "{log}");
     drop(seeders);
+}
+
+/// The sources libtorrent's `dht_download` saw its peers come from (`peer_info.source`).
+fn sources_of(got: &serde_json::Value) -> Vec<i64> {
+    got["peer_sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_i64())
+        .collect()
+}
+
+#[test]
+fn btmini_finds_a_libtorrent_seeder_through_the_ipv6_dht() {
+    let dir = TempDir::new("dht6-from-lt");
+    let (file, torrent) = single_file_torrent(dir.path(), 117, 1_000_003, &[]);
+    let hex = hex_of(&torrent);
+    let (boot, _node, seeder) = lt_node_and_seeder("::1", "::1", &torrent, dir.path());
+    // No --bind: btmini listens on both families, its DHT on IPv4 and IPv6.
+    let out = dir.join("out");
+    let mut bt = magnet_via_dht_on(None, &hex, &out, free_port(), &boot);
+    let log = bt.finish_with(&out.join("single.bin"), &file);
+    assert!(
+        log.contains(&format!("[::1]:{} is libtorrent", seeder.port)),
+        "the seeder came from the IPv6 DHT: {log}"
+    );
+}
+
+#[test]
+fn a_libtorrent_leecher_on_ipv6_finds_a_btmini_seeder_through_btmini_s_ipv6_node() {
+    // No --bind: btmini listens on [::] too, and its node learns its IPv6 address from
+    // the `ip` field of libtorrent's replies.
+    lt_leecher_finds_btmini_through_its_node("::1", None, "::1", 119);
 }

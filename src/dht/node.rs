@@ -11,6 +11,12 @@
 //! the [`K`] closest nodes that answer; a `get_peers` lookup reports peers as they come and
 //! can end with `announce_peer` to the closest nodes that gave a token. A reply is only
 //! taken from the address the query went to, with the transaction id it carried.
+//!
+//! IPv4 and IPv6 (BEP 32) each have a routing table of their own around the same id; a
+//! node's family is its address's. Lookups run in each family that knows nodes, a query
+//! is answered with nodes of the families its `want` asks for (its own by default), and
+//! a dual-stack node asks for both while one table is still small, so that it learns one
+//! family's nodes through the other.
 
 use super::krpc::{self, Body, Id, Msg, NodeInfo, Query, Response, Want};
 use super::store::{PeerStore, Tokens};
@@ -33,12 +39,18 @@ const MAX_FOUND: usize = 1_000;
 const MAX_SOURCES: usize = 10_000;
 /// Queries of our own in flight at most; more wait.
 const MAX_PENDING: usize = 256;
+/// A reply is trimmed to this many bytes (BEP 32: a payload over 1,024 bytes may not
+/// cross every path).
+pub const MAX_REPLY: usize = 1024;
 
 /// Settings.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     /// BEP 43: ask, but tell others not to add us (a node behind a NAT).
     pub read_only: bool,
+    /// The owner sends to both families: while one family's table has fewer than [`K`]
+    /// nodes, queries to the other ask for nodes of both (BEP 32 `want`).
+    pub dual_stack: bool,
 }
 
 /// What a node tells its owner.
@@ -89,6 +101,8 @@ struct Lookup {
     announce: Option<u16>,
     /// Joining the network: when it ends, every bucket is refreshed.
     joining: bool,
+    /// The family it runs in (IPv6: BEP 32).
+    v6: bool,
     cands: Vec<Cand>,
     in_flight: usize,
     queries: u32,
@@ -114,7 +128,8 @@ struct Pending {
 
 /// One DHT node.
 pub struct Node {
-    table: Table,
+    /// The IPv4 and the IPv6 routing table ([`fam`]).
+    tables: [Table; 2],
     tokens: Tokens,
     store: PeerStore,
     config: Config,
@@ -132,11 +147,26 @@ pub struct Node {
     /// Torrents we take part in, and the port we take peers on: a `get_peers` for one of
     /// them lists us too, so that in a small network a node that knows only us finds us.
     serving: HashMap<Id, u16>,
-    /// Our address as others see it: set by the owner (a bound address) or learnt from
-    /// the `ip` field of replies (BEP 42).
-    own_ip: Option<IpAddr>,
+    /// Our address in each family as others see it: set by the owner (a bound address)
+    /// or learnt from the `ip` field of replies (BEP 42).
+    own_ip: [Option<IpAddr>; 2],
     /// Set by the owner: not replaced by what replies say.
-    own_ip_fixed: bool,
+    own_ip_fixed: [bool; 2],
+}
+
+/// The index of `addr`'s family in the per-family arrays: 0 IPv4, 1 IPv6.
+fn fam(ip: IpAddr) -> usize {
+    usize::from(ip.is_ipv6())
+}
+
+/// Whether a node at `addr` can be queried in the family `v6` (a v4-mapped IPv6 address
+/// cannot: IPv6 goes out on a v6-only socket).
+fn usable(addr: &SocketAddr, v6: bool) -> bool {
+    addr.port() != 0
+        && match addr.ip() {
+            IpAddr::V4(_) => !v6,
+            IpAddr::V6(ip) => v6 && ip.to_ipv4_mapped().is_none() && !ip.is_unspecified(),
+        }
 }
 
 impl Node {
@@ -146,7 +176,7 @@ impl Node {
         let mut rng = seed | 1;
         let tokens = Tokens::new(now, || random_bytes(&mut rng));
         Self {
-            table: Table::new(id, now),
+            tables: [Table::new(id, now), Table::new(id, now)],
             tokens,
             store: PeerStore::default(),
             config,
@@ -161,19 +191,39 @@ impl Node {
             last_maintenance: now,
             routers: Vec::new(),
             serving: HashMap::new(),
-            own_ip: None,
-            own_ip_fixed: false,
+            own_ip: [None; 2],
+            own_ip_fixed: [false; 2],
         }
     }
 
     /// Our id.
     pub fn id(&self) -> Id {
-        self.table.own()
+        self.tables[0].own()
     }
 
-    /// The routing table.
+    /// The IPv4 routing table.
     pub fn table(&self) -> &Table {
-        &self.table
+        &self.tables[0]
+    }
+
+    /// The IPv6 routing table (BEP 32).
+    pub fn table6(&self) -> &Table {
+        &self.tables[1]
+    }
+
+    /// Whether either table holds a node.
+    pub fn knows_nodes(&self) -> bool {
+        self.tables.iter().any(|t| !t.is_empty())
+    }
+
+    /// The families lookups run in: those whose table knows nodes (IPv4 when neither
+    /// does, so that the lookup ends at once and says so).
+    fn families(&self) -> Vec<bool> {
+        let v: Vec<bool> = [false, true]
+            .into_iter()
+            .filter(|&v6| !self.tables[usize::from(v6)].is_empty())
+            .collect();
+        if v.is_empty() { vec![false] } else { v }
     }
 
     /// Peers announced to us, over all torrents.
@@ -194,8 +244,18 @@ impl Node {
                 self.routers.push(*a);
             }
         }
+        for v6 in [false, true] {
+            let these: Vec<SocketAddr> = addrs.iter().filter(|a| usable(a, v6)).copied().collect();
+            if !these.is_empty() {
+                self.join(&these, v6, now);
+            }
+        }
+    }
+
+    /// A lookup of our own id in one family, starting from `addrs` as well as the table.
+    fn join(&mut self, addrs: &[SocketAddr], v6: bool, now: Instant) {
         let own = self.id();
-        let id = self.start(own, false, None, now);
+        let id = self.start(own, false, None, v6);
         if let Some(l) = self.lookups.get_mut(&id) {
             l.joining = true;
             for &addr in addrs {
@@ -230,13 +290,27 @@ impl Node {
                 peers: mine,
             });
         }
-        let id = self.start(info_hash, true, announce, now);
-        self.step(id, now);
+        for v6 in self.families() {
+            self.lookup(info_hash, true, announce, v6, now);
+        }
     }
 
-    /// Looks up the nodes closest to `target`.
+    /// Looks up the nodes closest to `target` (in each family that knows nodes).
     pub fn find_node(&mut self, target: Id, now: Instant) {
-        let id = self.start(target, false, None, now);
+        for v6 in self.families() {
+            self.lookup(target, false, None, v6, now);
+        }
+    }
+
+    fn lookup(
+        &mut self,
+        target: Id,
+        get_peers: bool,
+        announce: Option<u16>,
+        v6: bool,
+        now: Instant,
+    ) {
+        let id = self.start(target, get_peers, announce, v6);
         self.step(id, now);
     }
 
@@ -252,8 +326,8 @@ impl Node {
     /// Our address, when the owner knows it (a bound address); otherwise it is learnt
     /// from replies' `ip` field.
     pub fn set_own_ip(&mut self, ip: IpAddr) {
-        self.own_ip = Some(ip);
-        self.own_ip_fixed = true;
+        self.own_ip[fam(ip)] = Some(ip);
+        self.own_ip_fixed[fam(ip)] = true;
     }
 
     /// Pings `addr` (a `port` message from a peer): if it answers it joins the table.
@@ -263,11 +337,10 @@ impl Node {
         }
     }
 
-    fn start(&mut self, target: Id, get_peers: bool, announce: Option<u16>, _now: Instant) -> u64 {
+    fn start(&mut self, target: Id, get_peers: bool, announce: Option<u16>, v6: bool) -> u64 {
         let id = self.next_lookup;
         self.next_lookup += 1;
-        let cands = self
-            .table
+        let cands = self.tables[usize::from(v6)]
             .closest(&target, MAX_CANDIDATES)
             .into_iter()
             .map(|n| Cand {
@@ -284,6 +357,7 @@ impl Node {
                 get_peers,
                 announce,
                 joining: false,
+                v6,
                 cands,
                 in_flight: 0,
                 queries: 0,
@@ -377,9 +451,9 @@ impl Node {
         }
         if l.joining {
             let rng = &mut self.rng;
-            let targets = self.table.every_bucket(|| random_bytes(rng));
+            let targets = self.tables[usize::from(l.v6)].every_bucket(|| random_bytes(rng));
             for target in targets {
-                self.find_node(target, now);
+                self.lookup(target, false, None, l.v6, now);
             }
         }
         self.events.push_back(Event::LookupDone {
@@ -427,12 +501,22 @@ impl Node {
     }
 
     fn transmit_query(&mut self, t: u16, addr: SocketAddr, query: &Query) {
+        // A dual-stack node whose other table is small asks for both families' nodes.
+        let other = 1 - fam(addr.ip());
+        let want = if self.config.dual_stack
+            && self.tables[other].len() < K
+            && matches!(query, Query::FindNode { .. } | Query::GetPeers { .. })
+        {
+            Want { v4: true, v6: true }
+        } else {
+            Want::default()
+        };
         let msg = Msg {
             t: t.to_be_bytes().to_vec(),
             body: Body::Query {
                 id: self.id(),
                 query: query.clone(),
-                want: Want::default(),
+                want,
                 read_only: self.config.read_only,
             },
             ip: None,
@@ -460,18 +544,14 @@ impl Node {
             }
         };
         match msg.body {
-            Body::Query {
-                id,
-                query,
-                read_only,
-                ..
-            } => self.on_query(from, msg.t, id, query, read_only, now),
+            Body::Query { .. } => self.on_query(from, msg, now),
             Body::Response(r) => {
-                if let (false, Some(ip)) = (self.own_ip_fixed, msg.ip) {
+                let f = fam(from.ip());
+                if let (false, Some(ip)) = (self.own_ip_fixed[f], msg.ip) {
                     // BEP 42: how the replier sees us (the last word wins; a lie costs
                     // only our own listing in our own replies).
-                    if self.pending_from(from, &msg.t) {
-                        self.own_ip = Some(ip.ip());
+                    if fam(ip.ip()) == f && self.pending_from(from, &msg.t) {
+                        self.own_ip[f] = Some(ip.ip());
                     }
                 }
                 self.on_response(from, &msg.t, Some(r), now)
@@ -494,13 +574,36 @@ impl Node {
         *n <= MAX_PER_SECOND
     }
 
-    fn reply(&mut self, to: SocketAddr, t: Vec<u8>, r: Response) {
-        let msg = Msg {
-            t,
-            body: Body::Response(r),
-            ip: Some(to),
-        };
-        self.out.push_back((to, msg.encode()));
+    /// Sends a response, trimmed to [`MAX_REPLY`] bytes: the other family's nodes go
+    /// first, then values, then nodes (never an amplifier, and it crosses any path).
+    fn reply(&mut self, to: SocketAddr, t: Vec<u8>, mut r: Response) {
+        loop {
+            let msg = Msg {
+                t: t.clone(),
+                body: Body::Response(r.clone()),
+                ip: Some(to),
+            };
+            let bytes = msg.encode();
+            let (own, other) = if to.is_ipv6() {
+                (&mut r.nodes6, &mut r.nodes)
+            } else {
+                (&mut r.nodes, &mut r.nodes6)
+            };
+            if bytes.len() <= MAX_REPLY {
+                return self.out.push_back((to, bytes));
+            } else if !other.is_empty() {
+                other.pop();
+            } else if r.values.len() > 8 {
+                r.values.truncate(r.values.len() * 3 / 4);
+            } else if !own.is_empty() {
+                own.pop();
+            } else if !r.values.is_empty() {
+                r.values.pop();
+            } else {
+                // Nothing left to trim (a huge transaction id): no reply.
+                return;
+            }
+        }
     }
 
     fn reply_error(&mut self, to: SocketAddr, t: Vec<u8>, code: i64, what: &str) {
@@ -515,27 +618,43 @@ impl Node {
         self.out.push_back((to, msg.encode()));
     }
 
-    fn on_query(
-        &mut self,
-        from: SocketAddr,
-        t: Vec<u8>,
-        id: Id,
-        query: Query,
-        read_only: bool,
-        now: Instant,
-    ) {
+    /// A query: `msg.body` is a [`Body::Query`].
+    fn on_query(&mut self, from: SocketAddr, msg: Msg, now: Instant) {
+        let Body::Query {
+            id,
+            query,
+            want,
+            read_only,
+        } = msg.body
+        else {
+            return;
+        };
+        let t = msg.t;
         // A node that queries us may be worth knowing: if there is room for it, ask it
         // something, and it joins the table when it answers (never on its word alone).
-        if !read_only && self.table.has_room_for(&id) {
+        if !read_only && self.tables[fam(from.ip())].has_room_for(&id) {
             self.ping(from, now);
         }
         let own = Some(self.id());
-        let nodes_near = |table: &Table, target: &Id| -> Vec<NodeInfo> {
-            table
-                .closest(target, K)
-                .into_iter()
-                .filter(|n| n.addr.is_ipv4() == from.is_ipv4())
-                .collect()
+        // BEP 32: the families `want` names; without it, the querier's own.
+        let want = if want.v4 || want.v6 {
+            want
+        } else {
+            Want {
+                v4: from.is_ipv4(),
+                v6: from.is_ipv6(),
+            }
+        };
+        let tables = &self.tables;
+        let nodes_near = |target: &Id| -> (Vec<NodeInfo>, Vec<NodeInfo>) {
+            let near = |v6: bool, wanted: bool| {
+                if wanted {
+                    tables[usize::from(v6)].closest(target, K)
+                } else {
+                    Vec::new()
+                }
+            };
+            (near(false, want.v4), near(true, want.v6))
         };
         match query {
             Query::Ping => self.reply(
@@ -547,28 +666,32 @@ impl Node {
                 },
             ),
             Query::FindNode { target } => {
-                let nodes = nodes_near(&self.table, &target);
+                let (nodes, nodes6) = nodes_near(&target);
                 self.reply(
                     from,
                     t,
                     Response {
                         id: own,
                         nodes,
+                        nodes6,
                         ..Response::default()
                     },
                 );
             }
             Query::GetPeers { info_hash } => {
                 let mut values = self.store.peers(&info_hash, from.is_ipv6(), now);
-                let me = self.serving.get(&info_hash).zip(self.own_ip);
-                if let Some((&port, ip)) = me.filter(|(_, ip)| ip.is_ipv6() == from.is_ipv6()) {
+                let me = self
+                    .serving
+                    .get(&info_hash)
+                    .zip(self.own_ip[fam(from.ip())]);
+                if let Some((&port, ip)) = me {
                     let me = SocketAddr::new(ip, port);
                     if !values.contains(&me) {
                         values.insert(0, me);
                         values.truncate(super::store::MAX_VALUES);
                     }
                 }
-                let nodes = nodes_near(&self.table, &info_hash);
+                let (nodes, nodes6) = nodes_near(&info_hash);
                 let token = Some(self.tokens.token(&from, &info_hash));
                 self.reply(
                     from,
@@ -576,9 +699,9 @@ impl Node {
                     Response {
                         id: own,
                         nodes,
+                        nodes6,
                         values,
                         token,
-                        ..Response::default()
                     },
                 );
             }
@@ -633,11 +756,12 @@ impl Node {
             return self.query_failed(p.addr, p.id, p.purpose, now);
         };
         let rid = r.id.expect("decode requires it");
+        let table = &mut self.tables[fam(from.ip())];
         if p.id.is_some_and(|want| want != rid) {
             // Another node answers at that address now.
-            self.table.failed(&p.id.expect("some"), p.addr);
+            table.failed(&p.id.expect("some"), p.addr);
         }
-        if let Inserted::PingFirst(q) = self.table.insert(
+        if let Inserted::PingFirst(q) = table.insert(
             NodeInfo {
                 id: rid,
                 addr: from,
@@ -661,8 +785,15 @@ impl Node {
             c.id = Some(rid);
             c.token = r.token;
         }
-        for n in r.nodes.into_iter().filter(|n| n.addr.port() != 0) {
-            if n.id == self.table.own()
+        let v6 = l.v6;
+        let (nodes, others) = if v6 {
+            (r.nodes6, r.nodes)
+        } else {
+            (r.nodes, r.nodes6)
+        };
+        let own = self.tables[0].own();
+        for n in nodes.into_iter().filter(|n| usable(&n.addr, v6)) {
+            if n.id == own
                 || l.cands
                     .iter()
                     .any(|c| c.addr == n.addr || c.id == Some(n.id))
@@ -694,12 +825,22 @@ impl Node {
                 });
             }
         }
+        // The other family's nodes, asked for while its table is small: each one with
+        // room for it is pinged, and joins that table if it answers.
+        let other = usize::from(!v6);
+        if self.config.dual_stack && self.tables[other].len() < K {
+            for n in others.into_iter().filter(|n| usable(&n.addr, !v6)).take(K) {
+                if n.id != own && self.tables[other].has_room_for(&n.id) {
+                    self.ping(n.addr, now);
+                }
+            }
+        }
         self.step(lookup, now);
     }
 
     fn query_failed(&mut self, addr: SocketAddr, id: Option<Id>, purpose: Purpose, now: Instant) {
         if let Some(id) = id {
-            self.table.failed(&id, addr);
+            self.tables[fam(addr.ip())].failed(&id, addr);
         }
         if let Purpose::Lookup(lookup) = purpose {
             if let Some(l) = self.lookups.get_mut(&lookup) {
@@ -738,15 +879,28 @@ impl Node {
         }
         if now.duration_since(self.last_maintenance) >= Duration::from_secs(60) {
             self.last_maintenance = now;
-            let rng = &mut self.rng;
-            let targets = self.table.stale(now, || random_bytes(rng));
-            for target in targets {
-                self.find_node(target, now);
-            }
-            // Nobody answered the bootstrap (lost, or the routers were down): again.
-            if self.table.is_empty() && !self.routers.is_empty() {
-                let routers = self.routers.clone();
-                self.bootstrap(&routers, now);
+            for v6 in [false, true] {
+                let rng = &mut self.rng;
+                let table = &mut self.tables[usize::from(v6)];
+                let empty = table.is_empty();
+                let targets = if empty {
+                    Vec::new()
+                } else {
+                    table.stale(now, || random_bytes(rng))
+                };
+                for target in targets {
+                    self.lookup(target, false, None, v6, now);
+                }
+                // Nobody answered the bootstrap (lost, or the routers were down): again.
+                let routers: Vec<SocketAddr> = self
+                    .routers
+                    .iter()
+                    .filter(|a| usable(a, v6))
+                    .copied()
+                    .collect();
+                if empty && !routers.is_empty() {
+                    self.join(&routers, v6, now);
+                }
             }
             let rng = &mut self.rng;
             self.tokens.rotate(now, || random_bytes(rng));

@@ -37,8 +37,11 @@ pub struct DhtOptions {
     pub state: Option<PathBuf>,
 }
 
-/// The state file: a magic line, our id, then the good nodes (id, IPv4, port).
-const MAGIC: &[u8; 8] = b"BTMDHT1\n";
+/// The state file: a magic line, our id, then the good nodes, each as the length of its
+/// compact address (6 for IPv4, 18 for IPv6), its id and that address.
+const MAGIC: &[u8; 8] = b"BTMDHT2\n";
+/// The first state file: a magic line, our id, then IPv4 nodes (id, address) only; read.
+const MAGIC1: &[u8; 8] = b"BTMDHT1\n";
 /// Nodes saved at most.
 const SAVE_MAX: usize = 200;
 
@@ -49,21 +52,34 @@ pub(super) struct Dht {
     /// Resolved router addresses arrive here.
     answers: (mpsc::Sender<Lookup>, mpsc::Receiver<Lookup>),
     saved_at: Instant,
+    /// Whether IPv4 and IPv6 datagrams can be sent.
+    families: [bool; 2],
 }
 
 impl Dht {
     /// A node with the saved id (or a new one), bootstrapping from the saved nodes at once
     /// and from the routers once resolved.
-    pub(super) fn start(opts: DhtOptions, resolver: &Resolver, now: Instant) -> Self {
+    /// `families`: whether the host can send IPv4 and IPv6 datagrams.
+    pub(super) fn start(
+        opts: DhtOptions,
+        resolver: &Resolver,
+        families: [bool; 2],
+        now: Instant,
+    ) -> Self {
         let (id, saved) = opts
             .state
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|b| load(&b))
             .unwrap_or_else(|| (Id(random_id()), Vec::new()));
-        let mut node = Node::new(id, Config::default(), now, crate::util::random_u64());
+        let config = Config {
+            dual_stack: families[0] && families[1],
+            ..Config::default()
+        };
+        let mut node = Node::new(id, config, now, crate::util::random_u64());
         let answers = mpsc::channel();
-        let mut direct: Vec<SocketAddr> = saved.iter().map(|n| n.addr).collect();
+        let can = move |a: &SocketAddr| families[usize::from(a.is_ipv6())];
+        let mut direct: Vec<SocketAddr> = saved.iter().map(|n| n.addr).filter(can).collect();
         let names: Vec<String> = if opts.bootstrap.is_empty() {
             ROUTERS.iter().map(|r| r.to_string()).collect()
         } else {
@@ -71,7 +87,11 @@ impl Dht {
         };
         for (i, name) in names.iter().enumerate() {
             if let Ok(a) = name.parse::<SocketAddr>() {
-                direct.push(a);
+                if can(&a) {
+                    direct.push(a);
+                } else {
+                    log::warn!("DHT node {a}: no socket of its address family");
+                }
             } else if let Some((host, port)) = name.rsplit_once(':') {
                 if let Ok(port) = port.parse() {
                     let req = (i as u64, host.to_string(), port, answers.0.clone());
@@ -94,6 +114,7 @@ impl Dht {
             opts,
             answers,
             saved_at: now,
+            families,
         }
     }
 
@@ -105,7 +126,7 @@ impl Dht {
             .try_iter()
             .filter_map(|(_, r)| r.ok())
             .flatten()
-            .filter(SocketAddr::is_ipv4)
+            .filter(|a| self.families[usize::from(a.is_ipv6())])
             .collect();
         if !found.is_empty() {
             self.node.bootstrap(&found, now);
@@ -121,18 +142,12 @@ impl Dht {
             return;
         }
         self.saved_at = now;
-        let mut b = MAGIC.to_vec();
-        b.extend_from_slice(&self.node.id().0);
-        for e in self
-            .node
-            .table()
-            .entries()
-            .filter(|e| e.is_good(now) && e.info.addr.is_ipv4())
-            .take(SAVE_MAX)
-        {
-            b.extend_from_slice(&e.info.id.0);
-            crate::dht::krpc::encode_addr(&e.info.addr, &mut b);
-        }
+        let nodes: Vec<NodeInfo> = [self.node.table(), self.node.table6()]
+            .into_iter()
+            .flat_map(|t| t.entries().filter(|e| e.is_good(now)).take(SAVE_MAX / 2))
+            .map(|e| e.info)
+            .collect();
+        let b = store(self.node.id(), &nodes);
         if let Err(e) = crate::storage::write_atomic(path, &b) {
             log::debug!("DHT state: {e}");
         }
@@ -152,23 +167,42 @@ fn random_id() -> [u8; 20] {
     id
 }
 
-/// Reads a state file: our id and the nodes saved; `None` if it is not one.
-fn load(b: &[u8]) -> Option<(Id, Vec<NodeInfo>)> {
-    let rest = b.strip_prefix(&MAGIC[..])?;
-    let (id, nodes) = rest.split_at_checked(20)?;
-    if nodes.len() % 26 != 0 {
-        return None;
+/// A state file's bytes.
+fn store(id: Id, nodes: &[NodeInfo]) -> Vec<u8> {
+    let mut b = MAGIC.to_vec();
+    b.extend_from_slice(&id.0);
+    for n in nodes {
+        b.push(if n.addr.is_ipv4() { 6 } else { 18 });
+        b.extend_from_slice(&n.id.0);
+        crate::dht::krpc::encode_addr(&n.addr, &mut b);
     }
-    let nodes = nodes
-        .chunks_exact(26)
-        .take(SAVE_MAX)
-        .filter_map(|c| {
-            Some(NodeInfo {
-                id: Id(c[..20].try_into().ok()?),
-                addr: crate::dht::krpc::compact_addr(&c[20..])?,
-            })
+    b
+}
+
+/// Reads a state file (either format): our id and the nodes saved; `None` if it is not
+/// one.
+fn load(b: &[u8]) -> Option<(Id, Vec<NodeInfo>)> {
+    let node = |c: &[u8]| {
+        Some(NodeInfo {
+            id: Id(c.get(..20)?.try_into().ok()?),
+            addr: crate::dht::krpc::compact_addr(&c[20..])?,
         })
-        .collect();
+    };
+    if let Some(rest) = b.strip_prefix(&MAGIC1[..]) {
+        let (id, nodes) = rest.split_at_checked(20)?;
+        if nodes.len() % 26 != 0 {
+            return None;
+        }
+        let nodes = nodes.chunks_exact(26).take(SAVE_MAX).filter_map(node);
+        return Some((Id(id.try_into().ok()?), nodes.collect()));
+    }
+    let (id, mut rest) = b.strip_prefix(&MAGIC[..])?.split_at_checked(20)?;
+    let mut nodes = Vec::new();
+    while let Some((&len, tail)) = rest.split_first() {
+        let (c, tail) = tail.split_at_checked(20 + usize::from(len))?;
+        nodes.extend(node(c).filter(|_| nodes.len() < SAVE_MAX));
+        rest = tail;
+    }
     Some((Id(id.try_into().ok()?), nodes))
 }
 
@@ -178,7 +212,25 @@ mod tests {
 
     #[test]
     fn a_state_file_reads_back_and_garbage_is_not_one() {
-        let mut b = MAGIC.to_vec();
+        let nodes = [
+            NodeInfo {
+                id: Id([9; 20]),
+                addr: "10.0.0.1:6881".parse().unwrap(),
+            },
+            NodeInfo {
+                id: Id([8; 20]),
+                addr: "[fd00::7]:6882".parse().unwrap(),
+            },
+        ];
+        let b = store(Id([7; 20]), &nodes);
+        assert_eq!(load(&b).unwrap(), (Id([7; 20]), nodes.to_vec()));
+        assert!(load(&b[..b.len() - 1]).is_none());
+        let mut odd = b.clone();
+        odd[28] = 200; // a length past the end
+        assert!(load(&odd).is_none());
+        assert!(load(b"BTMDHT3\n").is_none());
+        // The first format still reads.
+        let mut b = MAGIC1.to_vec();
         b.extend_from_slice(&[7; 20]);
         b.extend_from_slice(&[9; 20]);
         b.extend_from_slice(&[10, 0, 0, 1, 0x1a, 0xe1]);

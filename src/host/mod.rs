@@ -39,6 +39,7 @@ use link::{ATTACH_TIMEOUT, Link, MAX_UNATTACHED, Owner};
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
+use socket2::{Domain, Socket, Type};
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -50,6 +51,8 @@ const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const SIGNALS: Token = Token(2);
 const UDP: Token = Token(3);
+const UDP6: Token = Token(4);
+const LISTENER6: Token = Token(5);
 const TRACKER_BASE: usize = 16;
 /// Links' tokens start here; below it, each torrent's trackers have [`MAX_JOBS`] tokens.
 const PEER_BASE: usize = 1 << 24;
@@ -141,10 +144,15 @@ pub struct Host {
     poll: Poll,
     events: Events,
     listener: TcpListener,
+    /// `[::]:port`, v6-only, when no address is bound and the system has IPv6.
+    listener6: Option<TcpListener>,
     port: u16,
     /// The one UDP socket, at the listen port's number: every torrent's UDP trackers (and
     /// the DHT and uTP to come).
     udp: Arc<UdpSocket>,
+    /// The DHT's IPv6 socket (BEP 32), at the same port, when the DHT is on, no address is
+    /// bound and the system has IPv6.
+    udp6: Option<UdpSocket>,
     resolver: Arc<Resolver>,
     dht: Option<dht::Dht>,
     /// A torrent waits to ask the DHT until the node knows some nodes.
@@ -176,12 +184,42 @@ impl Host {
         let (mut listener, port) = listen(opts.bind, opts.port)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        // With no address bound, IPv6 too: a listener and the DHT's socket (BEP 32) of its
+        // own at the same port, each v6-only, so that IPv4 stays on the sockets above.
+        let mut listener6 = match opts.bind {
+            None => v6_socket(port, Type::STREAM).map(|s| {
+                s.listen(1024)?;
+                Ok::<_, io::Error>(TcpListener::from_std(s.into()))
+            }),
+            Some(_) => None,
+        }
+        .and_then(|l| l.inspect_err(|e| log::debug!("no IPv6 listener: {e}")).ok());
+        if let Some(l) = &mut listener6 {
+            poll.registry().register(l, LISTENER6, Interest::READABLE)?;
+        }
         let mut udp = udp_socket(opts.bind, port)?;
         poll.registry()
             .register(&mut udp, UDP, Interest::READABLE)?;
         let resolver = Resolver::new(waker);
         let now = Instant::now();
-        let mut dht = opts.dht.clone().map(|d| dht::Dht::start(d, &resolver, now));
+        let mut udp6 = match (&opts.dht, &listener6) {
+            (Some(_), Some(_)) => {
+                v6_socket(port, Type::DGRAM).map(|s| UdpSocket::from_std(s.into()))
+            }
+            _ => None,
+        };
+        if let Some(u) = &mut udp6 {
+            poll.registry().register(u, UDP6, Interest::READABLE)?;
+        }
+        // The families the DHT can send to: the main socket's, and IPv6 on its own socket.
+        let families = [
+            udp.local_addr()?.is_ipv4(),
+            udp6.is_some() || opts.bind.is_some_and(|b| b.is_ipv6()),
+        ];
+        let mut dht = opts
+            .dht
+            .clone()
+            .map(|d| dht::Dht::start(d, &resolver, families, now));
         if let (Some(d), Some(ip)) = (&mut dht, opts.bind) {
             d.node.set_own_ip(ip);
         }
@@ -189,8 +227,10 @@ impl Host {
             poll,
             events: Events::with_capacity(256),
             listener,
+            listener6,
             port,
             udp: Arc::new(udp),
+            udp6,
             resolver,
             dht,
             dht_waiting: false,
@@ -458,8 +498,10 @@ impl Host {
         let tokens: Vec<Token> = self.events.iter().map(|e| e.token()).collect();
         for token in tokens {
             match token {
-                LISTENER => self.accept(now),
-                UDP => self.udp_readable(now),
+                LISTENER => self.accept(false, now),
+                LISTENER6 => self.accept(true, now),
+                UDP => self.udp_readable(false, now),
+                UDP6 => self.udp_readable(true, now),
                 WAKER => {
                     for (_, t) in self.torrents.iter_mut() {
                         t.trackers.handle_wake(self.poll.registry(), now);
@@ -491,12 +533,7 @@ impl Host {
             }
             self.expire_unattached(now);
             self.ask_dht(now);
-        } else if self.dht_waiting
-            && self
-                .dht
-                .as_ref()
-                .is_some_and(|d| !d.node.table().is_empty())
-        {
+        } else if self.dht_waiting && self.dht.as_ref().is_some_and(|d| d.node.knows_nodes()) {
             // A torrent waits for the node to know some nodes: ask as soon as it does,
             // not at the next tick (one check a pass while it waits, none after).
             self.ask_dht(now);
@@ -630,9 +667,14 @@ impl Host {
         }
     }
 
-    fn accept(&mut self, now: Instant) {
+    fn accept(&mut self, v6: bool, now: Instant) {
+        let listener = match (&self.listener6, v6) {
+            (Some(l), true) => l,
+            (None, true) => return,
+            (_, false) => &self.listener,
+        };
         loop {
-            match self.listener.accept() {
+            match listener.accept() {
                 Ok((mut stream, addr)) => {
                     if self.unattached >= MAX_UNATTACHED {
                         log::debug!("{addr}: too many connections without a handshake");
@@ -676,7 +718,7 @@ impl Host {
             return;
         };
         d.save(now, false);
-        let ready = !d.node.table().is_empty();
+        let ready = d.node.knows_nodes();
         let mut waiting = false;
         for (_, t) in self.torrents.iter_mut() {
             let private = t.meta.as_ref().is_some_and(|m| m.private);
@@ -720,7 +762,10 @@ impl Host {
         };
         while let Some((to, bytes)) = d.node.poll_transmit() {
             // A datagram that cannot go now is like one lost: the node sends again.
-            let _ = self.udp.send_to(&bytes, to);
+            let _ = match &self.udp6 {
+                Some(u) if to.is_ipv6() => u.send_to(&bytes, to),
+                _ => self.udp.send_to(&bytes, to),
+            };
         }
         for e in d.events() {
             match e {
@@ -753,13 +798,18 @@ impl Host {
         }
     }
 
-    /// Datagrams on the shared UDP socket, read to `WouldBlock`: KRPC (a bencoded
-    /// dictionary, `d…`) goes to the DHT node, the rest to the torrent whose tracker
-    /// exchange it answers; others are dropped.
-    fn udp_readable(&mut self, now: Instant) {
+    /// Datagrams on the shared UDP socket (or the DHT's IPv6 one, `v6`), read to
+    /// `WouldBlock`: KRPC (a bencoded dictionary, `d…`) goes to the DHT node, the rest to
+    /// the torrent whose tracker exchange it answers; others are dropped.
+    fn udp_readable(&mut self, v6: bool, now: Instant) {
         let mut buf = [0u8; crate::dht::krpc::MAX_DATAGRAM];
+        let sock = match (&self.udp6, v6) {
+            (Some(u), true) => u,
+            (_, true) => return,
+            (_, false) => &*self.udp,
+        };
         loop {
-            match self.udp.recv_from(&mut buf) {
+            match sock.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     let d = &buf[..n];
                     if let (Some(b'd'), Some(dht)) = (d.first(), &mut self.dht) {
@@ -944,6 +994,25 @@ fn udp_socket(bind: Option<IpAddr>, port: u16) -> Result<UdpSocket, DownloadErro
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A nonblocking v6-only socket bound to `[::]:port` (so that IPv4 stays on the socket
+/// bound to 0.0.0.0 at the same port); `None` when the system has no IPv6 or the port is
+/// taken there.
+fn v6_socket(port: u16, ty: Type) -> Option<Socket> {
+    let open = || -> io::Result<Socket> {
+        let s = Socket::new(Domain::IPV6, ty, None)?;
+        s.set_only_v6(true)?;
+        s.set_nonblocking(true)?;
+        if ty == Type::STREAM {
+            s.set_reuse_address(true)?;
+        }
+        s.bind(&SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), port).into())?;
+        Ok(s)
+    };
+    open()
+        .inspect_err(|e| log::debug!("no IPv6 socket at port {port}: {e}"))
+        .ok()
 }
 
 /// The listen socket: `port` on `bind`, or the next free port after it.

@@ -227,9 +227,10 @@ def magnet(link, save_path, ip, peer):
 def dht_session(ip):
     """A session on one explicit loopback address with the DHT on (libtorrent starts no DHT
     node on 0.0.0.0 or a device name) and nothing else reaching out; its rate limit raised
-    (by default it bans a source over 5 packets/s), one IP per node not required."""
+    (by default it bans a source over 5 packets/s), one IP per node not required. An IPv6
+    IP (::1) gives an IPv6 node (BEP 32)."""
     return lt.session({
-        "listen_interfaces": f"{ip}:0",
+        "listen_interfaces": f"[{ip}]:0" if ":" in ip else f"{ip}:0",
         "outgoing_interfaces": ip,
         "enable_dht": True, "dht_bootstrap_nodes": "",
         "dht_block_ratelimit": 100000, "dht_restrict_routing_ips": False,
@@ -246,7 +247,7 @@ def add_nodes(ses, nodes):
     for n in nodes.split(","):
         if n:
             host, port = n.rsplit(":", 1)
-            ses.add_dht_node((host, int(port)))
+            ses.add_dht_node((host.strip("[]"), int(port)))
 
 
 def dht_node(ip, nodes=""):

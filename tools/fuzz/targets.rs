@@ -707,8 +707,13 @@ pub(crate) fn dht_node(data: &[u8]) {
     use btmini::dht::node::{Config, Node};
     let start = Instant::now();
     let mut now = start;
-    let mut node = Node::new(Id([0x55; 20]), Config::default(), now, 11);
-    node.bootstrap(&["10.9.0.1:6881".parse().unwrap()], now);
+    let config = Config {
+        dual_stack: true,
+        ..Config::default()
+    };
+    let mut node = Node::new(Id([0x55; 20]), config, now, 11);
+    let boot = ["10.9.0.1:6881", "[fd00::1]:6881"].map(|a| a.parse().unwrap());
+    node.bootstrap(&boot, now);
     node.get_peers(Id([0x42; 20]), Some(6881), now);
     let mut input = data;
     while let Some((&op, rest)) = input.split_first() {
@@ -719,7 +724,12 @@ pub(crate) fn dht_node(data: &[u8]) {
             l.get(1).copied().unwrap_or(0),
         ])) % 1500;
         let datagram = take(&mut input, len);
-        let from = SocketAddr::from(([10, 9, 0, op % 4 + 1], 6881 + u16::from(op >> 6)));
+        let port = 6881 + u16::from(op >> 6);
+        let from = if op & 0x08 != 0 {
+            SocketAddr::from(([0xfd00, 0, 0, 0, 0, 0, 0, u16::from(op % 4 + 1)], port))
+        } else {
+            SocketAddr::from(([10, 9, 0, op % 4 + 1], port))
+        };
         if op & 0x20 != 0 {
             now += Duration::from_millis(u64::from(op & 0x1f) * 250);
             node.handle_timeout(now);
@@ -731,10 +741,12 @@ pub(crate) fn dht_node(data: &[u8]) {
             Msg::decode(&bytes).expect("what the node sends decodes");
             sent += 1;
         }
-        // A reply, a ping to a new querier, and a lookup's next queries (ALPHA) at most,
-        // or what the timeouts let out.
-        assert!(sent <= 2 + 3 + 64, "{sent} datagrams for one input");
+        // A reply, a ping to a new querier, a lookup's next queries (ALPHA) and pings to
+        // the other family's nodes (K) at most, or what the timeouts let out.
+        assert!(sent <= 2 + 3 + 8 + 64, "{sent} datagrams for one input");
         while node.poll_event().is_some() {}
     }
-    assert!(node.table().len() <= 160 * 8);
+    assert!(node.table().len() <= 160 * 8 && node.table6().len() <= 160 * 8);
+    assert!(node.table().entries().all(|e| e.info.addr.is_ipv4()));
+    assert!(node.table6().entries().all(|e| e.info.addr.is_ipv6()));
 }

@@ -12,6 +12,8 @@ type InFlight = Reverse<(Instant, u64, SocketAddr, usize, Vec<u8>)>;
 struct Net {
     nodes: Vec<Node>,
     addrs: Vec<SocketAddr>,
+    /// Each node's IPv6 address, in a dual-stack network.
+    addrs6: Vec<SocketAddr>,
     by_addr: HashMap<SocketAddr, usize>,
     /// (delivery time, sequence, from, to node, bytes)
     queue: BinaryHeap<InFlight>,
@@ -46,6 +48,7 @@ impl Net {
         Self {
             nodes,
             addrs,
+            addrs6: Vec::new(),
             by_addr,
             queue: BinaryHeap::new(),
             timers: BinaryHeap::new(),
@@ -57,6 +60,30 @@ impl Net {
             loss_per_mille,
             sent: 0,
         }
+    }
+
+    /// A network whose nodes also have an IPv6 address each (fd00::N) and know it.
+    fn dual(n: usize, seed: u64) -> Self {
+        let mut net = Self::new(n, seed, 0);
+        for i in 0..n {
+            let addr = SocketAddr::new(
+                IpAddr::V6(std::net::Ipv6Addr::new(
+                    0xfd00,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    i as u16 + 1,
+                )),
+                6881,
+            );
+            net.by_addr.insert(addr, i);
+            net.addrs6.push(addr);
+            net.nodes[i].config.dual_stack = true;
+        }
+        net
     }
 
     fn random(&mut self) -> u64 {
@@ -77,13 +104,13 @@ impl Net {
             };
             let latency = Duration::from_millis(5 + self.random() % 45);
             self.seq += 1;
-            self.queue.push(Reverse((
-                self.now + latency,
-                self.seq,
-                self.addrs[i],
-                j,
-                bytes,
-            )));
+            let from = if to.is_ipv6() {
+                self.addrs6[i]
+            } else {
+                self.addrs[i]
+            };
+            self.queue
+                .push(Reverse((self.now + latency, self.seq, from, j, bytes)));
         }
         while let Some(e) = self.nodes[i].poll_event() {
             self.events.push((i, e, self.now));
@@ -251,6 +278,120 @@ fn a_thousand_nodes_find_the_true_k_closest_and_each_others_peers() {
     });
     assert!(found, "b did not find a's announce: {:?}", net.events);
     eprintln!("datagrams sent in all: {}", net.sent);
+}
+
+#[test]
+fn a_dual_stack_node_learns_ipv6_nodes_through_ipv4_and_finds_a_peer_announced_over_ipv6() {
+    let mut net = Net::dual(40, 7);
+    let start = net.now;
+    // Nodes 1..39 join through node 0's two addresses; node 39 through its IPv4 one only.
+    let (boot4, boot6) = (net.addrs[0], net.addrs6[0]);
+    for i in 1..39 {
+        net.nodes[i].bootstrap(&[boot4, boot6], start);
+        net.drain(i);
+    }
+    net.run(start + Duration::from_secs(10));
+    let late = net.now;
+    net.nodes[39].bootstrap(&[boot4], late);
+    net.drain(39);
+    net.run(late + Duration::from_secs(10));
+    let n = &net.nodes[39];
+    assert!(
+        n.table6().len() >= K,
+        "IPv6 nodes learnt through IPv4: {}",
+        n.table6().len()
+    );
+    assert!(n.table6().entries().all(|e| e.info.addr.is_ipv6()));
+    assert!(n.table().entries().all(|e| e.info.addr.is_ipv4()));
+    // Node 5 announces a torrent; node 39 finds it in both families.
+    let ih = Id([0x5a; 20]);
+    let t = net.now;
+    net.nodes[5].get_peers(ih, Some(7000), t);
+    net.drain(5);
+    net.run(t + Duration::from_secs(10));
+    let t = net.now;
+    net.nodes[39].get_peers(ih, None, t);
+    net.drain(39);
+    net.run(t + Duration::from_secs(10));
+    let found: Vec<SocketAddr> = net
+        .events
+        .iter()
+        .filter(|(i, _, at)| *i == 39 && *at >= t)
+        .filter_map(|(_, e, _)| match e {
+            Event::Peers { info_hash, peers } if *info_hash == ih => Some(peers.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let v6 = SocketAddr::new(net.addrs6[5].ip(), 7000);
+    let v4 = SocketAddr::new(net.addrs[5].ip(), 7000);
+    assert!(found.contains(&v6) && found.contains(&v4), "{found:?}");
+}
+
+#[test]
+fn a_reply_stays_under_1024_bytes_whatever_it_is_asked_for() {
+    let now = Instant::now();
+    let mut n = Node::new(Id([1; 20]), Config::default(), now, 9);
+    let ih = Id([9; 20]);
+    for i in 0..200u16 {
+        let v6 = SocketAddr::new(
+            IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, i)),
+            7000,
+        );
+        let v4 = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 7000));
+        n.store.announce(ih, v6, now);
+        n.store.announce(ih, v4, now);
+        for (t, a) in [(0, v4), (1, v6)] {
+            let mut id = [0u8; 20];
+            id[..2].copy_from_slice(&i.to_be_bytes());
+            id[2] = t;
+            n.tables[t as usize].insert(
+                NodeInfo {
+                    id: Id(id),
+                    addr: SocketAddr::new(a.ip(), 6881),
+                },
+                now,
+            );
+        }
+    }
+    let from: SocketAddr = "[fd00::2]:40000".parse().unwrap();
+    let ask = Msg {
+        t: b"g1".to_vec(),
+        body: Body::Query {
+            id: Id([5; 20]),
+            query: Query::GetPeers { info_hash: ih },
+            want: Want { v4: true, v6: true },
+            read_only: true,
+        },
+        ip: None,
+    }
+    .encode();
+    n.handle_datagram(now, from, &ask);
+    let (_, bytes) = n.poll_transmit().unwrap();
+    assert!(bytes.len() <= MAX_REPLY, "{} bytes", bytes.len());
+    let Body::Response(r) = Msg::decode(&bytes).unwrap().body else {
+        panic!("a response");
+    };
+    assert!(r.token.is_some());
+    assert!(!r.values.is_empty() && r.values.iter().all(SocketAddr::is_ipv6));
+    assert!(!r.nodes6.is_empty(), "its own family's nodes stay");
+    // Without `want`, an IPv6 querier gets IPv6 nodes only, in `nodes6`.
+    let ask = Msg {
+        t: b"f1".to_vec(),
+        body: Body::Query {
+            id: Id([5; 20]),
+            query: Query::FindNode { target: ih },
+            want: Want::default(),
+            read_only: true,
+        },
+        ip: None,
+    }
+    .encode();
+    n.handle_datagram(now, from, &ask);
+    let Body::Response(r) = Msg::decode(&n.poll_transmit().unwrap().1).unwrap().body else {
+        panic!("a response");
+    };
+    assert!(r.nodes.is_empty() && r.nodes6.len() == K);
 }
 
 #[test]
@@ -434,7 +575,7 @@ fn dht_memory_of_a_full_table_and_a_full_peer_store() {
                 6881,
             ));
             count += 1;
-            n.table.insert(NodeInfo { id: Id(id), addr }, now);
+            n.tables[0].insert(NodeInfo { id: Id(id), addr }, now);
         }
     }
     for i in 0..super::super::store::MAX_PEERS as u32 {
