@@ -2,7 +2,10 @@
 //! DHT alone (a magnet with no tracker and no peer, bootstrapped from a libtorrent node that
 //! is not the seeder); a libtorrent leecher bootstrapped only from btmini's node finds a
 //! btmini seeder through it; aria2c's DHT and btmini's find each other's torrents; a restart
-//! bootstraps from the saved nodes; the same over IPv6 (BEP 32) on ::1, both ways.
+//! bootstraps from the saved nodes; the same over IPv6 (BEP 32) on ::1, both ways; and
+//! Transmission's DHT (jech/dht) and btmini's find each other's torrents, in a network
+//! namespace (tests/support/tr_dht.py: Transmission ignores 127.0.0.0/8 and waits for 9
+//! nodes).
 //! libtorrent needs an explicit IP for its DHT, and a raised rate limit on loopback
 //! (tests/support/lt.py, `dht_session`).
 
@@ -306,4 +309,49 @@ fn a_libtorrent_leecher_on_ipv6_finds_a_btmini_seeder_through_btmini_s_ipv6_node
     // No --bind: btmini listens on [::] too, and its node learns its IPv6 address from
     // the `ip` field of libtorrent's replies.
     lt_leecher_finds_btmini_through_its_node("::1", None, "::1", 119);
+}
+
+#[test]
+fn transmission_and_btmini_find_each_other_through_the_dht_in_a_network_namespace() {
+    let dir = TempDir::new("dht-transmission");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tr_dht.py");
+    // Root makes the namespace directly; others need an unprivileged user namespace.
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(if root { &["-n"][..] } else { &["-r", "-n"][..] })
+        .arg(PYTHON)
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_btmini"))
+        .arg(dir.path());
+    let out = cmd.output().expect("unshare and python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "tr_dht.py: {e}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let log = |k: &str| got[k].as_str().unwrap_or("").to_string();
+    // Transmission, given only A's info-hash, found btmini's seed through the DHT.
+    assert_eq!(
+        got["tr_got_a"],
+        true,
+        "transmission: {}\nseed: {}\npeers: {}",
+        log("tr_log"),
+        log("seed_log"),
+        log("tr_peers_a")
+    );
+    assert!(
+        log("tr_peers_a").contains("10.77.0.2"),
+        "{}",
+        log("tr_peers_a")
+    );
+    // btmini, given only B's info-hash, found Transmission through the DHT.
+    assert_eq!(got["btmini_got_b"], true, "{}", log("leech_log"));
+    let leech = log("leech_log");
+    assert!(leech.contains("the DHT gave"), "{leech}");
+    assert!(leech.contains("is Transmission"), "{leech}");
 }

@@ -73,8 +73,10 @@ pub(super) fn run(args: &CreateArgs) -> Result<(), AppError> {
         if created.file_count == 1 { "" } else { "s" },
         created.info_hash
     );
-    if args.trackers.is_empty() {
-        log::warn!("no --tracker given: peers can only find this torrent with --peer");
+    if args.trackers.is_empty() && args.private {
+        log::warn!("no --tracker given: peers of a private torrent can only find it with --peer");
+    } else if args.trackers.is_empty() {
+        log::info!("no --tracker given: peers will find this torrent through the DHT (or --peer)");
     }
     Ok(())
 }
