@@ -891,14 +891,17 @@ impl Node {
                 for target in targets {
                     self.lookup(target, false, None, v6, now);
                 }
-                // Nobody answered the bootstrap (lost, or the routers were down): again.
+                // Nobody answered the bootstrap (lost, or the routers were down), or too
+                // few did (we joined a network of a handful): join again, through the
+                // routers and the nodes we know.
                 let routers: Vec<SocketAddr> = self
                     .routers
                     .iter()
                     .filter(|a| usable(a, v6))
                     .copied()
                     .collect();
-                if empty && !routers.is_empty() {
+                let thin = self.tables[usize::from(v6)].len() < K;
+                if thin && !(empty && routers.is_empty()) {
                     self.join(&routers, v6, now);
                 }
             }

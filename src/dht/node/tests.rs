@@ -261,7 +261,9 @@ fn a_thousand_nodes_find_the_true_k_closest_and_each_others_peers() {
         .events
         .iter()
         .find_map(|(i, e, _)| match e {
-            Event::LookupDone { announced, .. } if *i == a => Some(*announced),
+            Event::LookupDone {
+                target, announced, ..
+            } if *i == a && *target == info_hash => Some(*announced),
             _ => None,
         })
         .expect("a's lookup ended");
@@ -392,6 +394,42 @@ fn a_reply_stays_under_1024_bytes_whatever_it_is_asked_for() {
         panic!("a response");
     };
     assert!(r.nodes.is_empty() && r.nodes6.len() == K);
+}
+
+#[test]
+fn a_node_with_a_thin_table_joins_again_every_minute() {
+    let now = Instant::now();
+    let mut n = Node::new(Id([1; 20]), Config::default(), now, 9);
+    let router: SocketAddr = "10.0.0.2:6881".parse().unwrap();
+    n.bootstrap(&[router], now);
+    // The router answers with itself only: one node in the table.
+    let (to, q) = n.poll_transmit().unwrap();
+    assert_eq!(to, router);
+    let reply = Msg {
+        t: Msg::decode(&q).unwrap().t,
+        body: Body::Response(Response {
+            id: Some(Id([2; 20])),
+            ..Response::default()
+        }),
+        ip: None,
+    };
+    n.handle_datagram(now, router, &reply.encode());
+    while n.poll_transmit().is_some() {}
+    assert_eq!(n.table().len(), 1);
+    // A minute later it looks itself up again through the router.
+    let later = now + Duration::from_secs(61);
+    n.handle_timeout(later);
+    let again: Vec<Query> = std::iter::from_fn(|| n.poll_transmit())
+        .filter(|(to, _)| *to == router)
+        .filter_map(|(_, b)| match Msg::decode(&b).unwrap().body {
+            Body::Query { query, .. } => Some(query),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        again.contains(&Query::FindNode { target: n.id() }),
+        "{again:?}"
+    );
 }
 
 #[test]
