@@ -2,8 +2,9 @@
 //! for others. Sans-IO throughout: [`krpc`] is the message codec, [`table`] the routing
 //! table, [`store`] the peers announced to us and the tokens that guard announces, and
 //! [`node`] the node that ties them together and runs lookups; the host moves its
-//! datagrams over the process's one UDP socket.
+//! datagrams over the process's one UDP socket. [`bep42`] ties node ids to addresses.
 
+pub mod bep42;
 pub mod krpc;
 pub mod node;
 pub mod store;

@@ -18,6 +18,7 @@
 //! a dual-stack node asks for both while one table is still small, so that it learns one
 //! family's nodes through the other.
 
+use super::bep42;
 use super::krpc::{self, Body, Id, Msg, NodeInfo, Query, Response, Want};
 use super::store::{PeerStore, Tokens};
 use super::table::{Inserted, K, Table};
@@ -39,6 +40,10 @@ const MAX_FOUND: usize = 1_000;
 const MAX_SOURCES: usize = 10_000;
 /// Queries of our own in flight at most; more wait.
 const MAX_PENDING: usize = 256;
+/// Reports of our address (replies' `ip` field) kept for the vote on our public address.
+const VOTES: usize = 32;
+/// Distinct nodes that must report the same public address before we take an id for it.
+const VOTES_NEEDED: usize = 4;
 /// A reply is trimmed to this many bytes (BEP 32: a payload over 1,024 bytes may not
 /// cross every path).
 pub const MAX_REPLY: usize = 1024;
@@ -152,6 +157,8 @@ pub struct Node {
     own_ip: [Option<IpAddr>; 2],
     /// Set by the owner: not replaced by what replies say.
     own_ip_fixed: [bool; 2],
+    /// The last [`VOTES`] reports of our address: (the address reported, who reported it).
+    votes: VecDeque<(IpAddr, IpAddr)>,
 }
 
 /// The index of `addr`'s family in the per-family arrays: 0 IPv4, 1 IPv6.
@@ -193,6 +200,7 @@ impl Node {
             serving: HashMap::new(),
             own_ip: [None; 2],
             own_ip_fixed: [false; 2],
+            votes: VecDeque::new(),
         }
     }
 
@@ -328,6 +336,48 @@ impl Node {
     pub fn set_own_ip(&mut self, ip: IpAddr) {
         self.own_ip[fam(ip)] = Some(ip);
         self.own_ip_fixed[fam(ip)] = true;
+        let now = self.last_maintenance;
+        self.fit_id(ip, now);
+    }
+
+    /// Takes a BEP 42 id for our public address `ip` unless ours is one already.
+    fn fit_id(&mut self, ip: IpAddr, now: Instant) {
+        if bep42::valid(&self.id(), ip) {
+            return;
+        }
+        let id = bep42::id_for(ip, random_bytes(&mut self.rng));
+        log::debug!("DHT: our public address is {ip}: new node id {id:?} (BEP 42)");
+        // The tables are sorted around our id: rebuilt around the new one. The nodes that
+        // fit stay (with their record); a lookup of the new id fills the rest.
+        for t in 0..2 {
+            let old = std::mem::replace(&mut self.tables[t], Table::new(id, now));
+            for e in old.entries() {
+                self.tables[t].keep(e);
+            }
+            if !self.tables[t].is_empty() {
+                self.join(&[], t == 1, now);
+            }
+        }
+    }
+
+    /// A reply says `from` sees us at `ip`: once [`VOTES_NEEDED`] distinct nodes agree on
+    /// a public address, and more report it than any other, it is ours.
+    fn vote(&mut self, ip: IpAddr, from: IpAddr, now: Instant) {
+        if bep42::exempt(ip) || self.own_ip_fixed[fam(ip)] {
+            return;
+        }
+        if self.votes.iter().any(|v| *v == (ip, from)) {
+            return;
+        }
+        if self.votes.len() == VOTES {
+            self.votes.pop_front();
+        }
+        self.votes.push_back((ip, from));
+        let count = |ip: IpAddr| self.votes.iter().filter(|v| v.0 == ip).count();
+        let n = count(ip);
+        if n >= VOTES_NEEDED && self.votes.iter().all(|v| v.0 == ip || count(v.0) < n) {
+            self.fit_id(ip, now);
+        }
     }
 
     /// Pings `addr` (a `port` message from a peer): if it answers it joins the table.
@@ -473,8 +523,9 @@ impl Node {
         now: Instant,
     ) {
         if self.pending.len() >= MAX_PENDING {
-            // Too much in flight: it counts as failed at once, and the lookup moves on.
-            return self.query_failed(addr, id, purpose, now);
+            // Too much in flight: it counts as failed at once and the lookup moves on, but
+            // the node is not blamed (its table entry keeps its record).
+            return self.query_failed(addr, None, purpose, now);
         }
         let t = self.new_t();
         self.transmit_query(t, addr, &query);
@@ -548,10 +599,11 @@ impl Node {
             Body::Response(r) => {
                 let f = fam(from.ip());
                 if let (false, Some(ip)) = (self.own_ip_fixed[f], msg.ip) {
-                    // BEP 42: how the replier sees us (the last word wins; a lie costs
-                    // only our own listing in our own replies).
+                    // BEP 42: how the replier sees us (the last word wins for our
+                    // listing: a lie costs only that; our id follows a majority).
                     if fam(ip.ip()) == f && self.pending_from(from, &msg.t) {
                         self.own_ip[f] = Some(ip.ip());
+                        self.vote(ip.ip(), from.ip(), now);
                     }
                 }
                 self.on_response(from, &msg.t, Some(r), now)

@@ -189,6 +189,20 @@ impl Table {
         }
     }
 
+    /// Puts `e` in the table (rebuilt around a new id) with its record, if there is room.
+    pub fn keep(&mut self, e: &Entry) {
+        if let Inserted::Added = self.insert(e.info, e.replied) {
+            let i = self.index(&e.info.id);
+            if let Some(x) = self.buckets[i]
+                .nodes
+                .iter_mut()
+                .find(|x| x.info.id == e.info.id)
+            {
+                x.failures = e.failures;
+            }
+        }
+    }
+
     /// Whether a node `id` that answers would find room at once (a free place, a bad node
     /// to replace, or a split to come), without evicting anyone good.
     pub fn has_room_for(&self, id: &Id) -> bool {

@@ -433,6 +433,54 @@ fn a_node_with_a_thin_table_joins_again_every_minute() {
 }
 
 #[test]
+fn a_node_takes_a_bep_42_id_once_four_nodes_agree_on_its_public_address() {
+    let now = Instant::now();
+    let mut n = Node::new(Id([1; 20]), Config::default(), now, 9);
+    let public: IpAddr = "81.2.69.160".parse().unwrap();
+    // Node i answers our ping and says it sees us at `seen`.
+    let answer = |n: &mut Node, i: u8, seen: IpAddr| {
+        let node = SocketAddr::from(([62, 1, 1, i], 6881));
+        n.ping(node, now);
+        let (_, q) = n.poll_transmit().unwrap();
+        let reply = Msg {
+            t: Msg::decode(&q).unwrap().t,
+            body: Body::Response(Response {
+                id: Some(Id([i; 20])),
+                ..Response::default()
+            }),
+            ip: Some(SocketAddr::new(seen, 6881)),
+        };
+        n.handle_datagram(now, node, &reply.encode());
+        while n.poll_transmit().is_some() {}
+    };
+    // Loopback and private addresses never change the id.
+    for i in 2..8 {
+        answer(&mut n, i, "192.168.1.5".parse().unwrap());
+    }
+    assert_eq!(n.id(), Id([1; 20]));
+    // Three nodes are not enough, and a node saying it twice counts once.
+    for i in 10..13 {
+        answer(&mut n, i, public);
+    }
+    answer(&mut n, 10, public);
+    assert_eq!(n.id(), Id([1; 20]));
+    let known = n.table().len();
+    answer(&mut n, 13, public);
+    assert!(bep42::valid(&n.id(), public), "{:?}", n.id());
+    assert!(!bep42::valid(&Id([1; 20]), public));
+    // The table was rebuilt around the new id with the nodes it knew (those that fit:
+    // they may all fall in one bucket of 8 now).
+    assert_eq!(n.table().own(), n.id());
+    assert!(n.table().len() >= K.min(known + 1), "{}", n.table().len());
+    // As many saying otherwise (a tie) do not move it.
+    let id = n.id();
+    for i in 20..24 {
+        answer(&mut n, i, "81.2.69.161".parse().unwrap());
+    }
+    assert_eq!(n.id(), id);
+}
+
+#[test]
 fn malformed_queries_get_krpc_errors_and_a_flood_is_cut() {
     let now = Instant::now();
     let mut n = Node::new(Id([1; 20]), Config::default(), now, 9);
