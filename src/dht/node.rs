@@ -78,6 +78,9 @@ pub enum Event {
         queries: u32,
         /// `announce_peer` queries sent at the end.
         announced: usize,
+        /// Rounds: the longest chain of replies that led to one of `closest` (1: a node
+        /// we knew at the start).
+        rounds: u32,
     },
 }
 
@@ -96,6 +99,8 @@ struct Cand {
     addr: SocketAddr,
     state: CandState,
     token: Option<Vec<u8>>,
+    /// 1 for a node we started from; one more than the node that told us of it.
+    hop: u32,
 }
 
 #[derive(Debug)]
@@ -275,6 +280,7 @@ impl Node {
                             addr,
                             state: CandState::Fresh,
                             token: None,
+                            hop: 1,
                         },
                     );
                 }
@@ -398,6 +404,7 @@ impl Node {
                 addr: n.addr,
                 state: CandState::Fresh,
                 token: None,
+                hop: 1,
             })
             .collect();
         self.lookups.insert(
@@ -506,11 +513,13 @@ impl Node {
                 self.lookup(target, false, None, l.v6, now);
             }
         }
+        let rounds = replied.iter().map(|c| c.hop).max().unwrap_or(0);
         self.events.push_back(Event::LookupDone {
             target: l.target,
             closest,
             queries: l.queries,
             announced,
+            rounds,
         });
     }
 
@@ -832,10 +841,12 @@ impl Node {
             return;
         };
         l.in_flight = l.in_flight.saturating_sub(1);
+        let mut hop = 1;
         if let Some(c) = l.cands.iter_mut().find(|c| c.addr == from) {
             c.state = CandState::Replied;
             c.id = Some(rid);
             c.token = r.token;
+            hop = c.hop + 1;
         }
         let v6 = l.v6;
         let (nodes, others) = if v6 {
@@ -857,6 +868,7 @@ impl Node {
                 addr: n.addr,
                 state: CandState::Fresh,
                 token: None,
+                hop,
             });
         }
         let target = l.target;

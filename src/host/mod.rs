@@ -788,8 +788,10 @@ impl Host {
                     closest,
                     queries,
                     announced,
+                    rounds,
                 } => log::debug!(
-                    "DHT lookup of {:?}: {} queries, {} closest nodes, announced to {announced}",
+                    "DHT lookup of {:?}: {} queries in {rounds} rounds, {} closest nodes, \
+                     announced to {announced}",
                     target,
                     queries,
                     closest.len()

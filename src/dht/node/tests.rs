@@ -196,6 +196,7 @@ fn a_thousand_nodes_find_the_true_k_closest_and_each_others_peers() {
     // Lookups of random targets from random nodes converge on the true K closest.
     let mut queries = Vec::new();
     let mut times = Vec::new();
+    let mut rounds = Vec::new();
     let mut exact = 0;
     for _ in 0..20 {
         let asker = (net.random() % 999 + 1) as usize;
@@ -208,7 +209,7 @@ fn a_thousand_nodes_find_the_true_k_closest_and_each_others_peers() {
         net.drain(asker);
         let t = net.now + Duration::from_secs(30);
         net.run(t);
-        let (closest, q, ended) = net
+        let (closest, q, r, ended) = net
             .events
             .drain(..)
             .find_map(|(i, e, at)| match e {
@@ -216,16 +217,18 @@ fn a_thousand_nodes_find_the_true_k_closest_and_each_others_peers() {
                     target: got,
                     closest,
                     queries,
+                    rounds,
                     ..
-                } if i == asker && got == target => Some((closest, queries, at)),
+                } if i == asker && got == target => Some((closest, queries, rounds, at)),
                 _ => None,
             })
             .expect("the lookup ended");
         let found: Vec<Id> = closest.iter().map(|n| n.id).collect();
         let truth = net.truth(&target, asker, K);
-        // The closest node always; of the K, all but at most one (a node at the edge of
-        // the K is found only if one of the closest nodes has it in its bucket for that
-        // range, which holds 8 of the nodes there).
+        // The closest node always; of the K, all but at most one. Over 5 seeds x 100
+        // lookups, 473 of 475 found all 8; of the other two, one lost both tries of its
+        // query to the 8th node, and in the other the departed nodes still in the
+        // answering nodes' tables crowded the 8th out of every reply.
         assert_eq!(found.first(), truth.first(), "lookup from node {asker}");
         let hits = truth.iter().filter(|id| found.contains(id)).count();
         assert!(
@@ -234,17 +237,21 @@ fn a_thousand_nodes_find_the_true_k_closest_and_each_others_peers() {
         );
         exact += usize::from(hits == K);
         queries.push(q);
+        rounds.push(r);
         times.push(ended.duration_since(started));
     }
     queries.sort_unstable();
+    rounds.sort_unstable();
     times.sort_unstable();
     eprintln!(
         "find_node over 1,000 nodes (5% gone, 1% loss, 10-100 ms round trips): {} lookups, \
          {exact} found exactly the true {K} closest; queries each: median {}, max {}; \
-         simulated time each: median {:?}, max {:?}",
+         rounds each: median {}, max {}; simulated time each: median {:?}, max {:?}",
         queries.len(),
         queries[queries.len() / 2],
         queries[queries.len() - 1],
+        rounds[rounds.len() / 2],
+        rounds[rounds.len() - 1],
         times[times.len() / 2],
         times[times.len() - 1]
     );
