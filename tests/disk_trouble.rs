@@ -34,11 +34,32 @@ fn a_data_file_shortened_under_a_seed_stops_it_with_an_error_not_sigbus() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Its log, line by line: it listens before its data is checked, so the file is cut
+    // only once it says it seeds (else the cut comes before the check, and the check
+    // refuses the file, which is another test's case).
+    let mut seed = seed;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = seed.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
     let deadline = Instant::now() + LIMIT;
-    while TcpStream::connect(("127.0.0.3", port)).is_err() {
-        assert!(Instant::now() < deadline, "the seed never listened");
-        std::thread::sleep(Duration::from_millis(20));
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the seed never said it seeds");
+        if line.contains("seeding") {
+            break;
+        }
     }
+    assert!(TcpStream::connect(("127.0.0.3", port)).is_ok(), "the seed listens");
     // Another program cuts the file to a third while it is mapped.
     std::fs::OpenOptions::new()
         .write(true)
@@ -61,7 +82,9 @@ fn a_data_file_shortened_under_a_seed_stops_it_with_an_error_not_sigbus() {
         .unwrap();
     let leecher = Killed(leecher);
     // The seed must stop on its own, with an error rather than a signal.
-    let (code, signal, err) = until_exit(seed);
+    let status = wait_exit(&mut seed, "btmini", LIMIT);
+    let (code, signal) = (status.code(), status.signal());
+    let err = reader.join().unwrap();
     drop(leecher);
     assert_eq!(signal, None, "killed by a signal: {err}");
     assert_eq!(code, Some(1), "{err}");
