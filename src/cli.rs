@@ -95,6 +95,33 @@ pub enum Command {
     },
     /// `btmini create`.
     Create(CreateArgs),
+    /// `btmini daemon`.
+    Daemon(DaemonArgs),
+}
+
+/// Arguments of `btmini daemon`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonArgs {
+    /// `-o`: the default download folder.
+    pub output: PathBuf,
+    /// `--rpc-bind` (default 127.0.0.1: never every interface unless asked).
+    pub rpc_bind: std::net::IpAddr,
+    /// `--rpc-port` (default 9091).
+    pub rpc_port: u16,
+    /// `--rpc-auth USER:PASS`.
+    pub rpc_auth: Option<String>,
+    /// `--port`: peers.
+    pub port: u16,
+    /// `--bind`: peers' local address.
+    pub bind: Option<std::net::IpAddr>,
+    /// `--state-dir` (default `OUTPUT/.btmini`).
+    pub state_dir: PathBuf,
+    /// `--web-ui DIR`.
+    pub web_ui: Option<PathBuf>,
+    /// Not `--no-dht`.
+    pub dht: bool,
+    /// `--dht-node` values.
+    pub dht_nodes: Vec<String>,
 }
 
 /// Arguments of the download.
@@ -187,6 +214,28 @@ where
     I::Item: Into<OsString>,
 {
     use lexopt::prelude::*;
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // `btmini [-v|-q]... daemon ...`: a command of its own, with options of its own.
+    if let Some(i) = args
+        .iter()
+        .position(|a| !a.to_string_lossy().starts_with('-'))
+    {
+        if args[i] == "daemon"
+            && args[..i]
+                .iter()
+                .all(|a| a == "-v" || a == "-q" || a == "--verbose" || a == "--quiet")
+        {
+            let mut verbosity: i8 = 0;
+            for a in &args[..i] {
+                verbosity = if a == "-v" || a == "--verbose" {
+                    verbosity.saturating_add(1)
+                } else {
+                    verbosity.saturating_sub(1)
+                };
+            }
+            return parse_daemon(args[i + 1..].to_vec(), verbosity);
+        }
+    }
     let mut p = lexopt::Parser::from_args(args);
     let mut verbosity: i8 = 0;
     let mut sub: Option<Sub> = None;
@@ -389,6 +438,71 @@ where
     Ok(Cli { verbosity, command })
 }
 
+/// `btmini daemon`'s options.
+fn parse_daemon(args: Vec<OsString>, mut verbosity: i8) -> Result<Cli, CliError> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut output = None;
+    let mut state_dir = None;
+    let mut d = DaemonArgs {
+        output: PathBuf::from("downloads"),
+        rpc_bind: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        rpc_port: 9091,
+        rpc_auth: None,
+        port: 6881,
+        bind: None,
+        state_dir: PathBuf::new(),
+        web_ui: None,
+        dht: true,
+        dht_nodes: Vec::new(),
+    };
+    let port = |v: String, flag: &str| -> Result<u16, CliError> {
+        v.parse()
+            .map_err(|_| CliError(format!("{flag}: '{v}' is not a port number")))
+    };
+    let ip = |v: String, flag: &str| -> Result<std::net::IpAddr, CliError> {
+        v.parse()
+            .map_err(|_| CliError(format!("{flag}: '{v}' is not an IP address")))
+    };
+    while let Some(arg) = p.next()? {
+        match arg {
+            Short('h') | Long("help") => {
+                return Ok(Cli {
+                    verbosity,
+                    command: Command::Help,
+                });
+            }
+            Short('v') | Long("verbose") => verbosity = verbosity.saturating_add(1),
+            Short('q') | Long("quiet") => verbosity = verbosity.saturating_sub(1),
+            Short('o') | Long("output") => output = Some(PathBuf::from(p.value()?)),
+            Long("state-dir") => state_dir = Some(PathBuf::from(p.value()?)),
+            Long("web-ui") => d.web_ui = Some(PathBuf::from(p.value()?)),
+            Long("rpc-port") => d.rpc_port = port(string(p.value()?, "--rpc-port")?, "--rpc-port")?,
+            Long("rpc-bind") => d.rpc_bind = ip(string(p.value()?, "--rpc-bind")?, "--rpc-bind")?,
+            Long("rpc-auth") => {
+                let v = string(p.value()?, "--rpc-auth")?;
+                if !v.contains(':') {
+                    return Err(CliError("--rpc-auth: give USER:PASS".into()));
+                }
+                d.rpc_auth = Some(v);
+            }
+            Long("port") => d.port = port(string(p.value()?, "--port")?, "--port")?,
+            Long("bind") => d.bind = Some(ip(string(p.value()?, "--bind")?, "--bind")?),
+            Long("no-dht") => d.dht = false,
+            Long("dht-node") => d.dht_nodes.push(string(p.value()?, "--dht-node")?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    if let Some(o) = output {
+        d.output = o;
+    }
+    d.state_dir = state_dir.unwrap_or_else(|| d.output.join(".btmini"));
+    Ok(Cli {
+        verbosity,
+        command: Command::Daemon(d),
+    })
+}
+
 fn reject_foreign_options(
     sub: Sub,
     c: &CreateArgs,
@@ -450,6 +564,57 @@ mod tests {
 
     fn bad(args: &[&str]) -> String {
         parse(args.iter().copied()).expect_err("must be refused").0
+    }
+
+    #[test]
+    fn the_daemon_s_options_and_defaults() {
+        let cli = ok(&[
+            "-v",
+            "daemon",
+            "-o",
+            "/srv/t",
+            "--rpc-port",
+            "9999",
+            "--rpc-auth",
+            "u:p",
+        ]);
+        assert_eq!(cli.verbosity, 1);
+        let Command::Daemon(d) = cli.command else {
+            panic!("{:?}", cli.command);
+        };
+        assert_eq!(d.output, PathBuf::from("/srv/t"));
+        assert_eq!(d.state_dir, PathBuf::from("/srv/t/.btmini"));
+        assert_eq!(
+            d.rpc_bind.to_string(),
+            "127.0.0.1",
+            "never every interface unless asked"
+        );
+        assert_eq!((d.rpc_port, d.rpc_auth.as_deref()), (9999, Some("u:p")));
+        assert!(d.dht);
+        let Command::Daemon(d) = ok(&[
+            "daemon",
+            "--rpc-bind",
+            "0.0.0.0",
+            "--state-dir",
+            "/s",
+            "--no-dht",
+        ])
+        .command
+        else {
+            panic!("a daemon");
+        };
+        assert_eq!(
+            (d.rpc_bind.to_string().as_str(), d.state_dir.to_str(), d.dht),
+            ("0.0.0.0", Some("/s"), false)
+        );
+        assert!(bad(&["daemon", "--rpc-auth", "nocolon"]).contains("USER:PASS"));
+        assert!(bad(&["daemon", "--rpc-port", "x"]).contains("port"));
+        assert!(bad(&["daemon", "--seed"]).contains("seed"));
+        // A torrent file called "daemon" after an option is still a download.
+        assert!(matches!(
+            ok(&["--seed", "daemon"]).command,
+            Command::Download(_)
+        ));
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub mod bencode;
 pub mod bitfield;
 pub mod cli;
 pub mod create;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 pub mod dht;
 pub mod engine;
 pub mod ext;
@@ -100,6 +102,8 @@ pub mod metainfo;
 pub mod net;
 pub mod peer;
 pub mod picker;
+#[cfg(feature = "daemon")]
+pub mod rpc;
 pub mod session;
 pub mod signals;
 pub mod storage;

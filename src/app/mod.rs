@@ -62,6 +62,11 @@ pub enum AppError {
     BadPeer(String, String),
     /// The download failed.
     Download(crate::engine::DownloadError),
+    /// The daemon could not run.
+    #[cfg(feature = "daemon")]
+    Daemon(crate::daemon::DaemonError),
+    /// This build has no daemon (the `daemon` feature).
+    NoDaemon,
 }
 
 impl AppError {
@@ -118,6 +123,12 @@ impl fmt::Display for AppError {
             Self::BadMagnet(e) => write!(f, "{e}"),
             Self::BadPeer(p, e) => write!(f, "--peer {p}: {e} (expected HOST:PORT)"),
             Self::Download(e) => write!(f, "{e}"),
+            #[cfg(feature = "daemon")]
+            Self::Daemon(e) => write!(f, "{e}"),
+            Self::NoDaemon => write!(
+                f,
+                "this btmini was built without the daemon (cargo feature 'daemon')"
+            ),
         }
     }
 }
@@ -176,6 +187,28 @@ fn print(text: &str) -> Result<(), AppError> {
     }
 }
 
+/// `btmini daemon`, in a build without it.
+#[cfg(not(feature = "daemon"))]
+fn daemon(_: crate::cli::DaemonArgs) -> Result<(), AppError> {
+    Err(AppError::NoDaemon)
+}
+
+/// `btmini daemon`: runs until SIGINT/SIGTERM.
+#[cfg(feature = "daemon")]
+fn daemon(a: crate::cli::DaemonArgs) -> Result<(), AppError> {
+    let opts = crate::daemon::DaemonOptions {
+        output: a.output,
+        rpc: std::net::SocketAddr::new(a.rpc_bind, a.rpc_port),
+        rpc_auth: a.rpc_auth,
+        port: a.port,
+        bind: a.bind,
+        state_dir: a.state_dir,
+        web_ui: a.web_ui,
+        dht: a.dht.then_some(a.dht_nodes),
+    };
+    crate::daemon::run(opts).map_err(AppError::Daemon)
+}
+
 /// Runs the command.
 pub fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
@@ -199,5 +232,6 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Create(args) => create::run(&args),
         Command::Download(args) => download::run(&args),
+        Command::Daemon(args) => daemon(args),
     }
 }

@@ -56,6 +56,9 @@ const LISTENER6: Token = Token(5);
 const TRACKER_BASE: usize = 16;
 /// Links' tokens start here; below it, each torrent's trackers have [`MAX_JOBS`] tokens.
 const PEER_BASE: usize = 1 << 24;
+/// Tokens from here up belong to the program that embeds the host: it registers its own
+/// sources with [`Host::registry`], and [`Host::take_external`] hands their events back.
+pub const EXTERNAL_BASE: usize = 1 << 40;
 const TICK: Duration = Duration::from_secs(1);
 /// Ports tried after the one asked for, when it is taken.
 const PORT_TRIES: u16 = 20;
@@ -166,6 +169,10 @@ pub struct Host {
     by_hash: HashMap<[u8; 20], TorrentId>,
     next_tick: Instant,
     read_buf: Vec<u8>,
+    /// Events of the embedder's tokens, since the last [`Host::take_external`].
+    external: Vec<(Token, bool, bool)>,
+    /// Signals received (SIGINT/SIGTERM), when the host handles them.
+    signals_seen: u32,
 }
 
 impl Host {
@@ -243,6 +250,8 @@ impl Host {
             by_hash: HashMap::new(),
             next_tick: Instant::now(),
             read_buf: Vec::with_capacity(crate::wire::BLOCK as usize),
+            external: Vec::new(),
+            signals_seen: 0,
         })
     }
 
@@ -406,6 +415,23 @@ impl Host {
         }
     }
 
+    /// The poll's registry, for the embedder's own sources (tokens from [`EXTERNAL_BASE`]).
+    pub fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
+    }
+
+    /// The embedder's tokens that had events in the last [`Host::step`]: (token, readable,
+    /// writable).
+    pub fn take_external(&mut self) -> Vec<(Token, bool, bool)> {
+        std::mem::take(&mut self.external)
+    }
+
+    /// SIGINT/SIGTERM received so far (with `handle_signals`): the first stops every
+    /// torrent cleanly, the second at once.
+    pub fn signals(&self) -> u32 {
+        self.signals_seen
+    }
+
     /// The torrents' ids, in the order they were added (ids are reused after removal).
     pub fn ids(&self) -> Vec<TorrentId> {
         self.torrents.iter().map(|(id, _)| id).collect()
@@ -512,9 +538,20 @@ impl Host {
                 }
                 SIGNALS => {
                     let n = self.signals.as_mut().map_or(0, |s| s.pending());
+                    self.signals_seen += n;
                     if n > 0 {
                         self.on_signal(n, now);
                     }
+                }
+                Token(t) if t >= EXTERNAL_BASE => {
+                    let e = self.events.iter().find(|e| e.token() == token);
+                    let (r, w) = e.map_or((true, true), |e| {
+                        (
+                            e.is_readable() || e.is_read_closed() || e.is_error(),
+                            e.is_writable() || e.is_write_closed() || e.is_error(),
+                        )
+                    });
+                    self.external.push((token, r, w));
                 }
                 Token(t) if t >= PEER_BASE => self.link_event(t - PEER_BASE, now),
                 Token(t) if t >= TRACKER_BASE => {

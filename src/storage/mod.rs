@@ -30,6 +30,16 @@ pub use prepare::Allocation;
 pub use resume::write_atomic;
 pub use sys::ignore_sigxfsz;
 
+/// Free bytes on the file system that holds `dir` (or its nearest folder that exists).
+pub fn free_space(dir: &Path) -> std::io::Result<u64> {
+    sys::free_bytes(&prepare::existing_ancestor(dir))
+}
+
+/// Where the sidecar of `meta`'s data in `dir` is.
+pub fn sidecar_path(dir: &Path, meta: &Metainfo) -> PathBuf {
+    resume::sidecar_path(dir, &meta.name)
+}
+
 use crate::bitfield::Bitfield;
 use crate::geometry::Geometry;
 use crate::metainfo::Metainfo;

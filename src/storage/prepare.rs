@@ -114,7 +114,7 @@ pub(super) fn prepare(
 }
 
 /// `dir` or its nearest ancestor that exists, to ask its file system for free space.
-fn existing_ancestor(dir: &Path) -> PathBuf {
+pub(super) fn existing_ancestor(dir: &Path) -> PathBuf {
     let mut p = dir.to_owned();
     while !p.exists() {
         match p.parent() {

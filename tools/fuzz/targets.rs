@@ -41,6 +41,12 @@ pub(crate) const TARGETS: &[(&str, Target)] = &[
     ("ut_metadata", ut_metadata),
     ("krpc", krpc),
     ("dht_node", dht_node),
+    // The RPC is in builds with the `daemon` feature (btmini's, or this crate's own when
+    // fuzzing, on by default).
+    #[cfg(feature = "daemon")]
+    ("rpc_http", rpc_http),
+    #[cfg(feature = "daemon")]
+    ("rpc_call", rpc_call),
 ];
 
 /// Writes `v` back as bencode, keys in the order they came.
@@ -749,4 +755,65 @@ pub(crate) fn dht_node(data: &[u8]) {
     assert!(node.table().len() <= 160 * 8 && node.table6().len() <= 160 * 8);
     assert!(node.table().entries().all(|e| e.info.addr.is_ipv4()));
     assert!(node.table6().entries().all(|e| e.info.addr.is_ipv6()));
+}
+
+/// The RPC's request reader, fed in pieces whose sizes the first byte picks: the same
+/// requests (or the same refusal) however the bytes were split, and never more held than
+/// the caps allow.
+#[cfg(feature = "daemon")]
+pub(crate) fn rpc_http(data: &[u8]) {
+    use btmini::rpc::http::{MAX_BODY, MAX_HEAD, RequestReader};
+    let Some((&step, body)) = data.split_first() else {
+        return;
+    };
+    let read = |step: usize| {
+        let mut r = RequestReader::new();
+        let mut got = Vec::new();
+        for chunk in body.chunks(step.max(1)) {
+            r.feed(chunk);
+            loop {
+                match r.take() {
+                    Ok(Some(req)) => got.push(Ok(req)),
+                    Ok(None) => break,
+                    Err(e) => {
+                        got.push(Err(e));
+                        return got;
+                    }
+                }
+            }
+            assert!(r.buffered() <= body.len());
+            let _ = (MAX_HEAD, MAX_BODY);
+        }
+        got
+    };
+    let whole = read(body.len());
+    let split = read(usize::from(step));
+    // A refusal may come sooner when the bytes come one by one (a head over the cap is
+    // seen before its end): compare the requests read before it.
+    let ok = |v: &Vec<Result<btmini::rpc::http::Request, btmini::rpc::http::HttpError>>| {
+        v.iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (ok(&whole), ok(&split));
+    let n = a.len().min(b.len());
+    assert_eq!(a[..n], b[..n], "fed whole and in steps of {step}");
+    for req in a.iter().chain(&b) {
+        assert!(req.body.len() <= MAX_BODY);
+    }
+}
+
+/// The RPC's JSON: any bytes give a call or an error, and the reply to it is JSON that
+/// echoes a numeric tag.
+#[cfg(feature = "daemon")]
+pub(crate) fn rpc_call(data: &[u8]) {
+    use btmini::rpc::call;
+    let r = call::parse(data);
+    let tag = r.tag.clone();
+    let reply = call::reply(r.call.map(|_| serde_json::Map::new()), r.tag);
+    let v: serde_json::Value = serde_json::from_slice(&reply).expect("the reply is JSON");
+    assert!(v["result"].is_string());
+    if let Some(t) = tag {
+        assert_eq!(v["tag"], t);
+    }
 }

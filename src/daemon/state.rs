@@ -1,0 +1,233 @@
+//! The daemon's torrents on disk, so that they survive a restart and a `kill -9`: one
+//! record per torrent, `STATE/torrents/HASH.json`, and for a torrent added from a
+//! `.torrent` its bytes beside it, `HASH.torrent`. Each file is replaced atomically (a
+//! temporary file, fsync, rename), so a crash leaves the old record or the new one; a
+//! torrent whose record is written is one the RPC acknowledged.
+
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// What the daemon keeps of one torrent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Its id in the RPC (stable across restarts).
+    pub id: u64,
+    /// Its info-hash.
+    pub info_hash: [u8; 20],
+    /// Its name, as last known.
+    pub name: String,
+    /// The magnet link it was added from (its metadata is saved in the download folder
+    /// once fetched); `None`: added from a `.torrent`, kept as `HASH.torrent`.
+    pub magnet: Option<String>,
+    /// Where its data goes.
+    pub download_dir: PathBuf,
+    /// Stopped by the user.
+    pub paused: bool,
+    /// When it was added, and when it completed (seconds since the Unix epoch).
+    pub added: u64,
+    /// When it completed, if it has.
+    pub done: Option<u64>,
+    /// Its place in the queue (0 first).
+    pub queue: u64,
+}
+
+/// The folder of the records.
+fn dir(state: &Path) -> PathBuf {
+    state.join("torrents")
+}
+
+/// A record's path.
+pub fn record_path(state: &Path, info_hash: &[u8; 20]) -> PathBuf {
+    dir(state).join(format!("{}.json", crate::util::hex(info_hash)))
+}
+
+/// The path of a `.torrent`-added torrent's metainfo.
+pub fn metainfo_path(state: &Path, info_hash: &[u8; 20]) -> PathBuf {
+    dir(state).join(format!("{}.torrent", crate::util::hex(info_hash)))
+}
+
+impl Record {
+    fn to_json(&self) -> Vec<u8> {
+        let mut m = Map::new();
+        m.insert("id".into(), self.id.into());
+        m.insert("hash".into(), crate::util::hex(&self.info_hash).into());
+        m.insert("name".into(), self.name.clone().into());
+        if let Some(link) = &self.magnet {
+            m.insert("magnet".into(), link.clone().into());
+        }
+        m.insert(
+            "download_dir".into(),
+            self.download_dir.to_string_lossy().into_owned().into(),
+        );
+        m.insert("paused".into(), self.paused.into());
+        m.insert("added".into(), self.added.into());
+        if let Some(d) = self.done {
+            m.insert("done".into(), d.into());
+        }
+        m.insert("queue".into(), self.queue.into());
+        serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default()
+    }
+
+    fn from_json(b: &[u8]) -> Option<Self> {
+        let v: Value = serde_json::from_slice(b).ok()?;
+        let hex = v.get("hash")?.as_str()?;
+        let mut info_hash = [0u8; 20];
+        if hex.len() != 40 || !hex.is_ascii() {
+            return None;
+        }
+        for (i, b) in info_hash.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self {
+            id: v.get("id")?.as_u64()?,
+            info_hash,
+            name: v.get("name")?.as_str()?.to_string(),
+            magnet: v.get("magnet").and_then(Value::as_str).map(str::to_string),
+            download_dir: PathBuf::from(v.get("download_dir")?.as_str()?),
+            paused: v.get("paused")?.as_bool()?,
+            added: v.get("added")?.as_u64()?,
+            done: v.get("done").and_then(Value::as_u64),
+            queue: v.get("queue").and_then(Value::as_u64).unwrap_or(0),
+        })
+    }
+
+    /// Writes the record (atomically).
+    pub fn save(&self, state: &Path) -> Result<(), String> {
+        std::fs::create_dir_all(dir(state))
+            .map_err(|e| format!("{}: {e}", dir(state).display()))?;
+        crate::storage::write_atomic(&record_path(state, &self.info_hash), &self.to_json())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The session's settings that `session-set` changes, kept in `STATE/settings.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `start-added-torrents`.
+    pub start_added: bool,
+    /// `download-dir`, when set (else the daemon's `-o`).
+    pub download_dir: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            start_added: true,
+            download_dir: None,
+        }
+    }
+}
+
+impl Settings {
+    /// The saved settings, or the defaults.
+    pub fn load(state: &Path) -> Self {
+        let Some(v) = std::fs::read(state.join("settings.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        else {
+            return Self::default();
+        };
+        Self {
+            start_added: v
+                .get("start-added-torrents")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            download_dir: v
+                .get("download-dir")
+                .and_then(Value::as_str)
+                .map(PathBuf::from),
+        }
+    }
+
+    /// Writes them (atomically).
+    pub fn save(&self, state: &Path) -> Result<(), String> {
+        let mut m = Map::new();
+        m.insert("start-added-torrents".into(), self.start_added.into());
+        if let Some(d) = &self.download_dir {
+            m.insert(
+                "download-dir".into(),
+                d.to_string_lossy().into_owned().into(),
+            );
+        }
+        let bytes = serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default();
+        crate::storage::write_atomic(&state.join("settings.json"), &bytes)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Every record in `state`, by queue order; a record that does not read is skipped with a
+/// warning (and left on disk for a person to look at).
+pub fn load_all(state: &Path) -> Vec<Record> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir(state)) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        match std::fs::read(&path)
+            .ok()
+            .and_then(|b| Record::from_json(&b))
+        {
+            Some(r)
+                if path.file_stem().and_then(|s| s.to_str())
+                    == Some(crate::util::hex(&r.info_hash).as_str()) =>
+            {
+                out.push(r)
+            }
+            _ => log::warn!("{}: not a torrent record, skipped", path.display()),
+        }
+    }
+    out.sort_by_key(|r| (r.queue, r.id));
+    out
+}
+
+/// Forgets a torrent: its record and its metainfo.
+pub fn forget(state: &Path, info_hash: &[u8; 20]) {
+    let _ = std::fs::remove_file(record_path(state, info_hash));
+    let _ = std::fs::remove_file(metainfo_path(state, info_hash));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_and_a_broken_one_is_skipped() {
+        let dir = std::env::temp_dir().join(format!("btmini-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let r = Record {
+            id: 3,
+            info_hash: [0xab; 20],
+            name: "ünïcode name".into(),
+            magnet: Some("magnet:?xt=urn:btih:abab".into()),
+            download_dir: PathBuf::from("/data/x"),
+            paused: true,
+            added: 1_700_000_000,
+            done: None,
+            queue: 2,
+        };
+        r.save(&dir).unwrap();
+        let mut other = r.clone();
+        other.info_hash = [1; 20];
+        other.id = 4;
+        other.queue = 0;
+        other.magnet = None;
+        other.done = Some(1_700_000_100);
+        other.save(&dir).unwrap();
+        std::fs::write(dir.join("torrents/broken.json"), b"{\"id\":").unwrap();
+        // A record under another hash's name is not trusted either.
+        std::fs::copy(
+            record_path(&dir, &[1; 20]),
+            dir.join("torrents")
+                .join(format!("{}.json", "cd".repeat(20))),
+        )
+        .unwrap();
+        assert_eq!(load_all(&dir), vec![other.clone(), r.clone()]);
+        forget(&dir, &[1; 20]);
+        assert_eq!(load_all(&dir), vec![r]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,300 @@
+//! `btmini daemon` driven by Transmission's own `transmission-remote` (3.00): add, list,
+//! stop, start, remove, remove-and-delete, on torrents it downloads from libtorrent
+//! seeders through a tracker, byte for byte; restarts (SIGTERM and `kill -9`) keep every
+//! torrent; and the RPC's front door: the session id handshake, basic auth, the Host check.
+#![cfg(feature = "daemon")]
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// `transmission-remote 127.0.0.1:PORT ARGS…`'s standard output (its status checked).
+fn remote(port: u16, args: &[&str]) -> String {
+    let out = Command::new("transmission-remote")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(args)
+        .output()
+        .expect("transmission-remote (transmission-cli)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "transmission-remote {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Polls `transmission-remote -l` until `cond` holds for its output (30 s at most).
+fn wait_list(port: u16, what: &str, cond: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = remote(port, &["-l"]);
+        if cond(&list) {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "{what}: {list}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Starts `btmini daemon -o out --rpc-port P --port Q --no-dht`; waits until it serves.
+fn daemon(out: &Path, rpc: u16, extra: &[&str]) -> Logged {
+    let mut cmd = btmini();
+    cmd.arg("daemon")
+        .arg("-o")
+        .arg(out)
+        .args([
+            "--rpc-port",
+            &rpc.to_string(),
+            "--port",
+            &free_port().to_string(),
+        ])
+        .arg("--no-dht")
+        .args(extra);
+    let d = Logged::start(&mut cmd);
+    d.wait_for("RPC on http://");
+    d
+}
+
+/// A torrent served by a libtorrent seeder through a local opentracker.
+struct Served {
+    file: std::path::PathBuf,
+    torrent: std::path::PathBuf,
+    hash: String,
+    _tracker: OpenTracker,
+    _seeder: Seeder,
+}
+
+fn served(dir: &Path, seed: u64, len: usize) -> Served {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/announce");
+    let (file, torrent) = single_file_torrent(dir, seed, len, &[url]);
+    let hash = hex_of(&torrent);
+    let tracker = OpenTracker::start_on(port, std::slice::from_ref(&hash));
+    let seeder = libtorrent_seeder(&torrent, &dir.join("data"), "127.0.0.2", None);
+    tracker.wait_for_peer(&hash, seeder.port);
+    Served {
+        file,
+        torrent,
+        hash,
+        _tracker: tracker,
+        _seeder: seeder,
+    }
+}
+
+#[test]
+fn transmission_remote_drives_a_btmini_daemon_through_a_whole_life() {
+    let dir = TempDir::new("daemon-life");
+    let a = served(&dir.join("a"), 301, 1_500_011);
+    let b = served(&dir.join("b"), 302, 900_007);
+    let out = dir.join("out");
+    let rpc = free_port();
+    let d = daemon(&out, rpc, &[]);
+    // Add one as a local path, the other as base64 metainfo (transmission-remote sends a
+    // file it can read as metainfo; a path only it cannot read goes as a filename).
+    assert!(remote(rpc, &["-a", a.torrent.to_str().unwrap()]).contains("success"));
+    // Both are called single.bin: the second goes to a folder of its own (-w).
+    let out_b = out.join("b");
+    let added = remote(
+        rpc,
+        &[
+            "-a",
+            b.torrent.to_str().unwrap(),
+            "-w",
+            out_b.to_str().unwrap(),
+        ],
+    );
+    assert!(added.contains("success"), "{added}");
+    let list = wait_list(rpc, "both downloaded", |l| l.matches("100%").count() == 2);
+    assert!(list.contains("single.bin"), "{list}");
+    assert_eq!(
+        std::fs::read(out.join("single.bin")).unwrap(),
+        std::fs::read(&a.file).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(out_b.join("single.bin")).unwrap(),
+        std::fs::read(&b.file).unwrap()
+    );
+    let info = remote(rpc, &["-t", &a.hash, "-i"]);
+    assert!(info.contains(&a.hash), "{info}");
+    assert!(info.contains("Percent Done: 100%"), "{info}");
+    // A duplicate add says so.
+    let dup = remote(rpc, &["-a", a.torrent.to_str().unwrap()]);
+    assert!(
+        dup.contains("duplicate") || dup.contains("success"),
+        "{dup}"
+    );
+    assert_eq!(remote(rpc, &["-l"]).matches("100%").count(), 2);
+    // Stop and start.
+    remote(rpc, &["-t", "1", "-S"]);
+    wait_list(rpc, "torrent 1 stopped", |l| l.contains("Stopped"));
+    remote(rpc, &["-t", "1", "-s"]);
+    wait_list(rpc, "torrent 1 started", |l| !l.contains("Stopped"));
+    // A restart (SIGTERM) keeps both, with their progress and ids.
+    drop(d);
+    let d = daemon(&out, rpc, &[]);
+    wait_list(rpc, "both back after a restart", |l| {
+        l.matches("100%").count() == 2
+    });
+    for (id, t) in [("1", &a), ("2", &b)] {
+        let info = remote(rpc, &["-t", id, "-i"]);
+        assert!(
+            info.contains(&t.hash) && info.contains("Percent Done: 100%"),
+            "{info}"
+        );
+    }
+    drop(d);
+}
+
+#[test]
+fn a_killed_daemon_keeps_every_torrent_it_acknowledged_and_remove_and_delete_deletes() {
+    let dir = TempDir::new("daemon-kill");
+    let a = served(&dir.join("a"), 303, 1_000_003);
+    let out = dir.join("out");
+    let rpc = free_port();
+    let mut d = daemon(&out, rpc, &[]);
+    assert!(remote(rpc, &["-a", a.torrent.to_str().unwrap()]).contains("success"));
+    // A paused one too: it stays paused.
+    let magnet = format!("magnet:?xt=urn:btih:{}", "ab".repeat(20));
+    assert!(remote(rpc, &["--start-paused", "-a", &magnet]).contains("success"));
+    wait_list(rpc, "downloaded", |l| l.contains("100%"));
+    assert_eq!(
+        std::fs::read(out.join("single.bin")).unwrap(),
+        std::fs::read(&a.file).unwrap()
+    );
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let _d = daemon(&out, rpc, &[]);
+    let list = wait_list(rpc, "both back after kill -9", |l| {
+        l.contains("100%") && l.contains("Stopped")
+    });
+    assert!(
+        list.contains(&"ab".repeat(20)) || list.contains("Stopped"),
+        "{list}"
+    );
+    // Remove the magnet; remove the other with its data.
+    remote(rpc, &["-t", "2", "-r"]);
+    remote(rpc, &["-t", "1", "--remove-and-delete"]);
+    wait_list(rpc, "both removed", |l| {
+        !l.contains("100%") && !l.contains("Stopped")
+    });
+    assert!(!out.join("single.bin").exists(), "the data is deleted");
+    assert!(a.file.exists(), "the seeder's data is untouched");
+}
+
+/// One raw HTTP exchange with the daemon; the response's status line and headers, and body.
+fn raw(port: u16, request: &str) -> (String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn the_rpc_s_front_door_session_id_auth_host_check_and_bad_requests() {
+    let dir = TempDir::new("daemon-door");
+    let rpc = free_port();
+    let _d = daemon(&dir.join("out"), rpc, &["--rpc-auth", "me:secret"]);
+    let post = |headers: &str, body: &str| {
+        raw(
+            rpc,
+            &format!(
+                "POST /transmission/rpc/ HTTP/1.1\r\nHost: 127.0.0.1:{rpc}\r\n{headers}\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    // No credentials: 401 with the challenge curl needs.
+    let (head, _) = post("", "{}");
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(head.contains("WWW-Authenticate: Basic"), "{head}");
+    // Credentials, no session id: 409 and the id.
+    let auth = "Authorization: Basic bWU6c2VjcmV0\r\n"; // me:secret
+    let (head, _) = post(auth, "{}");
+    assert!(head.starts_with("HTTP/1.1 409"), "{head}");
+    let sid = head
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Transmission-Session-Id: "))
+        .unwrap()
+        .to_string();
+    let with = format!("{auth}X-Transmission-Session-Id: {sid}\r\n");
+    // A call, its tag echoed.
+    let (head, body) = post(&with, r#"{"method":"session-get","tag":42}"#);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["result"], "success");
+    assert_eq!(v["tag"], 42);
+    assert_eq!(v["arguments"]["rpc-version"], 16);
+    // Malformed JSON, an unknown method, wrong types, a torrent that does not parse, a
+    // magnet that does not parse, unknown ids: each an error result, the daemon still up.
+    for (req, says) in [
+        ("{not json", "no method"),
+        (r#"{"method":"torrent-fly"}"#, "not recognized"),
+        (
+            r#"{"method":"torrent-get","arguments":{"fields":7}}"#,
+            "not a list",
+        ),
+        (
+            r#"{"method":"torrent-add","arguments":{"metainfo":"ZGU="}}"#,
+            "invalid or corrupt",
+        ),
+        (
+            r#"{"method":"torrent-add","arguments":{"filename":"magnet:?xt=urn:btih:zz"}}"#,
+            "magnet",
+        ),
+        (
+            r#"{"method":"torrent-add","arguments":{"filename":"/nonexistent.torrent"}}"#,
+            "nonexistent",
+        ),
+        (
+            r#"{"method":"torrent-add","arguments":{"filename":"magnet:?xt=urn:btih:0000000000000000000000000000000000000000","download-dir":"/etc/passwd"}}"#,
+            "not a folder",
+        ),
+    ] {
+        let (head, body) = post(&with, req);
+        assert!(head.starts_with("HTTP/1.1 200"), "{req}: {head}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let result = v["result"].as_str().unwrap();
+        assert!(
+            result != "success" && result.contains(says),
+            "{req}: {result}"
+        );
+    }
+    let (_, body) = post(
+        &with,
+        r#"{"method":"torrent-get","arguments":{"ids":[99],"fields":["id"]}}"#,
+    );
+    assert!(body.contains(r#""torrents":[]"#), "{body}");
+    // A body over the cap is refused before it is read.
+    let (head, _) = raw(
+        rpc,
+        &format!(
+            "POST /transmission/rpc HTTP/1.1\r\nHost: 127.0.0.1\r\n{with}Content-Length: 999999999\r\n\r\n"
+        ),
+    );
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+}
+
+#[test]
+fn without_a_password_a_host_name_is_refused_as_dns_rebinding() {
+    let dir = TempDir::new("daemon-host");
+    let rpc = free_port();
+    let _d = daemon(&dir.join("out"), rpc, &[]);
+    let (head, _) = raw(
+        rpc,
+        "POST /transmission/rpc HTTP/1.1\r\nHost: attacker.example:9091\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 421"), "{head}");
+    // transmission-remote (which says 127.0.0.1) gets in.
+    assert!(remote(rpc, &["-si"]).contains("RPC version: 16"));
+}
