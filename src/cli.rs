@@ -41,6 +41,9 @@ DOWNLOAD OPTIONS:
                              share rule; 0 turns it off) [default: 0.10]
         --share-wait S       let the share rule go when connected leechers ask for
                              nothing for S seconds [default: 60]
+        --down-limit RATE    download at most RATE bytes a second over all the
+                             torrents (K = 1000, M = 1000000: 2M, 500K)
+        --up-limit RATE      upload at most RATE bytes a second over all the torrents
         --json               one JSON object per status tick on stdout
 
 INFO OPTIONS:
@@ -159,6 +162,10 @@ pub struct DownloadArgs {
     pub min_share: f64,
     /// `--share-wait`, seconds.
     pub share_wait: u64,
+    /// `--down-limit`, bytes a second.
+    pub down_limit: Option<u64>,
+    /// `--up-limit`, bytes a second.
+    pub up_limit: Option<u64>,
 }
 
 /// Arguments of `btmini create`.
@@ -258,6 +265,8 @@ where
     let mut seed_ratio = None;
     let mut min_share = 0.10;
     let mut share_wait = 60u64;
+    let mut down_limit = None;
+    let mut up_limit = None;
     let mut download_only: Vec<&'static str> = Vec::new();
     let mut any = false;
 
@@ -364,6 +373,25 @@ where
                 })?;
                 download_only.push("--share-wait");
             }
+            Long("down-limit") | Long("up-limit") => {
+                let flag = if arg == Long("down-limit") {
+                    "--down-limit"
+                } else {
+                    "--up-limit"
+                };
+                let v = string(p.value()?, flag)?;
+                let rate = parse_rate(&v).ok_or_else(|| {
+                    CliError(format!(
+                        "{flag}: '{v}' is not a rate like 2M or 500K (bytes a second)"
+                    ))
+                })?;
+                if flag == "--down-limit" {
+                    down_limit = Some(rate);
+                } else {
+                    up_limit = Some(rate);
+                }
+                download_only.push(flag);
+            }
             Long("overwrite") => {
                 overwrite = true;
                 download_only.push("--overwrite");
@@ -423,6 +451,8 @@ where
                 seed_ratio,
                 min_share,
                 share_wait,
+                down_limit,
+                up_limit,
             }),
             Sub::Info => Command::Info {
                 torrent: one("the .torrent file")?,
@@ -538,6 +568,26 @@ fn string(v: OsString, flag: &str) -> Result<String, CliError> {
         .map_err(|_| CliError(format!("{flag}: value is not valid UTF-8")))
 }
 
+/// Parses a rate like `2M`, `500K`, `1.5M` or `80000` (bytes a second; K = 1000, M =
+/// 1,000,000, as Transmission counts speeds); at least 1.
+pub fn parse_rate(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let end = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(end);
+    let n: f64 = num.parse().ok()?;
+    let mult = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        _ => return None,
+    };
+    let r = n * mult;
+    (r.is_finite() && (1.0..1e15).contains(&r)).then_some(r as u64)
+}
+
 /// Parses `262144`, `256K`, `256k`, `256KiB`, `4M`, `4MiB` (powers of 1024).
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -564,6 +614,19 @@ mod tests {
 
     fn bad(args: &[&str]) -> String {
         parse(args.iter().copied()).expect_err("must be refused").0
+    }
+
+    #[test]
+    fn rate_limits_take_decimal_units() {
+        let Command::Download(d) =
+            ok(&["a.torrent", "--down-limit", "2M", "--up-limit", "1.5k"]).command
+        else {
+            panic!("a download");
+        };
+        assert_eq!((d.down_limit, d.up_limit), (Some(2_000_000), Some(1_500)));
+        assert!(bad(&["a.torrent", "--down-limit", "fast"]).contains("not a rate"));
+        assert!(bad(&["a.torrent", "--up-limit", "0"]).contains("not a rate"));
+        assert!(bad(&["info", "a.torrent", "--up-limit", "1M"]).contains("--up-limit"));
     }
 
     #[test]

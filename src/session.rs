@@ -66,6 +66,10 @@ pub struct Config {
     pub min_share_bytes: u64,
     /// The rule is let go when connected leechers have asked for nothing for this long.
     pub share_wait: Duration,
+    /// Download limit, bytes a second (requests are paced); `None`: none.
+    pub down_limit: Option<u64>,
+    /// Upload limit, bytes a second (blocks are read for peers at this pace); `None`: none.
+    pub up_limit: Option<u64>,
 }
 
 impl Default for Config {
@@ -86,6 +90,8 @@ impl Default for Config {
             tx_high_water: 256 * 1024,
             min_share_bytes: 0,
             share_wait: Duration::from_secs(60),
+            down_limit: None,
+            up_limit: None,
         }
     }
 }
@@ -206,6 +212,11 @@ pub struct Session {
     /// Keep dialling after completion (seeding).
     seeding: bool,
     last_tick: Option<Instant>,
+    /// The rate limits' buckets (refilled at each tick).
+    down_bucket: rate::TokenBucket,
+    up_bucket: rate::TokenBucket,
+    /// The limits changed since the last tick.
+    limits_changed: bool,
     uploaded: u64,
     last_choke: Option<Instant>,
     last_optimistic: Option<Instant>,
@@ -277,6 +288,7 @@ impl Session {
         config: Config,
         seed: u64,
     ) -> Self {
+        let (config_down, config_up) = (config.down_limit, config.up_limit);
         Self {
             info_hash,
             peer_id,
@@ -301,6 +313,9 @@ impl Session {
             completed: false,
             seeding: false,
             last_tick: None,
+            down_bucket: rate::TokenBucket::new(config_down),
+            up_bucket: rate::TokenBucket::new(config_up),
+            limits_changed: false,
             uploaded: 0,
             last_choke: None,
             last_optimistic: None,
@@ -634,7 +649,7 @@ impl Session {
             &p.has
         };
         let depth = p.conn.pipeline(p.rate.get());
-        while p.conn.requests.len() < depth {
+        while p.conn.requests.len() < depth && self.down_bucket.open() {
             // Endgame duplicates go only to a peer that is nearly idle: that is where they
             // help, and it keeps each pick's scan short.
             let endgame = p.conn.requests.len() < ENDGAME_OUTSTANDING;
@@ -645,8 +660,24 @@ impl Session {
             else {
                 break;
             };
+            self.down_bucket.take(u64::from(r.len));
             p.conn.request(r, now);
         }
+    }
+
+    /// Sets the rate limits, bytes a second (`None`: none).
+    pub fn set_rate_limits(&mut self, down: Option<u64>, up: Option<u64>) {
+        self.config.down_limit = down;
+        self.config.up_limit = up;
+        self.down_bucket.set_rate(down);
+        self.up_bucket.set_rate(up);
+        // What waited on the old limits goes on at the next tick.
+        self.limits_changed = true;
+    }
+
+    /// The rate limits in force: down, up.
+    pub fn rate_limits(&self) -> (Option<u64>, Option<u64>) {
+        (self.down_bucket.rate(), self.up_bucket.rate())
     }
 
     /// The buffer of a piece from [`Action::Verify`], once storage is done with it: it is
@@ -777,6 +808,19 @@ impl Session {
                 self.fill_all(now);
             }
         }
+        // The buckets earned a tick's worth: what waited on them goes on.
+        self.down_bucket.refill(now);
+        self.up_bucket.refill(now);
+        let changed = std::mem::take(&mut self.limits_changed);
+        if self.down_bucket.rate().is_some() || changed {
+            self.fill_all(now);
+        }
+        if self.up_bucket.rate().is_some() || changed {
+            let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
+            for k in keys {
+                self.serve(k);
+            }
+        }
         self.candidates.extend(self.backoff.drain(..));
         self.connect_more(now);
         if self.peers.is_empty() && self.candidates.is_empty() && !self.completed {
@@ -872,6 +916,7 @@ impl Session {
 pub mod driver;
 mod extensions;
 mod magnet;
+pub mod rate;
 mod receive;
 mod upload;
 

@@ -298,3 +298,39 @@ fn without_a_password_a_host_name_is_refused_as_dns_rebinding() {
     // transmission-remote (which says 127.0.0.1) gets in.
     assert!(remote(rpc, &["-si"]).contains("RPC version: 16"));
 }
+
+#[test]
+fn speed_limits_set_by_transmission_remote_are_kept_across_a_restart() {
+    let dir = TempDir::new("daemon-limits");
+    let (_, torrent) = single_file_torrent(&dir.join("t"), 305, 200_003, &[]);
+    let out = dir.join("out");
+    let rpc = free_port();
+    let d = daemon(&out, rpc, &[]);
+    assert!(remote(rpc, &["-a", torrent.to_str().unwrap()]).contains("success"));
+    // Global (session-set, kB/s) and the torrent's own (torrent-set).
+    remote(rpc, &["-d", "2000", "-u", "300"]);
+    remote(rpc, &["-t", "1", "-d", "50"]);
+    let check = || {
+        let si = remote(rpc, &["-si"]);
+        assert!(si.contains("Download speed limit: 2.00 MB/s"), "{si}");
+        assert!(si.contains("Upload speed limit: 300 kB/s"), "{si}");
+        let info = remote(rpc, &["-t", "1", "-i"]);
+        assert!(info.contains("Download Limit: 50 kB/s"), "{info}");
+        assert!(info.contains("Upload Limit: Unlimited"), "{info}");
+    };
+    check();
+    drop(d);
+    let _d = daemon(&out, rpc, &[]);
+    check();
+    // Off again; a field btmini does not take is an error, not a silent no.
+    remote(rpc, &["-D", "-t", "1", "-D"]);
+    assert!(remote(rpc, &["-si"]).contains("Download speed limit: Unlimited"));
+    let out = Command::new("transmission-remote")
+        .arg(format!("127.0.0.1:{rpc}"))
+        .args(["-t", "1", "--bandwidth-high"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("not supported by btmini"), "{text}");
+}

@@ -43,7 +43,10 @@ fn a_data_file_shortened_under_a_seed_stops_it_with_an_error_not_sigbus() {
     let reader = std::thread::spawn(move || {
         use std::io::BufRead;
         let mut all = String::new();
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line.clone());
             all.push_str(&line);
             all.push('\n');
@@ -59,7 +62,10 @@ fn a_data_file_shortened_under_a_seed_stops_it_with_an_error_not_sigbus() {
             break;
         }
     }
-    assert!(TcpStream::connect(("127.0.0.3", port)).is_ok(), "the seed listens");
+    assert!(
+        TcpStream::connect(("127.0.0.3", port)).is_ok(),
+        "the seed listens"
+    );
     // Another program cuts the file to a third while it is mapped.
     std::fs::OpenOptions::new()
         .write(true)

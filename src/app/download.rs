@@ -62,6 +62,9 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
     opts.session.max_peers = args.max_peers;
     opts.session.pex = args.pex;
     opts.session.share_wait = std::time::Duration::from_secs(args.share_wait);
+    // Process-wide: the host splits them among the torrents.
+    opts.session.down_limit = args.down_limit;
+    opts.session.up_limit = args.up_limit;
     let terminal = std::io::stderr().is_terminal() && !args.json;
     let host_opts = HostOptions {
         dht: args.dht.then(|| DhtOptions {

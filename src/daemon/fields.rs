@@ -67,6 +67,8 @@ pub struct View {
     pub active: u64,
     /// Queue position.
     pub queue: u64,
+    /// Its own speed limits.
+    pub speed: super::state::Limits,
     /// The magnet link.
     pub magnet: String,
     /// While the metadata is fetched: how far (0–1).
@@ -172,8 +174,10 @@ impl View {
             "magnetLink" => self.magnet.clone().into(),
             "bandwidthPriority" => 0.into(),
             "honorsSessionLimits" => true.into(),
-            "downloadLimit" | "uploadLimit" => 0.into(),
-            "downloadLimited" | "uploadLimited" => false.into(),
+            "downloadLimit" => self.speed.down.into(),
+            "downloadLimited" => self.speed.down_on.into(),
+            "uploadLimit" => self.speed.up.into(),
+            "uploadLimited" => self.speed.up_on.into(),
             // No seed limits yet: unlimited (2), as `session-get` says.
             "seedRatioMode" | "seedIdleMode" => 2.into(),
             "trackers" | "trackerStats" | "peers" | "webseeds" | "labels" => Value::Array(vec![]),

@@ -29,6 +29,8 @@ pub struct Record {
     pub done: Option<u64>,
     /// Its place in the queue (0 first).
     pub queue: u64,
+    /// Its own speed limits.
+    pub speed: Limits,
 }
 
 /// The folder of the records.
@@ -65,6 +67,7 @@ impl Record {
             m.insert("done".into(), d.into());
         }
         m.insert("queue".into(), self.queue.into());
+        self.speed.write(&mut m, TORRENT_KEYS);
         serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default()
     }
 
@@ -88,6 +91,7 @@ impl Record {
             added: v.get("added")?.as_u64()?,
             done: v.get("done").and_then(Value::as_u64),
             queue: v.get("queue").and_then(Value::as_u64).unwrap_or(0),
+            speed: Limits::read(&v, TORRENT_KEYS),
         })
     }
 
@@ -107,13 +111,100 @@ pub struct Settings {
     pub start_added: bool,
     /// `download-dir`, when set (else the daemon's `-o`).
     pub download_dir: Option<PathBuf>,
+    /// `speed-limit-down` / `-up` (kB/s, k = 1000) and whether each is on.
+    pub speed: Limits,
 }
+
+/// A pair of speed limits as the RPC names them: kB/s (k = 1000), each with its switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// Download limit, kB/s.
+    pub down: u64,
+    /// It applies.
+    pub down_on: bool,
+    /// Upload limit, kB/s.
+    pub up: u64,
+    /// It applies.
+    pub up_on: bool,
+}
+
+impl Limits {
+    /// Bytes a second, down and up, for the host.
+    pub fn bytes(&self) -> (Option<u64>, Option<u64>) {
+        let b = |kb: u64, on: bool| on.then(|| kb.saturating_mul(1000).max(1));
+        (b(self.down, self.down_on), b(self.up, self.up_on))
+    }
+
+    fn read(v: &Value, keys: [&str; 4]) -> Self {
+        let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let on = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+        Self {
+            down: n(keys[0]),
+            down_on: on(keys[1]),
+            up: n(keys[2]),
+            up_on: on(keys[3]),
+        }
+    }
+
+    fn write(&self, m: &mut Map<String, Value>, keys: [&str; 4]) {
+        m.insert(keys[0].into(), self.down.into());
+        m.insert(keys[1].into(), self.down_on.into());
+        m.insert(keys[2].into(), self.up.into());
+        m.insert(keys[3].into(), self.up_on.into());
+    }
+
+    /// Applies the RPC's fields named `keys` (down, down on, up, up on) from `args`.
+    pub fn set(&mut self, args: &Map<String, Value>, keys: [&str; 4]) -> Result<(), String> {
+        let n = |k: &str| match args.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| format!("{k} is not a number of kB/s")),
+        };
+        let on = |k: &str| match args.get(k) {
+            None => Ok(None),
+            Some(_) => crate::rpc::call::flag(args, k).map(Some),
+        };
+        let mut next = *self;
+        if let Some(x) = n(keys[0])? {
+            next.down = x;
+        }
+        if let Some(x) = on(keys[1])? {
+            next.down_on = x;
+        }
+        if let Some(x) = n(keys[2])? {
+            next.up = x;
+        }
+        if let Some(x) = on(keys[3])? {
+            next.up_on = x;
+        }
+        *self = next;
+        Ok(())
+    }
+}
+
+/// The session's limit fields in the RPC and the settings file.
+pub const SESSION_KEYS: [&str; 4] = [
+    "speed-limit-down",
+    "speed-limit-down-enabled",
+    "speed-limit-up",
+    "speed-limit-up-enabled",
+];
+/// A torrent's limit fields in the RPC and its record.
+pub const TORRENT_KEYS: [&str; 4] = [
+    "downloadLimit",
+    "downloadLimited",
+    "uploadLimit",
+    "uploadLimited",
+];
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             start_added: true,
             download_dir: None,
+            speed: Limits::default(),
         }
     }
 }
@@ -136,6 +227,7 @@ impl Settings {
                 .get("download-dir")
                 .and_then(Value::as_str)
                 .map(PathBuf::from),
+            speed: Limits::read(&v, SESSION_KEYS),
         }
     }
 
@@ -149,6 +241,7 @@ impl Settings {
                 d.to_string_lossy().into_owned().into(),
             );
         }
+        self.speed.write(&mut m, SESSION_KEYS);
         let bytes = serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default();
         crate::storage::write_atomic(&state.join("settings.json"), &bytes)
             .map_err(|e| e.to_string())
@@ -208,6 +301,11 @@ mod tests {
             added: 1_700_000_000,
             done: None,
             queue: 2,
+            speed: Limits {
+                down: 300,
+                down_on: true,
+                ..Limits::default()
+            },
         };
         r.save(&dir).unwrap();
         let mut other = r.clone();

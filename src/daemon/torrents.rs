@@ -100,6 +100,8 @@ impl Items {
 
     /// Starts every torrent that is to run.
     pub(super) fn start_all(&mut self, host: &mut Host, opts: &DaemonOptions) {
+        let (down, up) = self.settings.speed.bytes();
+        host.set_global_rate_limits(down, up);
         for i in 0..self.list.len() {
             self.try_start(i, host, opts);
         }
@@ -131,6 +133,7 @@ impl Items {
             ..DownloadOptions::default()
         };
         dl.storage.force_recheck = item.verify;
+        (dl.session.down_limit, dl.session.up_limit) = item.rec.speed.bytes();
         match host.add(source, dl, &mut |_, _| {}) {
             Ok(id) => {
                 item.running = Some(id);
@@ -282,6 +285,7 @@ impl Items {
                 .added
                 .max(unix_now().saturating_sub(item.active.elapsed().as_secs())),
             queue: i as u64,
+            speed: item.rec.speed,
             magnet,
             metadata_progress: st.as_ref().and_then(|s| s.metadata.as_ref()).map(|m| {
                 if m.pieces.1 == 0 {
@@ -339,10 +343,12 @@ impl Items {
             Call::SessionGet(_) => return Ok(self.session_get(host, opts)),
             Call::SessionStats => return Ok(self.session_stats(host)),
             Call::SessionSet(args) => {
-                if let Some(k) = args.keys().find(|k| !SESSION_SET.contains(&k.as_str())) {
+                let known = |k: &str| SESSION_SET.contains(&k) || state::SESSION_KEYS.contains(&k);
+                if let Some(k) = args.keys().find(|k| !known(k)) {
                     return Err(format!("session-set: {k} is not supported by btmini yet"));
                 }
                 let mut next = self.settings.clone();
+                next.speed.set(&args, state::SESSION_KEYS)?;
                 if args.contains_key("start-added-torrents") {
                     next.start_added = crate::rpc::call::flag(&args, "start-added-torrents")?;
                 }
@@ -360,9 +366,23 @@ impl Items {
                 next.save(&self.state)?;
                 self.settings = next;
             }
-            Call::TorrentSet(_, args) => {
-                if let Some(k) = args.keys().find(|k| k.as_str() != "ids") {
+            Call::TorrentSet(ids, args) => {
+                let known = |k: &str| k == "ids" || state::TORRENT_KEYS.contains(&k);
+                if let Some(k) = args.keys().find(|k| !known(k)) {
                     return Err(format!("torrent-set: {k} is not supported by btmini yet"));
+                }
+                for i in self.select(&ids, now) {
+                    let item = &mut self.list[i];
+                    let mut speed = item.rec.speed;
+                    speed.set(&args, state::TORRENT_KEYS)?;
+                    if speed != item.rec.speed {
+                        item.rec.speed = speed;
+                        item.rec.save(&self.state)?;
+                        if let Some(id) = item.running {
+                            let (down, up) = speed.bytes();
+                            host.set_rate_limits(id, down, up);
+                        }
+                    }
                 }
             }
             Call::FreeSpace(path) => {
@@ -534,6 +554,7 @@ impl Items {
             added: unix_now(),
             done: None,
             queue: self.list.len() as u64,
+            speed: state::Limits::default(),
         };
         // The metainfo first, then the record: a record on disk always has what it needs.
         if let Some((_, bytes)) = &meta {
@@ -599,10 +620,13 @@ impl Items {
             ("lpd-enabled", false.into()),
             ("utp-enabled", false.into()),
             ("encryption", "tolerated".into()),
-            ("speed-limit-down-enabled", false.into()),
-            ("speed-limit-up-enabled", false.into()),
-            ("speed-limit-down", 0.into()),
-            ("speed-limit-up", 0.into()),
+            (
+                "speed-limit-down-enabled",
+                self.settings.speed.down_on.into(),
+            ),
+            ("speed-limit-up-enabled", self.settings.speed.up_on.into()),
+            ("speed-limit-down", self.settings.speed.down.into()),
+            ("speed-limit-up", self.settings.speed.up.into()),
             ("alt-speed-enabled", false.into()),
             ("alt-speed-down", 0.into()),
             ("alt-speed-up", 0.into()),

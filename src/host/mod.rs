@@ -464,17 +464,49 @@ impl Host {
             .all(|(_, t)| t.phase == Phase::Finished)
     }
 
-    /// Each torrent's part of the process's limits.
+    /// Each torrent's part of the process's limits; a rate limit of its own applies too
+    /// (the lower one wins). The process's rates are split equally, as the rest.
     fn share_limits(&mut self) {
         let n = self.torrents.len().max(1);
         let l = &self.opts.limits;
+        let share = |global: Option<u64>, own: Option<u64>| match (
+            global.map(|g| (g / n as u64).max(1)),
+            own,
+        ) {
+            (Some(g), Some(o)) => Some(g.min(o)),
+            (g, o) => g.or(o),
+        };
         for (_, t) in self.torrents.iter_mut() {
             t.session.set_limits(
                 l.max_peers.div_ceil(n),
                 l.max_half_open.div_ceil(n),
                 l.max_partial_bytes / n as u64,
             );
+            let own = &t.opts.session;
+            let (down, up) = (
+                share(l.down_limit, own.down_limit),
+                share(l.up_limit, own.up_limit),
+            );
+            if t.session.rate_limits() != (down, up) {
+                t.session.set_rate_limits(down, up);
+            }
         }
+    }
+
+    /// The process's rate limits, bytes a second, shared among the torrents.
+    pub fn set_global_rate_limits(&mut self, down: Option<u64>, up: Option<u64>) {
+        self.opts.limits.down_limit = down;
+        self.opts.limits.up_limit = up;
+        self.share_limits();
+    }
+
+    /// Torrent `id`'s own rate limits, bytes a second.
+    pub fn set_rate_limits(&mut self, id: TorrentId, down: Option<u64>, up: Option<u64>) {
+        if let Some(t) = self.torrents.get_mut(id) {
+            t.opts.session.down_limit = down;
+            t.opts.session.up_limit = up;
+        }
+        self.share_limits();
     }
 
     /// Runs until every torrent is finished, calling `on_status` about twice a second.

@@ -1070,3 +1070,66 @@ fn one_drain_serves_every_queued_request_while_the_socket_takes_it() {
     }
     assert_eq!(blocks, 100, "every request served before the shell sleeps");
 }
+
+#[test]
+fn a_download_limit_paces_requests_to_the_rate() {
+    let rate = 100_000u64;
+    let config = Config {
+        down_limit: Some(rate),
+        ..Config::default()
+    };
+    let mut sim = Sim::with(64, &[Kind::Seeder], config);
+    sim.settle();
+    let start = sim.now;
+    for secs in 1..=10u64 {
+        sim.now = start + Duration::from_secs(secs);
+        let now = sim.now;
+        sim.s.tick(now);
+        sim.settle();
+        let got = sim.s.stats(now).downloaded;
+        // A second's worth banked at the start, one block of debt: never more.
+        let most = rate * (secs + 1) + 16_384;
+        assert!(got <= most, "{got} bytes after {secs} s at {rate} B/s");
+        assert!(
+            got >= rate * secs - 2 * PIECE as u64,
+            "{got} bytes after {secs} s: stalled"
+        );
+    }
+    assert!(!sim.completed, "2 MiB at 100 kB/s takes more than 10 s");
+    // Lifted, the rest comes at once.
+    sim.s.set_rate_limits(None, None);
+    let now = sim.now + Duration::from_secs(1);
+    sim.now = now;
+    sim.s.tick(now);
+    sim.settle();
+    assert!(sim.completed);
+}
+
+#[test]
+fn an_upload_limit_paces_the_blocks_read_for_peers() {
+    let (mut s, key, now, data, _) = seeding_session();
+    let rate = 50_000u64;
+    s.set_rate_limits(None, Some(rate));
+    let tx = s.tx(key).to_vec();
+    s.sent(key, tx.len(), now);
+    // 12 blocks asked for at once (the whole 6-piece torrent; the last block is short).
+    let asks: Vec<u8> = (0..6u32)
+        .flat_map(|i| {
+            let second = if i == 5 { 16384 - 1000 } else { 16384 };
+            [request(i, 0, 16384), request(i, 16384, second)].concat()
+        })
+        .collect();
+    s.received(key, &asks, now);
+    let mut served = serve_all(&mut s, key, &data, now).len() as u64;
+    assert!(served * 16_384 <= rate + 16_384, "{served} blocks at once");
+    for secs in 1..=3u64 {
+        let t = now + Duration::from_secs(secs);
+        s.tick(t);
+        served += serve_all(&mut s, key, &data, t).len() as u64;
+        assert!(
+            served * 16_384 <= rate * (secs + 1) + 16_384,
+            "{served} blocks after {secs} s"
+        );
+    }
+    assert!(served >= 9, "{served} blocks in 3 s at 50 kB/s");
+}

@@ -81,10 +81,13 @@ impl Session {
             return;
         };
         let c = &mut p.conn;
-        while c.pending().len() + c.reading * wire::BLOCK as usize + wire::BLOCK as usize <= high {
+        while c.pending().len() + c.reading * wire::BLOCK as usize + wire::BLOCK as usize <= high
+            && self.up_bucket.open()
+        {
             let Some(block) = c.upload_queue.pop_front() else {
                 break;
             };
+            self.up_bucket.take(u64::from(block.len));
             c.reading += 1;
             self.actions.push_back(Action::Read { key, block });
         }
