@@ -219,6 +219,10 @@ impl Storage {
             progress(index + 1, total);
         }
         self.resume = Resume::Trusted;
+        // The whole torrent was read through the maps: let go of those pages now, not
+        // after the next RELEASE_BYTES of uploads (a daemon checking a hundred small
+        // torrents would otherwise hold every one of them resident).
+        self.files.release();
         // What was read may only be in the page cache (after a crash of this process):
         // sync before the sidecar claims it.
         self.files.mark_all_dirty();

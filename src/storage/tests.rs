@@ -147,3 +147,23 @@ fn pages_read_through_the_map_are_released_and_nothing_is_lost() {
     assert!(st.have().is_full());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_recheck_leaves_none_of_the_data_it_read_resident() {
+    let dir = temp_dir("recheck-release");
+    let piece = 64 * 1024;
+    // Smaller than RELEASE_BYTES: only the recheck's own release lets it go.
+    let (meta, data) = many_files(1, 16 * piece, piece);
+    let file = dir.join("many/f0000");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, &data).unwrap();
+    let mut st = Storage::open(meta.clone(), &dir, StorageOptions::default()).unwrap();
+    assert!(matches!(st.resume(), Resume::NeedsRecheck(_)));
+    assert_eq!(st.recheck(|_, _| {}).unwrap(), meta.piece_count());
+    assert_eq!(
+        mapped_rss(&file),
+        0,
+        "the pages the check read are released"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
