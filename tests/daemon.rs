@@ -334,3 +334,97 @@ fn speed_limits_set_by_transmission_remote_are_kept_across_a_restart() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("not supported by btmini"), "{text}");
 }
+
+#[test]
+fn the_transmission_rpc_python_package_drives_the_daemon() {
+    let dir = TempDir::new("daemon-trpc");
+    let a = served(&dir.join("a"), 307, 800_009);
+    let out = dir.join("out");
+    let rpc = free_port();
+    let _d = daemon(&out, rpc, &["--rpc-auth", "user:pw"]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/trpc.py");
+    let run = Command::new("python3")
+        .arg(script)
+        .arg(rpc.to_string())
+        .args(["user", "pw"])
+        .arg(&a.torrent)
+        .arg(&out)
+        .output()
+        .expect("python3 with transmission-rpc (tools/test installs it)");
+    let text = String::from_utf8_lossy(&run.stdout);
+    let got: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "trpc.py: {e}: {text}{}",
+            String::from_utf8_lossy(&run.stderr)
+        )
+    });
+    assert_eq!(got["rpc_version"], 16, "{got}");
+    assert_eq!(got["percent_done"], 1.0, "{got}");
+    assert_eq!(got["hash"], a.hash.as_str(), "{got}");
+    assert_eq!(got["files"], serde_json::json!(["single.bin"]), "{got}");
+    assert_eq!(got["after_stop"], "stopped", "{got}");
+    assert_ne!(got["after_start"], "stopped", "{got}");
+    assert_eq!(
+        got["download_limit"],
+        serde_json::json!([40, true]),
+        "{got}"
+    );
+    assert_eq!(got["after_remove"], 0, "{got}");
+    assert_eq!(
+        std::fs::read(out.join("single.bin")).unwrap(),
+        std::fs::read(&a.file).unwrap(),
+        "downloaded byte for byte, and kept on remove"
+    );
+}
+
+#[test]
+fn transmission_s_own_web_client_in_headless_chromium_lists_a_torrent() {
+    // Debian's transmission-common installs Transmission's web client here.
+    let web = Path::new("/usr/share/transmission/web");
+    assert!(
+        web.join("index.html").exists(),
+        "transmission-common's web client"
+    );
+    let dir = TempDir::new("daemon-web");
+    let file = dir.join("t/web-listed-7f3a.bin");
+    write_file(&file, 309, 300_007);
+    let torrent = dir.join("t.torrent");
+    run_ok(
+        btmini()
+            .arg("create")
+            .arg(&file)
+            .arg("-o")
+            .arg(&torrent)
+            .arg("-q"),
+    );
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::copy(&file, out.join("web-listed-7f3a.bin")).unwrap();
+    let rpc = free_port();
+    let _d = daemon(&out, rpc, &["--web-ui", web.to_str().unwrap()]);
+    assert!(remote(rpc, &["-a", torrent.to_str().unwrap()]).contains("success"));
+    wait_list(rpc, "checked", |l| l.contains("100%"));
+    // The page loads its scripts, does the session id handshake and torrent-get through
+    // ../rpc, and renders the list; the DOM is dumped once the page is idle.
+    let run = Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+        ])
+        .arg(format!("http://127.0.0.1:{rpc}/transmission/web/"))
+        .output()
+        .expect("chromium (tools/test installs it)");
+    let dom = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        dom.contains("torrent_name\">web-listed-7f3a.bin<"),
+        "the list does not show the torrent:\n{}\n{}",
+        &dom[..dom.len().min(3000)],
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // 100% done shows in its progress details.
+    assert!(dom.contains("100%") || dom.contains("Seeding"), "{dom}");
+}

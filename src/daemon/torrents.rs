@@ -652,6 +652,8 @@ impl Items {
             ("rename-partial-files", false.into()),
             ("incomplete-dir-enabled", false.into()),
             ("blocklist-enabled", false.into()),
+            ("blocklist-size", 0.into()),
+            ("blocklist-url", "".into()),
             ("units", units()),
         ];
         for (k, v) in pairs {
