@@ -428,3 +428,48 @@ fn transmission_s_own_web_client_in_headless_chromium_lists_a_torrent() {
     // 100% done shows in its progress details.
     assert!(dom.contains("100%") || dom.contains("Seeding"), "{dom}");
 }
+
+#[test]
+fn a_torrent_that_reaches_its_seed_ratio_stops_as_finished() {
+    let dir = TempDir::new("daemon-ratio");
+    let (file, torrent) = single_file_torrent(&dir.join("t"), 311, 700_001, &[]);
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::copy(&file, out.join("single.bin")).unwrap();
+    let (rpc, peers) = (free_port(), free_port());
+    let _d = daemon(&out, rpc, &["--port", &peers.to_string()]);
+    assert!(remote(rpc, &["-a", torrent.to_str().unwrap()]).contains("success"));
+    wait_list(rpc, "checked", |l| l.contains("100%"));
+    // Stop at a ratio of 0.5 (this torrent's own, torrent-set seedRatioMode 1).
+    remote(rpc, &["-t", "1", "-sr", "0.5"]);
+    let info = remote(rpc, &["-t", "1", "-i"]);
+    assert!(info.contains("Ratio Limit: 0.5"), "{info}");
+    assert!(!remote(rpc, &["-l"]).contains("Finished"));
+    // A libtorrent leecher fetches it; once half is uploaded the daemon stops seeding (the
+    // leecher does not get the rest from us).
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
+    let leecher = Command::new(PYTHON)
+        .arg(script)
+        .arg("download")
+        .arg(&torrent)
+        .arg(dir.join("lt"))
+        .arg("127.0.0.4")
+        .arg(format!("127.0.0.1:{peers}"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _leecher = Killed(leecher);
+    wait_list(rpc, "stopped by its seed ratio", |l| l.contains("Finished"));
+    let info = remote(rpc, &["-t", "1", "-i"]);
+    let ratio: f64 = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Ratio: "))
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{info}"));
+    assert!(ratio >= 0.5, "stopped at a ratio of {ratio}: {info}");
+    // The session's limit shows in -si; -srd hands the torrent back to it.
+    remote(rpc, &["-gsr", "3"]);
+    assert!(remote(rpc, &["-si"]).contains("Default seed ratio limit: 3.0"));
+    remote(rpc, &["-t", "1", "-srd"]);
+    assert!(remote(rpc, &["-t", "1", "-i"]).contains("Ratio Limit: Default"));
+}

@@ -69,6 +69,10 @@ pub struct View {
     pub queue: u64,
     /// Its own speed limits.
     pub speed: super::state::Limits,
+    /// Its seed limits.
+    pub seed: super::state::SeedLimits,
+    /// A seed limit stopped it.
+    pub finished: bool,
     /// The magnet link.
     pub magnet: String,
     /// While the metadata is fetched: how far (0–1).
@@ -116,7 +120,7 @@ impl View {
             "errorString" => self.error.clone().unwrap_or_default().into(),
             "eta" => self.eta().into(),
             "etaIdle" => (-1).into(),
-            "isFinished" => false.into(),
+            "isFinished" => self.finished.into(),
             "isStalled" => (self.status == status::DOWNLOADING && self.down_rate < 1.0).into(),
             "isPrivate" => self.meta.as_ref().is_some_and(|m| m.private).into(),
             "leftUntilDone" => self.left().into(),
@@ -178,8 +182,10 @@ impl View {
             "downloadLimited" => self.speed.down_on.into(),
             "uploadLimit" => self.speed.up.into(),
             "uploadLimited" => self.speed.up_on.into(),
-            // No seed limits yet: unlimited (2), as `session-get` says.
-            "seedRatioMode" | "seedIdleMode" => 2.into(),
+            "seedRatioMode" => self.seed.ratio_mode.into(),
+            "seedRatioLimit" => self.seed.ratio.into(),
+            "seedIdleMode" => self.seed.idle_mode.into(),
+            "seedIdleLimit" => self.seed.idle.into(),
             "trackers" | "trackerStats" | "peers" | "webseeds" | "labels" => Value::Array(vec![]),
             "files" => Value::Array(self.files(|f, have| {
                 let mut m = Map::new();

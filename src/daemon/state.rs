@@ -31,7 +31,124 @@ pub struct Record {
     pub queue: u64,
     /// Its own speed limits.
     pub speed: Limits,
+    /// Its seed limits.
+    pub seed: SeedLimits,
 }
+
+/// When a torrent stops seeding, as Transmission names it: a mode for the ratio and one for
+/// idleness (0: the session's setting, 1: this torrent's, 2: no limit), and the limits.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SeedLimits {
+    /// `seedRatioMode`.
+    pub ratio_mode: u8,
+    /// `seedRatioLimit`: uploaded / size.
+    pub ratio: f64,
+    /// `seedIdleMode`.
+    pub idle_mode: u8,
+    /// `seedIdleLimit`, minutes without uploading.
+    pub idle: u64,
+}
+
+/// The session's seed limits (`seedRatioLimit(ed)`, `idle-seeding-limit(-enabled)`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SessionSeed {
+    /// The ratio applies.
+    pub ratio_on: bool,
+    /// The ratio.
+    pub ratio: f64,
+    /// The idle limit applies.
+    pub idle_on: bool,
+    /// Minutes.
+    pub idle: u64,
+}
+
+impl SeedLimits {
+    /// The ratio and idle minutes in force for a torrent, given the session's.
+    pub fn effective(&self, session: &SessionSeed) -> (Option<f64>, Option<u64>) {
+        let ratio = match self.ratio_mode {
+            1 => Some(self.ratio),
+            2 => None,
+            _ => session.ratio_on.then_some(session.ratio),
+        };
+        let idle = match self.idle_mode {
+            1 => Some(self.idle),
+            2 => None,
+            _ => session.idle_on.then_some(session.idle),
+        };
+        (ratio, idle)
+    }
+
+    /// Applies `torrent-set`'s seed fields.
+    pub fn set(&mut self, args: &Map<String, Value>) -> Result<(), String> {
+        let mut next = *self;
+        for (key, mode) in [
+            ("seedRatioMode", &mut next.ratio_mode),
+            ("seedIdleMode", &mut next.idle_mode),
+        ] {
+            if let Some(v) = args.get(key) {
+                *mode = v
+                    .as_u64()
+                    .filter(|m| *m <= 2)
+                    .ok_or_else(|| format!("{key} is not 0, 1 or 2"))?
+                    as u8;
+            }
+        }
+        if let Some(v) = args.get("seedRatioLimit") {
+            next.ratio = v
+                .as_f64()
+                .filter(|r| r.is_finite() && *r >= 0.0)
+                .ok_or("seedRatioLimit is not a ratio")?;
+        }
+        if let Some(v) = args.get("seedIdleLimit") {
+            next.idle = v
+                .as_u64()
+                .ok_or("seedIdleLimit is not a number of minutes")?;
+        }
+        *self = next;
+        Ok(())
+    }
+}
+
+impl SessionSeed {
+    /// Applies `session-set`'s seed fields.
+    pub fn set(&mut self, args: &Map<String, Value>) -> Result<(), String> {
+        let mut next = *self;
+        if args.contains_key("seedRatioLimited") {
+            next.ratio_on = crate::rpc::call::flag(args, "seedRatioLimited")?;
+        }
+        if let Some(v) = args.get("seedRatioLimit") {
+            next.ratio = v
+                .as_f64()
+                .filter(|r| r.is_finite() && *r >= 0.0)
+                .ok_or("seedRatioLimit is not a ratio")?;
+        }
+        if args.contains_key("idle-seeding-limit-enabled") {
+            next.idle_on = crate::rpc::call::flag(args, "idle-seeding-limit-enabled")?;
+        }
+        if let Some(v) = args.get("idle-seeding-limit") {
+            next.idle = v
+                .as_u64()
+                .ok_or("idle-seeding-limit is not a number of minutes")?;
+        }
+        *self = next;
+        Ok(())
+    }
+}
+
+/// The torrent fields [`SeedLimits::set`] takes.
+pub const TORRENT_SEED_KEYS: [&str; 4] = [
+    "seedRatioMode",
+    "seedRatioLimit",
+    "seedIdleMode",
+    "seedIdleLimit",
+];
+/// The session fields [`SessionSeed::set`] takes.
+pub const SESSION_SEED_KEYS: [&str; 4] = [
+    "seedRatioLimited",
+    "seedRatioLimit",
+    "idle-seeding-limit-enabled",
+    "idle-seeding-limit",
+];
 
 /// The folder of the records.
 fn dir(state: &Path) -> PathBuf {
@@ -68,6 +185,10 @@ impl Record {
         }
         m.insert("queue".into(), self.queue.into());
         self.speed.write(&mut m, TORRENT_KEYS);
+        m.insert("seedRatioMode".into(), self.seed.ratio_mode.into());
+        m.insert("seedRatioLimit".into(), self.seed.ratio.into());
+        m.insert("seedIdleMode".into(), self.seed.idle_mode.into());
+        m.insert("seedIdleLimit".into(), self.seed.idle.into());
         serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default()
     }
 
@@ -92,6 +213,23 @@ impl Record {
             done: v.get("done").and_then(Value::as_u64),
             queue: v.get("queue").and_then(Value::as_u64).unwrap_or(0),
             speed: Limits::read(&v, TORRENT_KEYS),
+            seed: SeedLimits {
+                ratio_mode: v
+                    .get("seedRatioMode")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    .min(2) as u8,
+                ratio: v
+                    .get("seedRatioLimit")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0),
+                idle_mode: v
+                    .get("seedIdleMode")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    .min(2) as u8,
+                idle: v.get("seedIdleLimit").and_then(Value::as_u64).unwrap_or(0),
+            },
         })
     }
 
@@ -105,7 +243,7 @@ impl Record {
 }
 
 /// The session's settings that `session-set` changes, kept in `STATE/settings.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// `start-added-torrents`.
     pub start_added: bool,
@@ -113,6 +251,8 @@ pub struct Settings {
     pub download_dir: Option<PathBuf>,
     /// `speed-limit-down` / `-up` (kB/s, k = 1000) and whether each is on.
     pub speed: Limits,
+    /// The seed limits.
+    pub seed: SessionSeed,
 }
 
 /// A pair of speed limits as the RPC names them: kB/s (k = 1000), each with its switch.
@@ -205,6 +345,13 @@ impl Default for Settings {
             start_added: true,
             download_dir: None,
             speed: Limits::default(),
+            // Transmission's defaults: a ratio of 2 and 30 idle minutes, both off.
+            seed: SessionSeed {
+                ratio_on: false,
+                ratio: 2.0,
+                idle_on: false,
+                idle: 30,
+            },
         }
     }
 }
@@ -228,6 +375,24 @@ impl Settings {
                 .and_then(Value::as_str)
                 .map(PathBuf::from),
             speed: Limits::read(&v, SESSION_KEYS),
+            seed: SessionSeed {
+                ratio_on: v
+                    .get("seedRatioLimited")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                ratio: v
+                    .get("seedRatioLimit")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(2.0),
+                idle_on: v
+                    .get("idle-seeding-limit-enabled")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                idle: v
+                    .get("idle-seeding-limit")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(30),
+            },
         }
     }
 
@@ -242,6 +407,13 @@ impl Settings {
             );
         }
         self.speed.write(&mut m, SESSION_KEYS);
+        m.insert("seedRatioLimited".into(), self.seed.ratio_on.into());
+        m.insert("seedRatioLimit".into(), self.seed.ratio.into());
+        m.insert(
+            "idle-seeding-limit-enabled".into(),
+            self.seed.idle_on.into(),
+        );
+        m.insert("idle-seeding-limit".into(), self.seed.idle.into());
         let bytes = serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default();
         crate::storage::write_atomic(&state.join("settings.json"), &bytes)
             .map_err(|e| e.to_string())
@@ -288,6 +460,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn seed_limits_follow_their_mode_and_check_types() {
+        let session = SessionSeed {
+            ratio_on: true,
+            ratio: 2.0,
+            idle_on: false,
+            idle: 30,
+        };
+        let mut t = SeedLimits::default();
+        assert_eq!(
+            t.effective(&session),
+            (Some(2.0), None),
+            "mode 0: the session's"
+        );
+        let args = |j: &str| serde_json::from_str::<Map<String, Value>>(j).unwrap();
+        t.set(&args(
+            r#"{"seedRatioMode":1,"seedRatioLimit":0.5,"seedIdleMode":1,"seedIdleLimit":10}"#,
+        ))
+        .unwrap();
+        assert_eq!(t.effective(&session), (Some(0.5), Some(10)));
+        t.set(&args(r#"{"seedRatioMode":2}"#)).unwrap();
+        assert_eq!(t.effective(&session).0, None, "mode 2: none");
+        for bad in [
+            r#"{"seedRatioMode":3}"#,
+            r#"{"seedRatioLimit":-1}"#,
+            r#"{"seedIdleLimit":"x"}"#,
+        ] {
+            let before = t;
+            assert!(t.set(&args(bad)).is_err(), "{bad}");
+            assert_eq!(t, before, "a refused set changes nothing");
+        }
+    }
+
+    #[test]
     fn a_record_reads_back_and_a_broken_one_is_skipped() {
         let dir = std::env::temp_dir().join(format!("btmini-state-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -305,6 +510,12 @@ mod tests {
                 down: 300,
                 down_on: true,
                 ..Limits::default()
+            },
+            seed: SeedLimits {
+                ratio_mode: 1,
+                ratio: 1.5,
+                idle_mode: 2,
+                idle: 0,
             },
         };
         r.save(&dir).unwrap();

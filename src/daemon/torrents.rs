@@ -32,6 +32,10 @@ pub(super) struct Item {
     error: Option<String>,
     started: Option<u64>,
     active: Instant,
+    /// Last upload (or the start): for the idle seed limit.
+    last_upload: Instant,
+    /// Stopped by a seed limit (`isFinished`).
+    finished: bool,
 }
 
 /// Every torrent, in queue order.
@@ -79,6 +83,8 @@ impl Items {
                     error,
                     started: None,
                     active: now,
+                    last_upload: now,
+                    finished: false,
                 }
             })
             .collect();
@@ -141,6 +147,8 @@ impl Items {
                 item.error = None;
                 item.started = Some(unix_now());
                 item.active = Instant::now();
+                item.last_upload = item.active;
+                item.finished = false;
             }
             // The host still stops its last run: try again next pass.
             Err(AddError::Duplicate(_)) => {}
@@ -165,6 +173,9 @@ impl Items {
                 if st.stats.down_rate >= 1.0 || st.stats.up_rate >= 1.0 {
                     item.active = now;
                 }
+                if st.stats.up_rate >= 1.0 || st.phase != Phase::Seeding {
+                    item.last_upload = now;
+                }
                 let mut dirty = false;
                 if item.meta.is_none() {
                     if let Some(m) = host.metainfo(id) {
@@ -184,6 +195,27 @@ impl Items {
                     }
                     host.remove(id);
                     item.running = None;
+                }
+                // The seed limits: uploaded / size, or minutes without uploading.
+                let (ratio, idle) = item.rec.seed.effective(&self.settings.seed);
+                let reached = st.phase == Phase::Seeding
+                    && st.total > 0
+                    && (ratio.is_some_and(|r| st.uploaded as f64 >= r * st.total as f64)
+                        || idle.is_some_and(|m| {
+                            now.duration_since(item.last_upload) >= Duration::from_secs(m * 60)
+                        }));
+                if reached {
+                    if let Some(id) = item.running.take() {
+                        log::info!(
+                            "{}: seed limit reached: stopped",
+                            crate::util::printable(&item.rec.name)
+                        );
+                        host.remove(id);
+                    }
+                    item.want_run = false;
+                    item.finished = true;
+                    item.rec.paused = true;
+                    dirty = true;
                 }
                 item.last = Some(st);
                 if dirty {
@@ -286,6 +318,8 @@ impl Items {
                 .max(unix_now().saturating_sub(item.active.elapsed().as_secs())),
             queue: i as u64,
             speed: item.rec.speed,
+            seed: item.rec.seed,
+            finished: item.finished,
             magnet,
             metadata_progress: st.as_ref().and_then(|s| s.metadata.as_ref()).map(|m| {
                 if m.pieces.1 == 0 {
@@ -343,12 +377,17 @@ impl Items {
             Call::SessionGet(_) => return Ok(self.session_get(host, opts)),
             Call::SessionStats => return Ok(self.session_stats(host)),
             Call::SessionSet(args) => {
-                let known = |k: &str| SESSION_SET.contains(&k) || state::SESSION_KEYS.contains(&k);
+                let known = |k: &str| {
+                    SESSION_SET.contains(&k)
+                        || state::SESSION_KEYS.contains(&k)
+                        || state::SESSION_SEED_KEYS.contains(&k)
+                };
                 if let Some(k) = args.keys().find(|k| !known(k)) {
                     return Err(format!("session-set: {k} is not supported by btmini yet"));
                 }
                 let mut next = self.settings.clone();
                 next.speed.set(&args, state::SESSION_KEYS)?;
+                next.seed.set(&args)?;
                 if args.contains_key("start-added-torrents") {
                     next.start_added = crate::rpc::call::flag(&args, "start-added-torrents")?;
                 }
@@ -367,12 +406,22 @@ impl Items {
                 self.settings = next;
             }
             Call::TorrentSet(ids, args) => {
-                let known = |k: &str| k == "ids" || state::TORRENT_KEYS.contains(&k);
+                let known = |k: &str| {
+                    k == "ids"
+                        || state::TORRENT_KEYS.contains(&k)
+                        || state::TORRENT_SEED_KEYS.contains(&k)
+                };
                 if let Some(k) = args.keys().find(|k| !known(k)) {
                     return Err(format!("torrent-set: {k} is not supported by btmini yet"));
                 }
                 for i in self.select(&ids, now) {
                     let item = &mut self.list[i];
+                    let mut seed = item.rec.seed;
+                    seed.set(&args)?;
+                    if seed != item.rec.seed {
+                        item.rec.seed = seed;
+                        item.rec.save(&self.state)?;
+                    }
                     let mut speed = item.rec.speed;
                     speed.set(&args, state::TORRENT_KEYS)?;
                     if speed != item.rec.speed {
@@ -407,6 +456,7 @@ impl Items {
             Action::Start => {
                 item.want_run = true;
                 item.error = None;
+                item.finished = false;
                 if item.rec.paused {
                     item.rec.paused = false;
                     let _ = item.rec.save(&self.state);
@@ -555,6 +605,7 @@ impl Items {
             done: None,
             queue: self.list.len() as u64,
             speed: state::Limits::default(),
+            seed: state::SeedLimits::default(),
         };
         // The metainfo first, then the record: a record on disk always has what it needs.
         if let Some((_, bytes)) = &meta {
@@ -577,6 +628,8 @@ impl Items {
             error: None,
             started: None,
             active: now,
+            last_upload: now,
+            finished: false,
         });
         let i = self.list.len() - 1;
         self.try_start(i, host, opts);
@@ -630,9 +683,9 @@ impl Items {
             ("alt-speed-enabled", false.into()),
             ("alt-speed-down", 0.into()),
             ("alt-speed-up", 0.into()),
-            ("seedRatioLimited", false.into()),
-            ("seedRatioLimit", 0.into()),
-            ("idle-seeding-limit", 0.into()),
+            ("seedRatioLimited", self.settings.seed.ratio_on.into()),
+            ("seedRatioLimit", self.settings.seed.ratio.into()),
+            ("idle-seeding-limit", self.settings.seed.idle.into()),
             ("alt-speed-time-enabled", false.into()),
             ("alt-speed-time-begin", 0.into()),
             ("alt-speed-time-end", 0.into()),
@@ -645,7 +698,10 @@ impl Items {
                 "peer-limit-per-torrent",
                 crate::session::Config::default().max_peers.into(),
             ),
-            ("idle-seeding-limit-enabled", false.into()),
+            (
+                "idle-seeding-limit-enabled",
+                self.settings.seed.idle_on.into(),
+            ),
             ("download-queue-enabled", false.into()),
             ("seed-queue-enabled", false.into()),
             ("start-added-torrents", self.settings.start_added.into()),
