@@ -135,9 +135,20 @@ fn transmission_remote_drives_a_btmini_daemon_through_a_whole_life() {
     wait_list(rpc, "torrent 1 stopped", |l| l.contains("Stopped"));
     remote(rpc, &["-t", "1", "-s"]);
     wait_list(rpc, "torrent 1 started", |l| !l.contains("Stopped"));
-    // A restart (SIGTERM) keeps both, with their progress and ids.
-    drop(d);
+    // A restart (SIGTERM: a clean stop) keeps both, with their progress and ids, and the
+    // statistics of the first run.
+    let mut d = d;
+    run_ok(Command::new("kill").args(["-TERM", &d.child.id().to_string()]));
+    let status = wait_exit(&mut d.child, "btmini daemon", Duration::from_secs(30));
+    assert!(status.success(), "{}", d.log());
     let d = daemon(&out, rpc, &[]);
+    let stats = remote(rpc, &["-st"]);
+    let total = &stats[stats.find("TOTAL").expect("a TOTAL section")..];
+    assert!(total.contains("Started 2 times"), "{stats}");
+    assert!(
+        total.contains("Downloaded: 2.40 MB"),
+        "both torrents' bytes: {stats}"
+    );
     wait_list(rpc, "both back after a restart", |l| {
         l.matches("100%").count() == 2
     });

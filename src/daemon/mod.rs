@@ -164,12 +164,16 @@ impl Daemon {
                 }
             }
             let now = Instant::now();
+            // Stopping (a signal, or session-close): the host stops every torrent, and none
+            // may start again meanwhile (each stays as the user left it, for the next run).
+            self.items.stopping = self.host.signals() > 0 || self.closing;
             self.items.tend(&mut self.host, &self.opts, now);
             if self.host.signals() > 0 || self.closing {
                 if self.closing && self.host.signals() == 0 {
                     self.host.stop();
                 }
                 if self.host.all_finished() {
+                    self.items.save_totals(Instant::now());
                     log::info!("stopped");
                     return Ok(());
                 }

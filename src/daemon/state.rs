@@ -420,6 +420,69 @@ impl Settings {
     }
 }
 
+/// `session-stats` figures, this run's or all runs' (`STATE/stats.json` keeps the latter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Bytes uploaded.
+    pub uploaded: u64,
+    /// Bytes downloaded.
+    pub downloaded: u64,
+    /// Torrents added.
+    pub files_added: u64,
+    /// Daemon runs.
+    pub sessions: u64,
+    /// Seconds the daemon ran.
+    pub seconds: u64,
+}
+
+impl Totals {
+    /// The totals of the runs before this one.
+    pub fn load(state: &Path) -> Self {
+        let Some(v) = std::fs::read(state.join("stats.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        else {
+            return Self::default();
+        };
+        let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+        Self {
+            uploaded: n("uploadedBytes"),
+            downloaded: n("downloadedBytes"),
+            files_added: n("filesAdded"),
+            sessions: n("sessionCount"),
+            seconds: n("secondsActive"),
+        }
+    }
+
+    /// The figures as `session-stats` names them.
+    pub fn to_json(self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("uploadedBytes".into(), self.uploaded.into());
+        m.insert("downloadedBytes".into(), self.downloaded.into());
+        m.insert("filesAdded".into(), self.files_added.into());
+        m.insert("sessionCount".into(), self.sessions.into());
+        m.insert("secondsActive".into(), self.seconds.into());
+        m
+    }
+
+    /// Writes them (atomically).
+    pub fn save(self, state: &Path) -> Result<(), String> {
+        let bytes = serde_json::to_vec_pretty(&Value::Object(self.to_json())).unwrap_or_default();
+        crate::storage::write_atomic(&state.join("stats.json"), &bytes).map_err(|e| e.to_string())
+    }
+
+    /// These and `other`, added.
+    pub fn plus(self, other: Self) -> Self {
+        Self {
+            uploaded: self.uploaded + other.uploaded,
+            downloaded: self.downloaded + other.downloaded,
+            files_added: self.files_added + other.files_added,
+            sessions: self.sessions + other.sessions,
+            seconds: self.seconds + other.seconds,
+        }
+    }
+}
+
 /// Every record in `state`, by queue order; a record that does not read is skipped with a
 /// warning (and left on disk for a person to look at).
 pub fn load_all(state: &Path) -> Vec<Record> {

@@ -34,6 +34,8 @@ pub(super) struct Item {
     active: Instant,
     /// Last upload (or the start): for the idle seed limit.
     last_upload: Instant,
+    /// This run's bytes (down, up) of its session already counted in the totals.
+    counted: (u64, u64),
     /// Stopped by a seed limit (`isFinished`).
     finished: bool,
 }
@@ -48,6 +50,12 @@ pub(super) struct Items {
     settings: state::Settings,
     /// When the daemon started (`secondsActive`).
     since: Instant,
+    /// The runs before this one, and this one's so far.
+    before: state::Totals,
+    run: state::Totals,
+    saved_totals: Instant,
+    /// The daemon is stopping: nothing starts again.
+    pub(super) stopping: bool,
 }
 
 fn unix_now() -> u64 {
@@ -84,6 +92,7 @@ impl Items {
                     started: None,
                     active: now,
                     last_upload: now,
+                    counted: (0, 0),
                     finished: false,
                 }
             })
@@ -96,6 +105,13 @@ impl Items {
             removed: Vec::new(),
             settings: state::Settings::load(state),
             since: now,
+            before: state::Totals::load(state),
+            run: state::Totals {
+                sessions: 1,
+                ..state::Totals::default()
+            },
+            saved_totals: now,
+            stopping: false,
         }
     }
 
@@ -115,7 +131,7 @@ impl Items {
 
     fn try_start(&mut self, i: usize, host: &mut Host, opts: &DaemonOptions) {
         let item = &mut self.list[i];
-        if !item.want_run || item.running.is_some() {
+        if !item.want_run || item.running.is_some() || self.stopping {
             return;
         }
         let source = match (&item.meta, &item.rec.magnet) {
@@ -148,6 +164,7 @@ impl Items {
                 item.started = Some(unix_now());
                 item.active = Instant::now();
                 item.last_upload = item.active;
+                item.counted = (0, 0);
                 item.finished = false;
             }
             // The host still stops its last run: try again next pass.
@@ -173,6 +190,11 @@ impl Items {
                 if st.stats.down_rate >= 1.0 || st.stats.up_rate >= 1.0 {
                     item.active = now;
                 }
+                // What its session moved since the last pass, into this run's totals.
+                let (down, up) = (st.stats.downloaded, st.stats.uploaded);
+                self.run.downloaded += down.saturating_sub(item.counted.0);
+                self.run.uploaded += up.saturating_sub(item.counted.1);
+                item.counted = (down.max(item.counted.0), up.max(item.counted.1));
                 if st.stats.up_rate >= 1.0 || st.phase != Phase::Seeding {
                     item.last_upload = now;
                 }
@@ -226,6 +248,18 @@ impl Items {
         }
         self.removed
             .retain(|(_, at)| now.duration_since(*at) < RECENT);
+        if now.duration_since(self.saved_totals) >= Duration::from_secs(60) {
+            self.save_totals(now);
+        }
+    }
+
+    /// Keeps the totals of all runs, this one's so far included.
+    pub(super) fn save_totals(&mut self, now: Instant) {
+        self.saved_totals = now;
+        self.run.seconds = self.since.elapsed().as_secs();
+        if let Err(e) = self.before.plus(self.run).save(&self.state) {
+            log::warn!("saving the statistics: {e}");
+        }
     }
 
     fn find(&self, r: &IdRef) -> Option<usize> {
@@ -618,6 +652,7 @@ impl Items {
         rec.save(&self.state)
             .map_err(|e| format!("saving the torrent: {e}"))?;
         self.next_id += 1;
+        self.run.files_added += 1;
         self.list.push(Item {
             want_run: !paused,
             rec,
@@ -629,6 +664,7 @@ impl Items {
             started: None,
             active: now,
             last_upload: now,
+            counted: (0, 0),
             finished: false,
         });
         let i = self.list.len() - 1;
@@ -736,24 +772,15 @@ impl Items {
             "uploadSpeed".into(),
             (views.iter().map(|v| v.up_rate).sum::<f64>() as u64).into(),
         );
-        let mut current = Map::new();
-        current.insert(
-            "downloadedBytes".into(),
-            views.iter().map(|v| v.downloaded).sum::<u64>().into(),
+        let run = state::Totals {
+            seconds: self.since.elapsed().as_secs(),
+            ..self.run
+        };
+        m.insert("current-stats".into(), Value::Object(run.to_json()));
+        m.insert(
+            "cumulative-stats".into(),
+            Value::Object(self.before.plus(run).to_json()),
         );
-        current.insert(
-            "uploadedBytes".into(),
-            views.iter().map(|v| v.uploaded).sum::<u64>().into(),
-        );
-        current.insert("filesAdded".into(), views.len().into());
-        current.insert("sessionCount".into(), 1.into());
-        current.insert(
-            "secondsActive".into(),
-            self.since.elapsed().as_secs().into(),
-        );
-        // Not kept across restarts yet: the cumulative figures are this run's.
-        m.insert("current-stats".into(), Value::Object(current.clone()));
-        m.insert("cumulative-stats".into(), Value::Object(current));
         m
     }
 }
