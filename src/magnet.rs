@@ -244,12 +244,7 @@ fn decode(raw: &str, plus: bool) -> Result<Vec<u8>, MagnetError> {
 fn parse_hash(h: &str) -> Result<[u8; 20], MagnetError> {
     let mut out = [0u8; 20];
     match h.len() {
-        40 => {
-            for (i, byte) in out.iter_mut().enumerate() {
-                let pair = h.get(2 * i..2 * i + 2).ok_or(MagnetError::BadHex)?;
-                *byte = u8::from_str_radix(pair, 16).map_err(|_| MagnetError::BadHex)?;
-            }
-        }
+        40 => out = crate::util::hash_from_hex(h).ok_or(MagnetError::BadHex)?,
         32 => {
             // RFC 4648 base32: 5 bits a character, 160 bits in all.
             let mut acc: u64 = 0;

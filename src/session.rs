@@ -175,6 +175,10 @@ pub struct Stats {
     pub up_rate: f64,
     /// Connected peers that lack pieces (leechers).
     pub leechers: usize,
+    /// Connected peers we are receiving from (a download rate above zero).
+    pub sending_to_us: usize,
+    /// Connected peers we are sending to (an upload rate above zero).
+    pub getting_from_us: usize,
     /// Peers banned for bad data.
     pub banned: usize,
 }
@@ -908,6 +912,8 @@ impl Session {
             uploaded: self.uploaded,
             up_rate: active().map(|(_, p)| p.up_rate.get()).sum(),
             leechers: active().filter(|(_, p)| !p.is_seed()).count(),
+            sending_to_us: active().filter(|(_, p)| p.rate.get() > 0.0).count(),
+            getting_from_us: active().filter(|(_, p)| p.up_rate.get() > 0.0).count(),
             banned: self.known.values().filter(|k| k.banned).count(),
         }
     }

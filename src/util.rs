@@ -11,6 +11,21 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The 20 bytes of a 40-digit hex info-hash (either case); `None` for anything else
+/// (`from_str_radix` alone would take a `+` sign).
+pub fn hash_from_hex(s: &str) -> Option<[u8; 20]> {
+    let b = s.as_bytes();
+    if b.len() != 40 || !b.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let digit = |c: u8| (c as char).to_digit(16).expect("checked") as u8;
+        *o = digit(pair[0]) << 4 | digit(pair[1]);
+    }
+    Some(out)
+}
+
 /// A byte count for people: `1.50 GiB`, `16 KiB`, `100 B`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -90,6 +105,23 @@ pub fn utc_datetime(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_hashes_read_back_and_nothing_else_does() {
+        let h: [u8; 20] = std::array::from_fn(|i| (i * 13) as u8);
+        assert_eq!(hash_from_hex(&hex(&h)), Some(h));
+        assert_eq!(hash_from_hex(&hex(&h).to_uppercase()), Some(h));
+        for bad in [
+            "",
+            "ab",
+            &"+f".repeat(20),
+            &"zz".repeat(20),
+            &"é".repeat(20),
+            &"a".repeat(41),
+        ] {
+            assert_eq!(hash_from_hex(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn hex_digits() {

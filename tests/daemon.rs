@@ -458,18 +458,12 @@ fn a_torrent_that_reaches_its_seed_ratio_stops_as_finished() {
     assert!(!remote(rpc, &["-l"]).contains("Finished"));
     // A libtorrent leecher fetches it; once half is uploaded the daemon stops seeding (the
     // leecher does not get the rest from us).
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
-    let leecher = Command::new(PYTHON)
-        .arg(script)
-        .arg("download")
-        .arg(&torrent)
-        .arg(dir.join("lt"))
-        .arg("127.0.0.4")
-        .arg(format!("127.0.0.1:{peers}"))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _leecher = Killed(leecher);
+    let _leecher = lt_leecher(
+        &torrent,
+        &dir.join("lt"),
+        "127.0.0.4",
+        &format!("127.0.0.1:{peers}"),
+    );
     wait_list(rpc, "stopped by its seed ratio", |l| l.contains("Finished"));
     let info = remote(rpc, &["-t", "1", "-i"]);
     let ratio: f64 = info

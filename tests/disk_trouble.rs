@@ -74,19 +74,12 @@ fn a_data_file_shortened_under_a_seed_stops_it_with_an_error_not_sigbus() {
         .set_len(1_000_000)
         .unwrap();
     // A libtorrent leecher asks for pieces, some of them past the new end.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
-    let leecher = Command::new(PYTHON)
-        .arg(script)
-        .arg("download")
-        .arg(&torrent)
-        .arg(dir.join("out"))
-        .arg("127.0.0.4")
-        .arg(format!("127.0.0.3:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let leecher = Killed(leecher);
+    let leecher = lt_leecher(
+        &torrent,
+        &dir.join("out"),
+        "127.0.0.4",
+        &format!("127.0.0.3:{port}"),
+    );
     // The seed must stop on its own, with an error rather than a signal.
     let status = wait_exit(&mut seed, "btmini", LIMIT);
     let (code, signal) = (status.code(), status.signal());

@@ -33,8 +33,6 @@ pub struct View {
     pub status: i64,
     /// Verified bytes.
     pub have: u64,
-    /// Verified pieces.
-    pub have_pieces: u32,
     /// Bytes downloaded this run and before (what the sidecar knows), and uploaded.
     pub downloaded: u64,
     /// Bytes uploaded over all runs.
@@ -45,14 +43,12 @@ pub struct View {
     pub down_rate: f64,
     /// Upload rate, bytes a second.
     pub up_rate: f64,
-    /// Peers connected, sending to us, and getting from us.
+    /// Peers connected.
     pub peers: usize,
-    /// Peers that send to us.
-    pub seeders: usize,
-    /// Peers that get from us.
-    pub leechers: usize,
-    /// Peers known and not yet tried (for `peersFrom`-style counts).
-    pub candidates: usize,
+    /// Peers we receive from.
+    pub sending: usize,
+    /// Peers we send to.
+    pub getting: usize,
     /// Why it failed, if it did.
     pub error: Option<String>,
     /// Where its data goes.
@@ -146,8 +142,8 @@ impl View {
             "corruptEver" => self.corrupt.into(),
             "uploadRatio" => ratio(self.uploaded, self.downloaded.max(self.have)),
             "peersConnected" => self.peers.into(),
-            "peersSendingToUs" => self.seeders.into(),
-            "peersGettingFromUs" => self.leechers.into(),
+            "peersSendingToUs" => self.sending.into(),
+            "peersGettingFromUs" => self.getting.into(),
             "webseedsSendingToUs" => 0.into(),
             "downloadDir" => self.download_dir.clone().into(),
             "addedDate" => self.added.into(),

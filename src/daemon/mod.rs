@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 /// RPC connections open at once at most; more are refused.
 const MAX_CONNS: usize = 32;
+/// How often the torrents are looked at (statuses, completions, seed limits).
+const TEND_EVERY: Duration = Duration::from_millis(250);
 /// The RPC listener's token; connections follow it.
 const RPC_LISTENER: usize = EXTERNAL_BASE;
 
@@ -97,6 +99,8 @@ pub struct Daemon {
     opts: DaemonOptions,
     /// `session-close` was called.
     closing: bool,
+    /// When the torrents are next looked at.
+    next_tend: Instant,
 }
 
 impl Daemon {
@@ -136,6 +140,7 @@ impl Daemon {
             items,
             opts,
             closing: false,
+            next_tend: Instant::now(),
         };
         log::info!(
             "RPC on http://{}/transmission/rpc, peers on port {}, {} torrents",
@@ -167,7 +172,12 @@ impl Daemon {
             // Stopping (a signal, or session-close): the host stops every torrent, and none
             // may start again meanwhile (each stays as the user left it, for the next run).
             self.items.stopping = self.host.signals() > 0 || self.closing;
-            self.items.tend(&mut self.host, &self.opts, now);
+            // The torrents' statuses are read a few times a second, not on every pass (a
+            // busy download makes thousands of passes a second).
+            if now >= self.next_tend || self.items.stopping {
+                self.next_tend = now + TEND_EVERY;
+                self.items.tend(&mut self.host, &self.opts, now);
+            }
             if self.host.signals() > 0 || self.closing {
                 if self.closing && self.host.signals() == 0 {
                     self.host.stop();
@@ -240,14 +250,13 @@ impl Daemon {
             let c = &mut self.conns[key];
             match c.stream.read(&mut buf) {
                 Ok(0) => return false,
+                // Once refused, what the client still sends is dropped, never held, and
+                // not read on: the connection closes once the refusal is out.
+                Ok(_) if c.closing => return true,
                 Ok(n) => c.reader.feed(&buf[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return false,
-            }
-            if c.closing {
-                // A refused request's body: not read on.
-                return true;
             }
             if !self.serve(key) {
                 return true;

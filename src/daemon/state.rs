@@ -194,14 +194,7 @@ impl Record {
 
     fn from_json(b: &[u8]) -> Option<Self> {
         let v: Value = serde_json::from_slice(b).ok()?;
-        let hex = v.get("hash")?.as_str()?;
-        let mut info_hash = [0u8; 20];
-        if hex.len() != 40 || !hex.is_ascii() {
-            return None;
-        }
-        for (i, b) in info_hash.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-        }
+        let info_hash = crate::util::hash_from_hex(v.get("hash")?.as_str()?)?;
         Some(Self {
             id: v.get("id")?.as_u64()?,
             info_hash,

@@ -292,6 +292,7 @@ impl Items {
             .or_else(|| item.last.clone());
         let stats = st.as_ref().map(|s| s.stats);
         let running = item.running.is_some();
+        let live = stats.filter(|_| running);
         let code = match (running, st.as_ref().map(|s| s.phase)) {
             (false, _) => status::STOPPED,
             (true, Some(Phase::Seeding | Phase::Completing)) => status::SEEDING,
@@ -312,32 +313,15 @@ impl Items {
             meta: item.meta.clone(),
             status: code,
             have: st.as_ref().map_or(0, |s| s.have_bytes),
-            have_pieces: stats.as_ref().map_or(0, |s| s.have),
             downloaded: stats.as_ref().map_or(0, |s| s.downloaded),
             uploaded: st.as_ref().map_or(0, |s| s.uploaded),
             corrupt: stats.as_ref().map_or(0, |s| s.wasted),
-            down_rate: if running {
-                stats.as_ref().map_or(0.0, |s| s.down_rate)
-            } else {
-                0.0
-            },
-            up_rate: if running {
-                stats.as_ref().map_or(0.0, |s| s.up_rate)
-            } else {
-                0.0
-            },
-            peers: if running {
-                stats.as_ref().map_or(0, |s| s.connected)
-            } else {
-                0
-            },
-            seeders: 0,
-            leechers: if running {
-                stats.as_ref().map_or(0, |s| s.leechers)
-            } else {
-                0
-            },
-            candidates: stats.as_ref().map_or(0, |s| s.candidates),
+            // Rates and peers only while it runs; a stopped one keeps its byte counts.
+            down_rate: live.map_or(0.0, |s| s.down_rate),
+            up_rate: live.map_or(0.0, |s| s.up_rate),
+            peers: live.map_or(0, |s| s.connected),
+            sending: live.map_or(0, |s| s.sending_to_us),
+            getting: live.map_or(0, |s| s.getting_from_us),
             error: item
                 .error
                 .clone()
@@ -486,6 +470,15 @@ impl Items {
     fn act(&mut self, i: usize, action: Action, host: &mut Host, now: Instant) {
         let item = &mut self.list[i];
         item.active = now;
+        // Ends its run in the host, keeping what it looked like; whether it ran.
+        let halt = |item: &mut Item, host: &mut Host| match item.running.take() {
+            Some(id) => {
+                item.last = host.status(id);
+                host.remove(id);
+                true
+            }
+            None => false,
+        };
         match action {
             Action::Start => {
                 item.want_run = true;
@@ -498,10 +491,7 @@ impl Items {
             }
             Action::Stop => {
                 item.want_run = false;
-                if let Some(id) = item.running.take() {
-                    item.last = host.status(id);
-                    host.remove(id);
-                }
+                halt(item, host);
                 if !item.rec.paused {
                     item.rec.paused = true;
                     let _ = item.rec.save(&self.state);
@@ -510,13 +500,15 @@ impl Items {
             Action::Verify => {
                 // Stop, then start again with every piece hashed.
                 item.verify = true;
-                if let Some(id) = item.running.take() {
-                    item.last = host.status(id);
-                    host.remove(id);
+                if halt(item, host) {
                     item.want_run = true;
                 }
             }
-            Action::Reannounce => {}
+            Action::Reannounce => {
+                if let Some(id) = item.running {
+                    host.reannounce(id);
+                }
+            }
         }
     }
 

@@ -82,11 +82,7 @@ mod tests {
     use super::*;
 
     fn id(hex: &str) -> Id {
-        let b: Vec<u8> = (0..40)
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
-        Id(b.try_into().unwrap())
+        Id(crate::util::hash_from_hex(hex).unwrap())
     }
 
     #[test]

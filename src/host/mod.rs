@@ -493,6 +493,16 @@ impl Host {
         }
     }
 
+    /// Asks torrent `id`'s trackers for peers as soon as their `min interval` allows, and
+    /// the DHT at the next pass.
+    pub fn reannounce(&mut self, id: TorrentId) {
+        let now = Instant::now();
+        if let Some(t) = self.torrents.get_mut(id) {
+            t.trackers.want_more_peers(now);
+            t.dht_next = now;
+        }
+    }
+
     /// The process's rate limits, bytes a second, shared among the torrents.
     pub fn set_global_rate_limits(&mut self, down: Option<u64>, up: Option<u64>) {
         self.opts.limits.down_limit = down;

@@ -220,7 +220,7 @@ pub fn ids_of(args: &Map<String, Value>) -> Result<Ids, String> {
                 .as_u64()
                 .map(IdRef::Id)
                 .ok_or_else(|| format!("invalid id {n}")),
-            Value::String(s) => hash_of(s)
+            Value::String(s) => crate::util::hash_from_hex(s)
                 .map(IdRef::Hash)
                 .ok_or_else(|| "invalid or unknown torrent hash".to_string()),
             _ => Err("ids holds something that is not an id or a hash".into()),
@@ -232,18 +232,6 @@ pub fn ids_of(args: &Map<String, Value>) -> Result<Ids, String> {
         Some(Value::Array(a)) => Ok(Ids::These(a.iter().map(one).collect::<Result<_, _>>()?)),
         Some(v) => Ok(Ids::These(vec![one(v)?])),
     }
-}
-
-/// A 40-hex-digit info-hash.
-fn hash_of(s: &str) -> Option<[u8; 20]> {
-    if s.len() != 40 || !s.is_ascii() {
-        return None;
-    }
-    let mut h = [0u8; 20];
-    for (i, b) in h.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(h)
 }
 
 fn add_of(args: &Map<String, Value>) -> Result<Add, String> {
@@ -317,10 +305,7 @@ mod tests {
         assert_eq!(ids(r#"{"ids":3}"#), Ok(Ids::These(vec![IdRef::Id(3)])));
         assert_eq!(ids(r#"{"ids":"recently-active"}"#), Ok(Ids::RecentlyActive));
         let hash = "00112233445566778899aabbccddeeff00112233";
-        let mut h = [0u8; 20];
-        for (i, b) in h.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).unwrap();
-        }
+        let h = crate::util::hash_from_hex(hash).unwrap();
         assert_eq!(
             ids(&format!(r#"{{"ids":[1,"{hash}"]}}"#)),
             Ok(Ids::These(vec![IdRef::Id(1), IdRef::Hash(h)]))

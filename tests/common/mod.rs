@@ -162,6 +162,23 @@ pub fn libtorrent(args: &[&std::ffi::OsStr]) -> serde_json::Value {
     })
 }
 
+/// A libtorrent leecher (`lt.py download`) of `torrent` into `save` on `ip`, dialling
+/// `peer`, running in the background until dropped (its output discarded).
+pub fn lt_leecher(torrent: &Path, save: &Path, ip: &str, peer: &str) -> Killed {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
+    let child = Command::new(PYTHON)
+        .arg(script)
+        .arg("download")
+        .arg(torrent)
+        .arg(save)
+        .args([ip, peer])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3-libtorrent");
+    Killed(child)
+}
+
 /// `btmini info --json` of a torrent, parsed.
 pub fn btmini_info(torrent: &Path) -> serde_json::Value {
     let out = run_ok(btmini().arg("info").arg("--json").arg(torrent));
