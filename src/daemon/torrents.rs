@@ -40,6 +40,31 @@ pub(super) struct Item {
     finished: bool,
 }
 
+impl Item {
+    /// What its session moved since it was last counted, into `run`'s totals (each
+    /// session counts from 0, so `counted` restarts with every run).
+    fn count(&mut self, run: &mut state::Totals, st: &Status) {
+        let (down, up) = (st.stats.downloaded, st.stats.uploaded);
+        run.downloaded += down.saturating_sub(self.counted.0);
+        run.uploaded += up.saturating_sub(self.counted.1);
+        self.counted = (down.max(self.counted.0), up.max(self.counted.1));
+    }
+
+    /// Ends its run in the host, counted and its look kept; whether it ran.
+    fn halt(&mut self, run: &mut state::Totals, host: &mut Host) -> bool {
+        let Some(id) = self.running.take() else {
+            return false;
+        };
+        self.last = host.status(id);
+        if let Some(st) = self.last.take() {
+            self.count(run, &st);
+            self.last = Some(st);
+        }
+        host.remove(id);
+        true
+    }
+}
+
 /// Every torrent, in queue order.
 pub(super) struct Items {
     list: Vec<Item>,
@@ -190,11 +215,7 @@ impl Items {
                 if st.stats.down_rate >= 1.0 || st.stats.up_rate >= 1.0 {
                     item.active = now;
                 }
-                // What its session moved since the last pass, into this run's totals.
-                let (down, up) = (st.stats.downloaded, st.stats.uploaded);
-                self.run.downloaded += down.saturating_sub(item.counted.0);
-                self.run.uploaded += up.saturating_sub(item.counted.1);
-                item.counted = (down.max(item.counted.0), up.max(item.counted.1));
+                item.count(&mut self.run, &st);
                 if st.stats.up_rate >= 1.0 || st.phase != Phase::Seeding {
                     item.last_upload = now;
                 }
@@ -468,17 +489,8 @@ impl Items {
     }
 
     fn act(&mut self, i: usize, action: Action, host: &mut Host, now: Instant) {
-        let item = &mut self.list[i];
+        let (item, run) = (&mut self.list[i], &mut self.run);
         item.active = now;
-        // Ends its run in the host, keeping what it looked like; whether it ran.
-        let halt = |item: &mut Item, host: &mut Host| match item.running.take() {
-            Some(id) => {
-                item.last = host.status(id);
-                host.remove(id);
-                true
-            }
-            None => false,
-        };
         match action {
             Action::Start => {
                 item.want_run = true;
@@ -491,7 +503,7 @@ impl Items {
             }
             Action::Stop => {
                 item.want_run = false;
-                halt(item, host);
+                item.halt(run, host);
                 if !item.rec.paused {
                     item.rec.paused = true;
                     let _ = item.rec.save(&self.state);
@@ -500,7 +512,7 @@ impl Items {
             Action::Verify => {
                 // Stop, then start again with every piece hashed.
                 item.verify = true;
-                if halt(item, host) {
+                if item.halt(run, host) {
                     item.want_run = true;
                 }
             }
@@ -513,10 +525,8 @@ impl Items {
     }
 
     fn remove(&mut self, i: usize, delete: bool, host: &mut Host, now: Instant) {
-        let item = self.list.remove(i);
-        if let Some(id) = item.running {
-            host.remove(id);
-        }
+        let mut item = self.list.remove(i);
+        item.halt(&mut self.run, host);
         state::forget(&self.state, &item.rec.info_hash);
         if delete {
             if let Some(m) = &item.meta {
