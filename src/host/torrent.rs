@@ -144,6 +144,10 @@ impl Shell for Io<'_> {
                 log::warn!("piece {index} failed its hash check: fetching it again");
                 false
             }
+            WriteOutcome::Dropped => {
+                log::debug!("piece {index} is in files no longer wanted: dropped");
+                false
+            }
         })
     }
 

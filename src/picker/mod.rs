@@ -3,8 +3,14 @@
 //! before new ones, and endgame at the end (a block already asked of someone else may be
 //! asked of a second and third peer). The partial pieces' buffers live here until the piece
 //! is complete and goes to storage for its hash check.
+//!
+//! Each piece has a tier (0 high, 1 normal, 2 low, [`SKIP`]: not wanted), from the
+//! priorities and selection of the files it touches: higher tiers are started first, and
+//! skipped pieces never.
 
 mod rarity;
+
+pub use rarity::SKIP;
 
 use crate::bitfield::Bitfield;
 use crate::wire::BLOCK;
@@ -83,6 +89,10 @@ pub struct Picker {
     have: Bitfield,
     /// Pieces whose data has been handed to storage and not yet confirmed.
     writing: Bitfield,
+    /// Wanted pieces neither verified nor being written.
+    need: u32,
+    /// Wanted pieces not verified.
+    lacking: u32,
     /// Pieces not yet started, rarest first.
     rarity: Rarity,
     partial: HashMap<u32, Partial>,
@@ -107,9 +117,12 @@ impl Picker {
             rng = xorshift(rng);
             missing.swap(i, (rng % (i as u64 + 1)) as usize);
         }
+        let need = missing.len() as u32;
         Self {
             piece_length,
             total,
+            need,
+            lacking: need,
             writing: Bitfield::new(have.len()),
             rarity: Rarity::new(have.len(), missing),
             have,
@@ -131,9 +144,51 @@ impl Picker {
         &self.have
     }
 
-    /// Pieces neither verified nor on their way to storage.
+    /// Wanted pieces neither verified nor on their way to storage.
     pub fn missing(&self) -> u32 {
-        self.have.len() - self.have.count() - self.writing.count()
+        self.need
+    }
+
+    /// Whether every wanted piece is verified.
+    pub fn is_done(&self) -> bool {
+        self.lacking == 0
+    }
+
+    fn wanted(&self, index: u32) -> bool {
+        self.rarity.tier(index) < SKIP
+    }
+
+    /// Gives each piece its tier: 0 high, 1 normal, 2 low, [`SKIP`] not wanted (a shorter
+    /// list leaves the rest normal). Pieces already started are finished whatever their new
+    /// tier: their blocks are on their way.
+    pub fn set_tiers(&mut self, tiers: &[u8]) {
+        let n = self.have.len();
+        let tier: Vec<u8> = (0..n as usize)
+            .map(|i| tiers.get(i).copied().unwrap_or(1).min(SKIP))
+            .collect();
+        // The current candidates keep their (shuffled) order; pieces that become wanted
+        // join after them in piece order.
+        let fresh =
+            |i: u32| !self.have.get(i) && !self.writing.get(i) && !self.partial.contains_key(&i);
+        let mut cands: Vec<u32> = self.rarity.order().to_vec();
+        let mut listed = Bitfield::new(n);
+        for &i in &cands {
+            listed.set(i);
+        }
+        cands.extend((0..n).filter(|&i| !listed.get(i) && fresh(i)));
+        cands.retain(|&i| tier[i as usize] < SKIP);
+        let mut need = 0;
+        let mut lacking = 0;
+        for (i, &t) in tier.iter().enumerate() {
+            let i = i as u32;
+            if t < SKIP && !self.have.get(i) {
+                lacking += 1;
+                need += u32::from(!self.writing.get(i));
+            }
+        }
+        self.need = need;
+        self.lacking = lacking;
+        self.rarity.rebuild(tier, cands);
     }
 
     /// Pieces neither verified, on their way to storage, nor being downloaded.
@@ -155,9 +210,12 @@ impl Picker {
         (self.total - u64::from(index) * self.piece_length).min(self.piece_length)
     }
 
-    /// Whether we lack piece `index` (not verified, not being written).
+    /// Whether we want and lack piece `index` (not verified, not being written).
     pub fn wants(&self, index: u32) -> bool {
-        index < self.have.len() && !self.have.get(index) && !self.writing.get(index)
+        index < self.have.len()
+            && self.wanted(index)
+            && !self.have.get(index)
+            && !self.writing.get(index)
     }
 
     /// A peer announced piece `index`.
@@ -280,10 +338,18 @@ impl Picker {
             return None;
         }
         if self.have.count() < RANDOM_FIRST {
-            let from = (self.random() % len as u64) as usize;
+            // At random among the most urgent tier's pieces, then in order.
+            let front = self.rarity.first_tier_len();
+            let from = (self.random() % front as u64) as usize;
             let order = self.rarity.order();
-            let (a, b) = order.split_at(from);
-            return b.iter().chain(a).copied().find(|&i| peer_has.get(i));
+            let (a, b) = order[..front].split_at(from);
+            let rest = &order[front..];
+            return b
+                .iter()
+                .chain(a)
+                .chain(rest)
+                .copied()
+                .find(|&i| peer_has.get(i));
         }
         self.rarity
             .order()
@@ -358,6 +424,9 @@ impl Picker {
         if p.received as usize == p.blocks.len() {
             let p = self.partial.remove(&index).expect("present");
             self.writing.set(index);
+            if self.wanted(index) {
+                self.need -= 1;
+            }
             return Ok(Received {
                 also_asked,
                 complete: Some(Complete {
@@ -384,13 +453,19 @@ impl Picker {
     /// Storage verified and wrote the piece.
     pub fn verified(&mut self, index: u32) {
         self.writing.clear(index);
+        if self.wanted(index) && !self.have.get(index) {
+            self.lacking -= 1;
+        }
         self.have.set(index);
     }
 
-    /// The piece failed its hash (or could not be written): it is fetched again.
+    /// The piece failed its hash (or could not be written): it is fetched again if wanted.
     pub fn failed(&mut self, index: u32) {
         self.writing.clear(index);
-        self.rarity.insert(index);
+        if self.wanted(index) {
+            self.need += 1;
+            self.rarity.insert(index);
+        }
     }
 
     /// Whether block `r` is still wanted (not received, piece not complete).
@@ -584,5 +659,67 @@ mod tests {
         p.failed(done.index);
         assert_eq!(p.missing(), 1, "a failed piece is wanted again");
         assert_eq!(p.pick(&full(1), 1, true, |_| false).unwrap().index, 0);
+    }
+
+    /// Downloads every piece the picker hands out, one at a time, from a peer that has all.
+    fn fetch_all(p: &mut Picker, n: u32) -> Vec<u32> {
+        let mut got = Vec::new();
+        while let Some(r) = p.pick(&full(n), 1, false, |_| false) {
+            let done = recv(p, r.index, r.begin, &block(0), 1).unwrap().unwrap();
+            p.verified(done.index);
+            got.push(done.index);
+        }
+        got
+    }
+
+    #[test]
+    fn skipped_pieces_are_never_picked_and_do_not_count_as_missing() {
+        let mut p = Picker::new(u64::from(BLOCK), u64::from(6 * BLOCK), Bitfield::new(6), 3);
+        p.set_tiers(&[1, SKIP, 1, SKIP, SKIP, 1]);
+        assert_eq!((p.missing(), p.is_done()), (3, false));
+        assert!(!p.wants(1) && p.wants(2));
+        let mut got = fetch_all(&mut p, 6);
+        got.sort();
+        assert_eq!(got, vec![0, 2, 5]);
+        assert!(p.is_done());
+        assert_eq!(p.missing(), 0);
+        // Wanting one more piece later makes it a candidate, and the torrent not done.
+        p.set_tiers(&[1, SKIP, 1, 1, SKIP, 1]);
+        assert!(!p.is_done());
+        assert_eq!(fetch_all(&mut p, 6), vec![3]);
+        assert!(p.is_done());
+    }
+
+    #[test]
+    fn high_priority_pieces_come_first_and_low_ones_last() {
+        let n = 12;
+        let mut p = Picker::new(u64::from(BLOCK), u64::from(n * BLOCK), Bitfield::new(n), 9);
+        let tiers = [1, 2, 0, 1, 2, 0, 1, 1, 0, 2, 1, 1];
+        p.set_tiers(&tiers);
+        let got = fetch_all(&mut p, n);
+        let order: Vec<u8> = got.iter().map(|&i| tiers[i as usize]).collect();
+        assert_eq!(got.len(), n as usize);
+        assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+    }
+
+    #[test]
+    fn a_started_piece_that_becomes_unwanted_is_still_finished() {
+        let mut p = Picker::new(
+            2 * u64::from(BLOCK),
+            u64::from(4 * BLOCK),
+            Bitfield::new(2),
+            1,
+        );
+        let mut has = Bitfield::new(2);
+        has.set(0);
+        let a = p.pick(&has, 2, false, |_| false).unwrap();
+        p.set_tiers(&[SKIP, 1]);
+        assert_eq!(p.missing(), 1);
+        let b = p.pick(&has, 2, false, |_| false).unwrap();
+        assert_eq!((a.index, b.index, b.begin), (0, 0, BLOCK));
+        recv(&mut p, 0, 0, &block(0), 1).unwrap();
+        let done = recv(&mut p, 0, BLOCK, &block(0), 1).unwrap().unwrap();
+        p.verified(done.index);
+        assert_eq!((p.missing(), p.is_done()), (1, false));
     }
 }

@@ -8,11 +8,26 @@
 //! piece whose availability goes up by one is swapped to the end of its bucket, which then
 //! ends one place earlier; going down is the mirror image. Pieces leave (started) and come
 //! back (failed their hash) by walking the buckets above them, O(peers).
+//!
+//! Priorities ride on the same buckets: a piece's bucket is its availability plus its
+//! tier's bias ([`TIER_SPAN`] per tier above the most urgent one in use), so every piece of
+//! a higher tier sorts before any piece of a lower one, rarest first within each. With one
+//! tier in use (the usual case) every bias is 0 and nothing changes.
 
 /// Marks a piece that is not among the candidates.
 const NONE: u32 = u32::MAX;
 
-/// Candidate pieces by availability.
+/// Buckets between two tiers: more than the peers one torrent connects to, so a tier's
+/// pieces stay apart from the next one's. A piece that more peers have than this only sorts
+/// a little late, never wrongly in a way that breaks the structure.
+const TIER_SPAN: u32 = 256;
+
+/// Tiers: 0 is the most urgent; pieces of tier [`SKIP`] are never candidates.
+pub(super) const TIERS: usize = 3;
+/// The tier of a piece nobody wants.
+pub const SKIP: u8 = TIERS as u8;
+
+/// Candidate pieces by tier and availability.
 #[derive(Debug)]
 pub(super) struct Rarity {
     order: Vec<u32>,
@@ -20,6 +35,10 @@ pub(super) struct Rarity {
     pos: Vec<u32>,
     /// Each piece's availability, candidate or not.
     avail: Vec<u32>,
+    /// Each piece's tier (0 most urgent; [`SKIP`] for pieces never to be fetched).
+    tier: Vec<u8>,
+    /// Bucket offset of each tier.
+    bias: [u32; TIERS],
     start: Vec<u32>,
 }
 
@@ -36,7 +55,75 @@ impl Rarity {
             order: candidates,
             pos,
             avail: vec![0; n as usize],
+            tier: vec![1; n as usize],
+            bias: [0; TIERS],
         }
+    }
+
+    /// Piece `i`'s bucket.
+    fn key(&self, i: u32) -> u32 {
+        let t = self.tier[i as usize];
+        self.avail[i as usize] + self.bias.get(usize::from(t)).copied().unwrap_or(0)
+    }
+
+    /// Piece `i`'s tier.
+    pub(super) fn tier(&self, i: u32) -> u8 {
+        self.tier[i as usize]
+    }
+
+    /// Gives every piece its tier and makes `candidates` (in the order given, which keeps
+    /// ties random) the candidates, sorted again. Linear in the pieces.
+    pub(super) fn rebuild(&mut self, tier: Vec<u8>, candidates: Vec<u32>) {
+        debug_assert_eq!(tier.len(), self.tier.len());
+        self.tier = tier;
+        // Only the tiers in use get a bias, so one tier alone sorts by availability alone.
+        let mut used = [false; TIERS];
+        for &t in &self.tier {
+            if let Some(u) = used.get_mut(usize::from(t)) {
+                *u = true;
+            }
+        }
+        let mut next = 0;
+        for (t, u) in used.iter().enumerate() {
+            self.bias[t] = next;
+            if *u {
+                next += TIER_SPAN;
+            }
+        }
+        // A counting sort by bucket, stable so the given order breaks ties.
+        let top = candidates.iter().map(|&i| self.key(i)).max().unwrap_or(0) as usize;
+        let mut start = vec![0u32; top + 2];
+        for &i in &candidates {
+            start[self.key(i) as usize + 1] += 1;
+        }
+        for b in 1..start.len() {
+            start[b] += start[b - 1];
+        }
+        let mut fill = start.clone();
+        let mut order = vec![0; candidates.len()];
+        self.pos.fill(NONE);
+        for &i in &candidates {
+            let b = &mut fill[self.key(i) as usize];
+            order[*b as usize] = i;
+            self.pos[i as usize] = *b;
+            *b += 1;
+        }
+        self.order = order;
+        self.start = start;
+    }
+
+    /// How many candidates at the front of `order` share the most urgent tier present.
+    pub(super) fn first_tier_len(&self) -> usize {
+        let Some(&first) = self.order.first() else {
+            return 0;
+        };
+        let t = usize::from(self.tier[first as usize]);
+        let next = self.bias[t + 1..]
+            .iter()
+            .copied()
+            .find(|&b| b > self.bias[t]);
+        next.and_then(|b| self.start.get(b as usize))
+            .map_or(self.order.len(), |&s| s as usize)
     }
 
     /// How many peers have piece `i`.
@@ -73,8 +160,8 @@ impl Rarity {
 
     /// One more peer has piece `i`.
     pub(super) fn increment(&mut self, i: u32) {
-        let a = self.avail[i as usize];
-        self.avail[i as usize] = a + 1;
+        let a = self.key(i);
+        self.avail[i as usize] += 1;
         let p = self.pos[i as usize];
         if p == NONE {
             return;
@@ -87,11 +174,11 @@ impl Rarity {
 
     /// One peer fewer has piece `i`.
     pub(super) fn decrement(&mut self, i: u32) {
-        let a = self.avail[i as usize];
-        if a == 0 {
+        if self.avail[i as usize] == 0 {
             return;
         }
-        self.avail[i as usize] = a - 1;
+        let a = self.key(i);
+        self.avail[i as usize] -= 1;
         let p = self.pos[i as usize];
         if p == NONE {
             return;
@@ -110,7 +197,7 @@ impl Rarity {
         let top = self.start.len() - 1;
         let mut p = p as usize;
         // Walk it up to the very end, one bucket at a time, then drop it.
-        for b in self.avail[i as usize] as usize..top {
+        for b in self.key(i) as usize..top {
             let last = self.start[b + 1] as usize - 1;
             self.swap(p, last);
             p = last;
@@ -123,10 +210,10 @@ impl Rarity {
 
     /// Piece `i` is a candidate again (its download failed).
     pub(super) fn insert(&mut self, i: u32) {
-        if self.pos[i as usize] != NONE {
+        if self.pos[i as usize] != NONE || self.tier[i as usize] >= SKIP {
             return;
         }
-        let a = self.avail[i as usize] as usize;
+        let a = self.key(i) as usize;
         self.grow_to(a as u32);
         let top = self.start.len() - 1;
         self.order.push(i);
@@ -153,11 +240,11 @@ mod tests {
         assert_eq!(r.order.len(), want);
         assert_eq!(*r.start.last().unwrap() as usize, r.order.len());
         for w in r.order.windows(2) {
-            assert!(r.avail[w[0] as usize] <= r.avail[w[1] as usize], "sorted");
+            assert!(r.key(w[0]) <= r.key(w[1]), "sorted");
         }
         for (a, s) in r.start.windows(2).enumerate() {
             for &p in &r.order[s[0] as usize..s[1] as usize] {
-                assert_eq!(r.avail[p as usize] as usize, a, "bucket bounds");
+                assert_eq!(r.key(p) as usize, a, "bucket bounds");
             }
         }
         for (i, &m) in model.iter().enumerate() {
@@ -195,6 +282,54 @@ mod tests {
                 _ => {
                     r.insert(i);
                     model[i as usize] = true;
+                }
+            }
+        }
+        check(&r, &model);
+    }
+
+    #[test]
+    fn tiers_sort_before_availability_and_survive_updates() {
+        let n = 120u32;
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut r = Rarity::new(n, (0..n).collect());
+        let mut model = vec![true; n as usize];
+        for step in 0..30_000 {
+            if step % 3_000 == 0 {
+                // New tiers for every piece; a skipped piece stops being a candidate.
+                let tier: Vec<u8> = (0..n).map(|_| (next() % 4) as u8).collect();
+                for (m, &t) in model.iter_mut().zip(&tier) {
+                    *m &= t < SKIP;
+                }
+                let cands = (0..n).filter(|&i| model[i as usize]).collect();
+                r.rebuild(tier, cands);
+            }
+            if step % 97 == 0 {
+                check(&r, &model);
+                // Every piece of a more urgent tier comes first.
+                let tiers: Vec<u8> = r.order().iter().map(|&i| r.tier(i)).collect();
+                assert!(tiers.windows(2).all(|w| w[0] <= w[1]), "{tiers:?}");
+                let front = r.first_tier_len();
+                assert!(r.order()[..front].iter().all(|&i| r.tier(i) == tiers[0]));
+                assert!(r.order()[front..].iter().all(|&i| r.tier(i) != tiers[0]));
+            }
+            let i = (next() % u64::from(n)) as u32;
+            match next() % 4 {
+                0 => r.increment(i),
+                1 => r.decrement(i),
+                2 => {
+                    r.remove(i);
+                    model[i as usize] = false;
+                }
+                _ => {
+                    r.insert(i);
+                    model[i as usize] = r.tier(i) < SKIP;
                 }
             }
         }

@@ -36,6 +36,9 @@ pub(super) struct Slot {
     pub(super) len: u64,
     /// False for BEP 47 padding files, which exist only in the piece hashes.
     pub(super) stored: bool,
+    /// On disk (wanted, or there already); a stored file that is not keeps its share of
+    /// the pieces it shares with wanted files in the part file.
+    pub(super) in_place: bool,
     open: Option<Open>,
     /// Written since the last sync.
     dirty: bool,
@@ -76,13 +79,14 @@ pub(super) struct FileSet {
 }
 
 impl FileSet {
-    pub(super) fn new(files: impl IntoIterator<Item = (PathBuf, u64, bool)>) -> Self {
+    pub(super) fn new(files: impl IntoIterator<Item = (PathBuf, u64, bool, bool)>) -> Self {
         let slots = files
             .into_iter()
-            .map(|(path, len, stored)| Slot {
+            .map(|(path, len, stored, in_place)| Slot {
                 path,
                 len,
                 stored,
+                in_place: stored && in_place,
                 open: None,
                 dirty: false,
                 last_use: 0,
@@ -200,7 +204,7 @@ impl FileSet {
     /// whose bytes may still be only in the page cache).
     pub(super) fn mark_all_dirty(&mut self) {
         for s in &mut self.slots {
-            s.dirty |= s.stored;
+            s.dirty |= s.in_place;
         }
     }
 

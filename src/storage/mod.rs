@@ -4,6 +4,12 @@
 //! Layout: a single-file torrent is `DIR/NAME`; a multi-file one `DIR/NAME/path/to/file`.
 //! Folders and zero-length files are created; BEP 47 padding files never touch the disk.
 //!
+//! File selection: a file that is not wanted is not created (one already on disk stays and
+//! is used). A wanted piece that also covers such a file keeps that file's share in the
+//! part file (`parts.rs`); when the file is wanted later, it is created and its share
+//! moves in from there. The sidecar stamps a file not on disk as absent, and the part file
+//! after the data files, so a restart trusts them only as they were left.
+//!
 //! The rule that holds after a crash at any instant: **a bit set in the sidecar names a piece
 //! whose bytes are durably on disk.** [`Storage::write_piece`] checks the piece's SHA-1 and
 //! only then writes it in place; [`Storage::flush`] first makes the written data durable, then
@@ -20,6 +26,7 @@
 
 mod error;
 mod files;
+mod parts;
 mod prepare;
 mod resume;
 pub mod sidecar;
@@ -40,11 +47,18 @@ pub fn sidecar_path(dir: &Path, meta: &Metainfo) -> PathBuf {
     resume::sidecar_path(dir, &meta.name)
 }
 
+/// Where the part file of `meta`'s data in `dir` is (it exists only while a file is not
+/// wanted).
+pub fn parts_path(dir: &Path, meta: &Metainfo) -> PathBuf {
+    parts::parts_path(dir, &meta.name)
+}
+
 use crate::bitfield::Bitfield;
-use crate::geometry::Geometry;
+use crate::geometry::{self, Geometry};
 use crate::metainfo::Metainfo;
 use files::FileSet;
-use sidecar::Sidecar;
+use parts::PartFile;
+use sidecar::{FileStamp, Sidecar};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,6 +104,9 @@ pub enum WriteOutcome {
     HashMismatch,
     /// The piece was already verified; nothing was written.
     AlreadyHave,
+    /// The hash matched, but the piece lies in files that are not wanted and not on disk,
+    /// with nowhere to keep it (it was started before they were deselected): dropped.
+    Dropped,
 }
 
 /// A torrent's data on disk.
@@ -97,6 +114,9 @@ pub struct Storage {
     meta: Arc<Metainfo>,
     geometry: Geometry,
     files: FileSet,
+    parts: PartFile,
+    dir: PathBuf,
+    opts: StorageOptions,
     sidecar_path: PathBuf,
     resume: Resume,
     /// Verified pieces whose bytes are in the files (durable or not yet).
@@ -119,27 +139,60 @@ impl Storage {
         dir: &Path,
         opts: StorageOptions,
     ) -> Result<Self, StorageError> {
-        let slots: Vec<(PathBuf, u64, bool)> = meta
+        Self::open_selected(meta, dir, opts, &[])
+    }
+
+    /// Like [`Storage::open`], with only the files `wanted` names (by index in
+    /// [`Metainfo::files`]; a shorter list wants the rest) created if missing.
+    pub fn open_selected(
+        meta: Arc<Metainfo>,
+        dir: &Path,
+        opts: StorageOptions,
+        wanted: &[bool],
+    ) -> Result<Self, StorageError> {
+        let paths: Vec<PathBuf> = meta
             .files
             .iter()
-            .map(|f| {
-                let path = f.path.iter().fold(dir.to_owned(), |p, c| p.join(c));
-                (path, f.length, !f.padding)
-            })
+            .map(|f| f.path.iter().fold(dir.to_owned(), |p, c| p.join(c)))
+            .collect();
+        let geometry = Geometry::new(&meta);
+        let parts = PartFile::new(parts::parts_path(dir, &meta.name), &meta, &geometry);
+        // The files as they are before anything is created: what the sidecar must match.
+        let mut before = Vec::with_capacity(paths.len() + 1);
+        let mut in_place = Vec::with_capacity(paths.len());
+        for (i, (f, path)) in meta.files.iter().zip(&paths).enumerate() {
+            let stamp = if f.padding {
+                None
+            } else {
+                Some(resume::stamp(path).map_err(|e| StorageError::io("inspect", path, e))?)
+            };
+            let absent = stamp.is_some_and(|s| s == FileStamp::ABSENT);
+            in_place.push(!f.padding && (!absent || wanted.get(i).copied().unwrap_or(true)));
+            before.extend(stamp);
+        }
+        let had_parts = resume::stamp(parts.path())
+            .map_err(|e| StorageError::io("inspect", parts.path(), e))?;
+        if had_parts != FileStamp::ABSENT {
+            before.push(had_parts);
+        }
+        let slots: Vec<(PathBuf, u64, bool, bool)> = meta
+            .files
+            .iter()
+            .zip(paths)
+            .zip(&in_place)
+            .map(|((f, path), &here)| (path, f.length, !f.padding, here))
             .collect();
         let stored: Vec<(PathBuf, u64)> = slots
             .iter()
-            .filter(|s| s.2)
+            .filter(|s| s.3)
             .map(|s| (s.0.clone(), s.1))
             .collect();
         let prepared = prepare::prepare(&stored, dir, opts.allocation, opts.overwrite)?;
         let sidecar_path = resume::sidecar_path(dir, &meta.name);
-        let current = resume::stamps(stored.iter().map(|s| s.0.as_path()))
-            .map_err(|e| StorageError::io("inspect", dir, e))?;
 
         let mut have = Bitfield::new(meta.piece_count());
         let mut uploaded = 0;
-        let resume = match resume::load(&sidecar_path, &meta, &current) {
+        let mut resume = match resume::load(&sidecar_path, &meta, &before) {
             Ok(None) if prepared.fresh => Resume::Fresh,
             Ok(None) => Resume::NeedsRecheck("no sidecar: checking the data already there".into()),
             Ok(Some(_)) if opts.force_recheck => {
@@ -155,11 +208,13 @@ impl Storage {
                 Resume::NeedsRecheck(why)
             }
         };
-        Ok(Self {
-            geometry: Geometry::new(&meta),
+        let mut st = Self {
             files: FileSet::new(slots),
+            parts,
+            dir: dir.to_owned(),
+            opts,
             sidecar_path,
-            resume,
+            resume: Resume::Fresh,
             have,
             pending_pieces: 0,
             pending_bytes: 0,
@@ -168,8 +223,119 @@ impl Storage {
             stale: prepared.touched,
             uploaded,
             saved_uploaded: uploaded,
+            geometry,
             meta,
-        })
+        };
+        if resume == Resume::Trusted && !st.unchanged_since(&before)? {
+            // Reserving space touched a file that was there: its data is checked again.
+            resume =
+                Resume::NeedsRecheck("the data files changed since the sidecar was written".into());
+        }
+        st.resume = resume;
+        // Files wanted now that were not on disk take over their share of the part file.
+        let mut at = 0;
+        for i in 0..st.files.slots.len() {
+            let slot = &st.files.slots[i];
+            if !slot.stored {
+                continue;
+            }
+            if slot.in_place && before[at] == FileStamp::ABSENT {
+                st.migrate(i)?;
+            }
+            at += 1;
+        }
+        st.drop_parts_if_unneeded()?;
+        if st.resume == Resume::Trusted && st.stale {
+            st.flush()?;
+        }
+        Ok(st)
+    }
+
+    /// Wants the files `wanted` names (as in [`Storage::open_selected`]) from now on: a
+    /// newly wanted file that is not on disk is created, takes its share of the verified
+    /// pieces from the part file, and is made durable before the sidecar says so. A file no
+    /// longer wanted stays on disk.
+    pub fn set_wanted(&mut self, wanted: &[bool]) -> Result<(), StorageError> {
+        for i in 0..self.files.slots.len() {
+            let slot = &self.files.slots[i];
+            if !slot.stored || slot.in_place || !wanted.get(i).copied().unwrap_or(true) {
+                continue;
+            }
+            let file = [(slot.path.clone(), slot.len)];
+            prepare::prepare(&file, &self.dir, self.opts.allocation, false)?;
+            self.files.slots[i].in_place = true;
+            self.migrate(i)?;
+            self.stale = true;
+        }
+        self.drop_parts_if_unneeded()?;
+        self.flush()
+    }
+
+    /// Whether file `i` is on disk (wanted, or there already).
+    pub fn file_on_disk(&self, i: usize) -> bool {
+        self.files.slots.get(i).is_some_and(|s| s.in_place)
+    }
+
+    /// Copies file `i`'s share of the boundary pieces from the part file into the file.
+    fn migrate(&mut self, i: usize) -> Result<(), StorageError> {
+        let mut buf = Vec::new();
+        for k in 0..self.parts.boundary().len() {
+            let index = self.parts.boundary()[k];
+            let mut at = 0u64;
+            for span in self.geometry.spans(index) {
+                if span.file as usize == i {
+                    buf.clear();
+                    self.parts.read(index, at, span.len as usize, &mut buf)?;
+                    self.files.write(i, span.offset, &buf)?;
+                }
+                at += u64::from(span.len);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the part file once every stored file is on disk (after syncing what moved
+    /// out of it).
+    fn drop_parts_if_unneeded(&mut self) -> Result<(), StorageError> {
+        let needed = self.files.slots.iter().any(|s| s.stored && !s.in_place);
+        if needed || !self.parts.path().exists() {
+            return Ok(());
+        }
+        self.files.sync()?;
+        self.parts.remove()?;
+        self.stale = true;
+        Ok(())
+    }
+
+    /// Whether every stored file that was on disk `before` (stamps in [`Storage::stamps`]'s
+    /// order) is as it was.
+    fn unchanged_since(&self, before: &[FileStamp]) -> Result<bool, StorageError> {
+        let now = self.stamps()?;
+        let stored = self.files.slots.iter().filter(|s| s.stored).count();
+        Ok(now
+            .iter()
+            .zip(before)
+            .take(stored)
+            .all(|(n, b)| *b == FileStamp::ABSENT || n == b))
+    }
+
+    /// The stamps the sidecar records: each stored file's (absent when not on disk), then
+    /// the part file's when there is one.
+    fn stamps(&self) -> Result<Vec<FileStamp>, StorageError> {
+        let mut out = Vec::with_capacity(self.files.slots.len() + 1);
+        for s in self.files.slots.iter().filter(|s| s.stored) {
+            out.push(if s.in_place {
+                resume::stamp(&s.path).map_err(|e| StorageError::io("inspect", &s.path, e))?
+            } else {
+                FileStamp::ABSENT
+            });
+        }
+        let p = self.parts.path();
+        let parts = resume::stamp(p).map_err(|e| StorageError::io("inspect", p, e))?;
+        if parts != FileStamp::ABSENT {
+            out.push(parts);
+        }
+        Ok(out)
     }
 
     /// The torrent.
@@ -234,10 +400,19 @@ impl Storage {
     fn hash_on_disk(&mut self, index: u32) -> Result<[u8; 20], StorageError> {
         static ZEROS: [u8; 16384] = [0; 16384];
         let mut sha = crate::hash::Sha1::new();
+        let mut at = 0u64;
+        let mut kept = Vec::new();
         for span in self.geometry.spans(index) {
             let i = span.file as usize;
-            if self.files.slots[i].stored {
+            let slot = &self.files.slots[i];
+            let from = at;
+            at += u64::from(span.len);
+            if slot.stored && slot.in_place {
                 sha.update(self.files.read(i, span.offset, span.len as usize)?);
+            } else if slot.stored {
+                kept.clear();
+                self.parts.read(index, from, span.len as usize, &mut kept)?;
+                sha.update(&kept);
             } else {
                 let mut left = span.len as usize;
                 while left > 0 {
@@ -263,12 +438,23 @@ impl Storage {
         if crate::hash::sha1(data) != self.meta.pieces[index as usize] {
             return Ok(WriteOutcome::HashMismatch);
         }
+        let spans = self.geometry.spans(index);
+        let parted = |s: &geometry::Span| {
+            let slot = &self.files.slots[s.file as usize];
+            slot.stored && !slot.in_place
+        };
+        if spans.iter().any(parted) && !self.parts.has_slot(index) {
+            return Ok(WriteOutcome::Dropped);
+        }
         let mut at = 0usize;
         for span in self.geometry.spans(index) {
             let len = span.len as usize;
             let i = span.file as usize;
-            if self.files.slots[i].stored {
+            let slot = &self.files.slots[i];
+            if slot.stored && slot.in_place {
                 self.files.write(i, span.offset, &data[at..at + len])?;
+            } else if slot.stored {
+                self.parts.write(index, at as u64, &data[at..at + len])?;
             }
             at += len;
         }
@@ -304,8 +490,11 @@ impl Storage {
             }
             let i = span.file as usize;
             let n = (to - from) as usize;
-            if self.files.slots[i].stored {
+            let slot = &self.files.slots[i];
+            if slot.stored && slot.in_place {
                 out.extend_from_slice(self.files.read(i, span.offset + (from - s), n)?);
+            } else if slot.stored {
+                self.parts.read(index, from, n, out)?;
             } else {
                 out.resize(out.len() + n, 0);
             }
@@ -338,9 +527,8 @@ impl Storage {
             return Ok(());
         }
         self.files.sync()?;
-        let stored = self.files.slots.iter().filter(|s| s.stored);
-        let files = resume::stamps(stored.map(|s| s.path.as_path()))
-            .map_err(|e| StorageError::io("inspect", &self.sidecar_path, e))?;
+        self.parts.sync()?;
+        let files = self.stamps()?;
         let sc = Sidecar {
             info_hash: self.meta.info_hash,
             files,

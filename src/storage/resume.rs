@@ -13,18 +13,18 @@ pub(super) fn sidecar_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.btmini"))
 }
 
-/// Size and modification time of each stored file as it is now.
-pub(super) fn stamps<'a>(paths: impl Iterator<Item = &'a Path>) -> io::Result<Vec<FileStamp>> {
-    paths
-        .map(|p| {
-            let m = fs::metadata(p)?;
-            Ok(FileStamp {
-                size: m.len(),
-                mtime_sec: m.mtime(),
-                mtime_nsec: m.mtime_nsec() as u32,
-            })
-        })
-        .collect()
+/// Size and modification time of the file at `path` as it is now; [`FileStamp::ABSENT`]
+/// when there is none.
+pub(super) fn stamp(path: &Path) -> io::Result<FileStamp> {
+    match fs::metadata(path) {
+        Ok(m) => Ok(FileStamp {
+            size: m.len(),
+            mtime_sec: m.mtime(),
+            mtime_nsec: m.mtime_nsec() as u32,
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(FileStamp::ABSENT),
+        Err(e) => Err(e),
+    }
 }
 
 /// The sidecar at `path` if it exists and can be trusted for `meta` with the files as they

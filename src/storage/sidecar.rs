@@ -9,9 +9,9 @@
 //! | 4 | format version (1) |
 //! | 20 | info-hash |
 //! | 4 | piece count |
-//! | 4 | stored file count N (padding files are not stored) |
+//! | 4 | stamp count N: stored files (padding files are not stored), then the part file if any |
 //! | 8 | bytes uploaded, over every run |
-//! | 20 × N | per stored file: size (8), mtime seconds (8, signed), mtime nanoseconds (4) |
+//! | 20 × N | per stamp: size (8), mtime seconds (8, signed), mtime nanoseconds (4); a file not on disk (not wanted) has size 2⁶⁴ − 1 and time 0 |
 //! | ⌈pieces / 8⌉ | bitfield, BEP 3 bit order |
 //! | 20 | SHA-1 of every byte before it |
 //!
@@ -36,6 +36,15 @@ pub struct FileStamp {
     pub mtime_sec: i64,
     /// Nanoseconds part of the modification time.
     pub mtime_nsec: u32,
+}
+
+impl FileStamp {
+    /// The stamp of a file that is not on disk.
+    pub const ABSENT: Self = Self {
+        size: u64::MAX,
+        mtime_sec: 0,
+        mtime_nsec: 0,
+    };
 }
 
 /// A sidecar's contents.

@@ -167,3 +167,149 @@ fn a_recheck_leaves_none_of_the_data_it_read_resident() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Files of 10,000, 40,000 and 7,000 bytes in 16 KiB pieces: piece 0 covers files 0 and 1,
+/// pieces 1 and 2 file 1 alone, piece 3 files 1 and 2.
+fn three_files() -> (Arc<Metainfo>, Vec<u8>) {
+    let sizes = [10_000usize, 40_000, 7_000];
+    let data: Vec<u8> = (0..57_000).map(|i| (i * 7 % 253) as u8).collect();
+    let pieces: Vec<u8> = data.chunks(16384).flat_map(crate::hash::sha1).collect();
+    let files = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            let mut d = Item::dict();
+            d.insert("length", Item::Int(len as i64));
+            d.insert(
+                "path",
+                Item::List(vec![Item::Bytes(format!("f{i}").into_bytes().into())]),
+            );
+            d
+        })
+        .collect();
+    let mut info = Item::dict();
+    info.insert("name", Item::str("sel"));
+    info.insert("piece length", Item::Int(16384));
+    info.insert("pieces", Item::bytes(&pieces));
+    info.insert("files", Item::List(files));
+    let mut root = Item::dict();
+    root.insert("info", info);
+    (
+        Arc::new(Metainfo::from_bytes(&root.encode()).unwrap()),
+        data,
+    )
+}
+
+fn piece_of(meta: &Metainfo, data: &[u8], i: u32) -> Vec<u8> {
+    data[i as usize * 16384..][..meta.piece_size(i) as usize].to_vec()
+}
+
+/// Opens `dir` wanting `wanted`, writes every piece `pieces` names, and flushes.
+fn fetch_selected(dir: &Path, wanted: &[bool], pieces: &[u32]) -> (Storage, Vec<u8>) {
+    let (meta, data) = three_files();
+    let mut st =
+        Storage::open_selected(meta.clone(), dir, StorageOptions::default(), wanted).unwrap();
+    for &i in pieces {
+        let p = piece_of(&meta, &data, i);
+        assert_eq!(st.write_piece(i, &p).unwrap(), WriteOutcome::Written);
+    }
+    st.flush().unwrap();
+    (st, data)
+}
+
+#[test]
+fn an_unwanted_file_is_not_created_and_its_share_of_wanted_pieces_is_kept_aside() {
+    let dir = temp_dir("sel-basic");
+    let (mut st, data) = fetch_selected(&dir, &[true, false, true], &[0, 3]);
+    let root = dir.join("sel");
+    assert!(!root.join("f1").exists(), "the unwanted file was created");
+    assert_eq!(std::fs::read(root.join("f0")).unwrap(), &data[..10_000]);
+    assert_eq!(std::fs::read(root.join("f2")).unwrap(), &data[50_000..]);
+    let parts = parts_path(&dir, st.meta());
+    let kept = std::fs::metadata(&parts).unwrap();
+    assert!(kept.len() <= 2 * 16384, "part file of {} bytes", kept.len());
+    // Piece 1 lies in the unwanted file alone (a piece started before the file was
+    // deselected): there is nowhere to keep it.
+    let meta = st.meta.clone();
+    assert_eq!(
+        st.write_piece(1, &piece_of(&meta, &data, 1)).unwrap(),
+        WriteOutcome::Dropped
+    );
+    assert!(!st.has(1));
+    drop(st);
+
+    // A restart with the same selection trusts the sidecar and serves both pieces whole.
+    let mut st = Storage::open_selected(
+        meta.clone(),
+        &dir,
+        StorageOptions::default(),
+        &[true, false, true],
+    )
+    .unwrap();
+    assert_eq!(st.resume(), &Resume::Trusted);
+    assert_eq!(st.have().ones().collect::<Vec<_>>(), vec![0, 3]);
+    for i in [0, 3] {
+        let mut out = Vec::new();
+        st.read_block(i, 0, meta.piece_size(i) as u32, &mut out)
+            .unwrap();
+        assert_eq!(out, piece_of(&meta, &data, i));
+    }
+    // And a forced recheck finds them again, half of each in the part file.
+    let opts = StorageOptions {
+        force_recheck: true,
+        ..StorageOptions::default()
+    };
+    let mut st = Storage::open_selected(meta, &dir, opts, &[true, false, true]).unwrap();
+    assert_eq!(st.recheck(|_, _| {}).unwrap(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_file_wanted_later_takes_its_bytes_from_the_part_file_without_a_recheck() {
+    for live in [false, true] {
+        let dir = temp_dir(&format!("sel-later-{live}"));
+        let (st, data) = fetch_selected(&dir, &[true, false, true], &[0, 3]);
+        let meta = st.meta.clone();
+        let mut st = if live {
+            let mut st = st;
+            st.set_wanted(&[true, true, true]).unwrap();
+            st
+        } else {
+            drop(st);
+            let st = Storage::open(meta.clone(), &dir, StorageOptions::default()).unwrap();
+            assert_eq!(st.resume(), &Resume::Trusted, "no recheck");
+            st
+        };
+        assert!(st.file_on_disk(1));
+        assert!(!parts_path(&dir, &meta).exists(), "the part file is gone");
+        for i in [1, 2] {
+            let p = piece_of(&meta, &data, i);
+            assert_eq!(st.write_piece(i, &p).unwrap(), WriteOutcome::Written);
+        }
+        st.flush().unwrap();
+        drop(st);
+        assert_eq!(
+            std::fs::read(dir.join("sel/f1")).unwrap(),
+            &data[10_000..50_000]
+        );
+        let st = Storage::open(meta, &dir, StorageOptions::default()).unwrap();
+        assert_eq!(st.resume(), &Resume::Trusted);
+        assert!(st.have().is_full());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn a_lost_part_file_means_a_recheck_and_never_trusted_pieces() {
+    let dir = temp_dir("sel-lost");
+    let (st, _) = fetch_selected(&dir, &[true, false, true], &[0, 3]);
+    let meta = st.meta.clone();
+    drop(st);
+    std::fs::remove_file(parts_path(&dir, &meta)).unwrap();
+    let mut st =
+        Storage::open_selected(meta, &dir, StorageOptions::default(), &[true, false, true])
+            .unwrap();
+    assert!(matches!(st.resume(), Resume::NeedsRecheck(_)));
+    assert_eq!(st.recheck(|_, _| {}).unwrap(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
