@@ -255,35 +255,44 @@ mod tests {
         }
     }
 
+    /// A xorshift stream.
+    fn stream(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    /// One random update of a random piece, mirrored in `model`.
+    fn random_step(r: &mut Rarity, model: &mut [bool], next: &mut impl FnMut() -> u64) {
+        let i = (next() % model.len() as u64) as u32;
+        match next() % 4 {
+            0 => r.increment(i),
+            1 => r.decrement(i),
+            2 => {
+                r.remove(i);
+                model[i as usize] = false;
+            }
+            _ => {
+                r.insert(i);
+                model[i as usize] = r.tier(i) < SKIP;
+            }
+        }
+    }
+
     #[test]
     fn random_updates_keep_it_sorted() {
         let n = 200u32;
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = stream(0x9e37_79b9_7f4a_7c15);
         let mut r = Rarity::new(n, (0..n).collect());
         let mut model = vec![true; n as usize];
         for step in 0..20_000 {
             if step % 97 == 0 {
                 check(&r, &model);
             }
-            let i = (next() % u64::from(n)) as u32;
-            match next() % 4 {
-                0 => r.increment(i),
-                1 => r.decrement(i),
-                2 => {
-                    r.remove(i);
-                    model[i as usize] = false;
-                }
-                _ => {
-                    r.insert(i);
-                    model[i as usize] = true;
-                }
-            }
+            random_step(&mut r, &mut model, &mut next);
         }
         check(&r, &model);
     }
@@ -291,13 +300,7 @@ mod tests {
     #[test]
     fn tiers_sort_before_availability_and_survive_updates() {
         let n = 120u32;
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = stream(0x2545_f491_4f6c_dd1d);
         let mut r = Rarity::new(n, (0..n).collect());
         let mut model = vec![true; n as usize];
         for step in 0..30_000 {
@@ -319,19 +322,7 @@ mod tests {
                 assert!(r.order()[..front].iter().all(|&i| r.tier(i) == tiers[0]));
                 assert!(r.order()[front..].iter().all(|&i| r.tier(i) != tiers[0]));
             }
-            let i = (next() % u64::from(n)) as u32;
-            match next() % 4 {
-                0 => r.increment(i),
-                1 => r.decrement(i),
-                2 => {
-                    r.remove(i);
-                    model[i as usize] = false;
-                }
-                _ => {
-                    r.insert(i);
-                    model[i as usize] = r.tier(i) < SKIP;
-                }
-            }
+            random_step(&mut r, &mut model, &mut next);
         }
         check(&r, &model);
     }

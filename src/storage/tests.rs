@@ -8,12 +8,16 @@ fn temp_dir(tag: &str) -> PathBuf {
     p
 }
 
-/// `n` files of `size` bytes each, content `f(global offset)`, in pieces of `piece` bytes.
-fn many_files(n: usize, size: usize, piece: usize) -> (Arc<Metainfo>, Vec<u8>) {
-    let data: Vec<u8> = (0..n * size).map(|i| (i % 251) as u8).collect();
+/// Files of the given sizes named `f0000`…, content a function of the global offset, in
+/// pieces of `piece` bytes; the torrent is named `name`.
+fn torrent_of(name: &str, sizes: &[usize], piece: usize) -> (Arc<Metainfo>, Vec<u8>) {
+    let total: usize = sizes.iter().sum();
+    let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
     let pieces: Vec<u8> = data.chunks(piece).flat_map(crate::hash::sha1).collect();
-    let files = (0..n)
-        .map(|i| {
+    let files = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
             let mut d = Item::dict();
             d.insert("length", Item::Int(size as i64));
             d.insert(
@@ -24,7 +28,7 @@ fn many_files(n: usize, size: usize, piece: usize) -> (Arc<Metainfo>, Vec<u8>) {
         })
         .collect();
     let mut info = Item::dict();
-    info.insert("name", Item::str("many"));
+    info.insert("name", Item::str(name));
     info.insert("piece length", Item::Int(piece as i64));
     info.insert("pieces", Item::bytes(&pieces));
     info.insert("files", Item::List(files));
@@ -34,6 +38,11 @@ fn many_files(n: usize, size: usize, piece: usize) -> (Arc<Metainfo>, Vec<u8>) {
         Arc::new(Metainfo::from_bytes(&root.encode()).unwrap()),
         data,
     )
+}
+
+/// `n` files of `size` bytes each, in pieces of `piece` bytes.
+fn many_files(n: usize, size: usize, piece: usize) -> (Arc<Metainfo>, Vec<u8>) {
+    torrent_of("many", &vec![size; n], piece)
 }
 
 #[test]
@@ -171,33 +180,7 @@ fn a_recheck_leaves_none_of_the_data_it_read_resident() {
 /// Files of 10,000, 40,000 and 7,000 bytes in 16 KiB pieces: piece 0 covers files 0 and 1,
 /// pieces 1 and 2 file 1 alone, piece 3 files 1 and 2.
 fn three_files() -> (Arc<Metainfo>, Vec<u8>) {
-    let sizes = [10_000usize, 40_000, 7_000];
-    let data: Vec<u8> = (0..57_000).map(|i| (i * 7 % 253) as u8).collect();
-    let pieces: Vec<u8> = data.chunks(16384).flat_map(crate::hash::sha1).collect();
-    let files = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &len)| {
-            let mut d = Item::dict();
-            d.insert("length", Item::Int(len as i64));
-            d.insert(
-                "path",
-                Item::List(vec![Item::Bytes(format!("f{i}").into_bytes().into())]),
-            );
-            d
-        })
-        .collect();
-    let mut info = Item::dict();
-    info.insert("name", Item::str("sel"));
-    info.insert("piece length", Item::Int(16384));
-    info.insert("pieces", Item::bytes(&pieces));
-    info.insert("files", Item::List(files));
-    let mut root = Item::dict();
-    root.insert("info", info);
-    (
-        Arc::new(Metainfo::from_bytes(&root.encode()).unwrap()),
-        data,
-    )
+    torrent_of("sel", &[10_000, 40_000, 7_000], 16384)
 }
 
 fn piece_of(meta: &Metainfo, data: &[u8], i: u32) -> Vec<u8> {
@@ -222,9 +205,12 @@ fn an_unwanted_file_is_not_created_and_its_share_of_wanted_pieces_is_kept_aside(
     let dir = temp_dir("sel-basic");
     let (mut st, data) = fetch_selected(&dir, &[true, false, true], &[0, 3]);
     let root = dir.join("sel");
-    assert!(!root.join("f1").exists(), "the unwanted file was created");
-    assert_eq!(std::fs::read(root.join("f0")).unwrap(), &data[..10_000]);
-    assert_eq!(std::fs::read(root.join("f2")).unwrap(), &data[50_000..]);
+    assert!(
+        !root.join("f0001").exists(),
+        "the unwanted file was created"
+    );
+    assert_eq!(std::fs::read(root.join("f0000")).unwrap(), &data[..10_000]);
+    assert_eq!(std::fs::read(root.join("f0002")).unwrap(), &data[50_000..]);
     let parts = parts_path(&dir, st.meta());
     let kept = std::fs::metadata(&parts).unwrap();
     assert!(kept.len() <= 2 * 16384, "part file of {} bytes", kept.len());
@@ -289,7 +275,7 @@ fn a_file_wanted_later_takes_its_bytes_from_the_part_file_without_a_recheck() {
         st.flush().unwrap();
         drop(st);
         assert_eq!(
-            std::fs::read(dir.join("sel/f1")).unwrap(),
+            std::fs::read(dir.join("sel/f0001")).unwrap(),
             &data[10_000..50_000]
         );
         let st = Storage::open(meta, &dir, StorageOptions::default()).unwrap();
