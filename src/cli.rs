@@ -44,6 +44,8 @@ DOWNLOAD OPTIONS:
         --down-limit RATE    download at most RATE bytes a second over all the
                              torrents (K = 1000, M = 1000000: 2M, 500K)
         --up-limit RATE      upload at most RATE bytes a second over all the torrents
+        --files LIST         download only these files, numbered as 'btmini info'
+                             lists them: 1,3-5 (one torrent) [default: all]
         --json               one JSON object per status tick on stdout
 
 INFO OPTIONS:
@@ -166,6 +168,8 @@ pub struct DownloadArgs {
     pub down_limit: Option<u64>,
     /// `--up-limit`, bytes a second.
     pub up_limit: Option<u64>,
+    /// `--files`.
+    pub files: crate::selection::Selection,
 }
 
 /// Arguments of `btmini create`.
@@ -267,6 +271,7 @@ where
     let mut share_wait = 60u64;
     let mut down_limit = None;
     let mut up_limit = None;
+    let mut files = crate::selection::Selection::all();
     let mut download_only: Vec<&'static str> = Vec::new();
     let mut any = false;
 
@@ -392,6 +397,12 @@ where
                 }
                 download_only.push(flag);
             }
+            Long("files") => {
+                let v = string(p.value()?, "--files")?;
+                files = crate::selection::Selection::parse(&v)
+                    .map_err(|e| CliError(format!("--files: {e}")))?;
+                download_only.push("--files");
+            }
             Long("overwrite") => {
                 overwrite = true;
                 download_only.push("--overwrite");
@@ -434,6 +445,9 @@ where
             Sub::Download if positional.is_empty() => {
                 return Err(CliError("missing the .torrent file or magnet link".into()));
             }
+            Sub::Download if positional.len() > 1 && !files.is_all() => {
+                return Err(CliError("--files picks the files of one torrent".into()));
+            }
             Sub::Download => Command::Download(DownloadArgs {
                 torrents: positional.iter().map(PathBuf::from).collect(),
                 output: output.unwrap_or_else(|| PathBuf::from("downloads")),
@@ -453,6 +467,7 @@ where
                 share_wait,
                 down_limit,
                 up_limit,
+                files,
             }),
             Sub::Info => Command::Info {
                 torrent: one("the .torrent file")?,
@@ -627,6 +642,21 @@ mod tests {
         assert!(bad(&["a.torrent", "--down-limit", "fast"]).contains("not a rate"));
         assert!(bad(&["a.torrent", "--up-limit", "0"]).contains("not a rate"));
         assert!(bad(&["info", "a.torrent", "--up-limit", "1M"]).contains("--up-limit"));
+    }
+
+    #[test]
+    fn files_are_numbered_from_one_for_a_single_torrent() {
+        let Command::Download(d) = ok(&["a.torrent", "--files", "2,4-5"]).command else {
+            panic!("a download");
+        };
+        assert_eq!(
+            d.files,
+            crate::selection::Selection::parse("2,4-5").unwrap()
+        );
+        assert!(bad(&["a.torrent", "--files", "0"]).contains("start at 1"));
+        assert!(bad(&["a.torrent", "--files", "x"]).contains("--files"));
+        assert!(bad(&["a.torrent", "b.torrent", "--files", "1"]).contains("one torrent"));
+        assert!(bad(&["info", "a.torrent", "--files", "1"]).contains("--files"));
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct DownloadOptions {
     /// The share rule: upload this fraction of the torrent's size before fetching the last
     /// piece (0 turns it off; the wait for leechers is `session.share_wait`).
     pub min_share: f64,
+    /// Which files are wanted, and how urgently (`--files`).
+    pub files: crate::selection::Selection,
 }
 
 impl Default for DownloadOptions {
@@ -60,6 +62,7 @@ impl Default for DownloadOptions {
             seed: false,
             seed_ratio: None,
             min_share: 0.10,
+            files: crate::selection::Selection::all(),
         }
     }
 }
@@ -80,6 +83,8 @@ pub enum DownloadError {
     SaveMetadata(PathBuf, io::Error),
     /// Storage was needed before the metadata was known (a bug, not a peer's doing).
     NoMetadata,
+    /// The files asked for are not the torrent's.
+    Selection(crate::selection::SelectionError),
 }
 
 impl fmt::Display for DownloadError {
@@ -98,6 +103,7 @@ impl fmt::Display for DownloadError {
                 write!(f, "cannot save the metadata in {}: {e}", p.display())
             }
             Self::NoMetadata => f.write_str("storage used before the metadata was known"),
+            Self::Selection(e) => write!(f, "--files: {e}"),
         }
     }
 }
@@ -151,6 +157,10 @@ pub struct Status {
     pub total: u64,
     /// Bytes verified.
     pub have_bytes: u64,
+    /// Bytes of the pieces of the wanted files (`total` when every file is wanted).
+    pub wanted_bytes: u64,
+    /// Of those, bytes not verified yet.
+    pub left_bytes: u64,
     /// Bytes uploaded over all runs.
     pub uploaded: u64,
     /// What the download is waiting for, when it is not moving.

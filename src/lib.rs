@@ -104,6 +104,7 @@ pub mod peer;
 pub mod picker;
 #[cfg(feature = "daemon")]
 pub mod rpc;
+pub mod selection;
 pub mod session;
 pub mod signals;
 pub mod storage;

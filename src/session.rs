@@ -213,6 +213,8 @@ pub struct Session {
     downloaded: u64,
     wasted: u64,
     completed: bool,
+    /// Each piece's tier for the picker (see [`Picker::set_tiers`]); empty: all normal.
+    tiers: Vec<u8>,
     /// Keep dialling after completion (seeding).
     seeding: bool,
     last_tick: Option<Instant>,
@@ -315,6 +317,7 @@ impl Session {
             downloaded: 0,
             wasted: 0,
             completed: false,
+            tiers: Vec::new(),
             seeding: false,
             last_tick: None,
             down_bucket: rate::TokenBucket::new(config_down),
@@ -342,8 +345,39 @@ impl Session {
         self.piece_count = count;
         self.piece_length = meta.piece_length;
         self.max_msg = wire::max_message_len(count);
-        self.completed = have.is_full();
         self.picker = Picker::new(meta.piece_length, meta.total_length, have, self.rng);
+        if !self.tiers.is_empty() {
+            self.picker.set_tiers(&self.tiers);
+        }
+        self.completed = self.picker.is_done();
+    }
+
+    /// Gives each piece its tier (0 high, 1 normal, 2 low, [`crate::picker::SKIP`]: not
+    /// wanted; see [`crate::selection::Selection::piece_tiers`]), before or after the
+    /// metadata is known. Interest in each peer follows at once; when every wanted piece is
+    /// already verified the session completes, and when more is wanted it downloads again.
+    pub fn set_piece_tiers(&mut self, tiers: Vec<u8>, now: Instant) {
+        self.tiers = tiers;
+        if !self.has_metadata() {
+            return;
+        }
+        self.picker.set_tiers(&self.tiers);
+        let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            let p = &self.peers[k];
+            let interesting = p.has.ones().filter(|&i| self.picker.wants(i)).count() as u32;
+            self.peers[k].interesting = interesting;
+            if self.peers[k].is_active() {
+                self.update_interest(k);
+            }
+        }
+        let done = self.picker.is_done();
+        if done && !self.completed {
+            self.actions.push_back(Action::Completed);
+        }
+        self.completed = done;
+        self.fill_all(now);
+        self.want_send_all();
     }
 
     /// This torrent's share of the process's limits (a host with several torrents divides
@@ -404,6 +438,22 @@ impl Session {
     /// Whether every piece is verified.
     pub fn is_complete(&self) -> bool {
         self.has_metadata() && self.picker.have().is_full()
+    }
+
+    /// Bytes of the wanted pieces (all of them unless some files are not wanted), and of
+    /// those not verified yet: Transmission's `sizeWhenDone` and `leftUntilDone`. (0, 0)
+    /// while the metadata is not known.
+    pub fn wanted_bytes(&self) -> (u64, u64) {
+        if !self.has_metadata() {
+            return (0, 0);
+        }
+        self.picker.wanted_bytes()
+    }
+
+    /// Whether every wanted piece is verified (all of them, unless some files are not
+    /// wanted).
+    pub fn is_done(&self) -> bool {
+        self.has_metadata() && self.picker.is_done()
     }
 
     /// Bytes still missing.
@@ -694,6 +744,12 @@ impl Session {
     /// Storage checked piece `index` (from [`Action::Verify`]): `ok` if its hash matched
     /// and it was written; `contributors` are the peers that sent it.
     pub fn piece_result(&mut self, index: u32, ok: bool, contributors: &[usize], now: Instant) {
+        if !ok && !self.picker.is_wanted(index) {
+            // Not kept because it is no longer wanted (storage had nowhere to put it):
+            // nobody is to blame.
+            self.picker.failed(index);
+            return;
+        }
         if !ok {
             self.picker.failed(index);
             self.wasted += self.piece_length;
@@ -732,7 +788,7 @@ impl Session {
         }
         // The stored piece's buffer is free again: a new piece may be started.
         self.fill_all(now);
-        if self.picker.have().is_full() && !self.completed {
+        if self.picker.is_done() && !self.completed {
             self.completed = true;
             self.actions.push_back(Action::Completed);
         }

@@ -144,6 +144,57 @@ fn from_libtorrent_with_peer_single_and_multi_file() {
     }
 }
 
+/// `--files 1,3` fetches the first and last files and not the middle one, which is never
+/// created; run again without `--files`, the middle file is fetched and the pieces it shares
+/// with the others come from the part file, not from the peer again.
+#[test]
+fn only_the_chosen_files_then_the_rest() {
+    let dir = TempDir::new("dl-files");
+    let root = dir.join("data/sel");
+    write_file(&root.join("a.bin"), 11, 300_001);
+    write_file(&root.join("b.bin"), 12, 2_000_003);
+    write_file(&root.join("c.bin"), 13, 200_007);
+    let torrent = dir.join("sel.torrent");
+    make_torrent(&root, &torrent, &["-l", "64K"]);
+    let seeder = libtorrent_seeder(&torrent, &dir.join("data"), "127.0.0.2", None);
+    let peer = format!("127.0.0.2:{}", seeder.port);
+    let out = dir.join("out");
+    let args = |files: bool| {
+        let mut a = vec!["--peer".to_string(), peer.clone()];
+        if files {
+            a.extend(["--files".to_string(), "1,3".to_string()]);
+        }
+        a
+    };
+    let last = btmini_download(&torrent, &out, "127.0.0.3", &args(true));
+    assert_eq!(last["phase"], "finished");
+    assert_eq!(last["left_bytes"], 0);
+    let wanted = last["wanted_bytes"].as_u64().unwrap();
+    assert!(wanted < 600_000, "wanted {wanted}");
+    same_tree(&root.join("a.bin"), &out.join("sel/a.bin"));
+    same_tree(&root.join("c.bin"), &out.join("sel/c.bin"));
+    assert!(
+        !out.join("sel/b.bin").exists(),
+        "the unwanted file was created"
+    );
+    let downloaded = last["downloaded"].as_u64().unwrap();
+    assert!(
+        downloaded < 1_000_000,
+        "{downloaded} bytes for {wanted} wanted"
+    );
+
+    let last = btmini_download(&torrent, &out, "127.0.0.3", &args(false));
+    assert_eq!(last["phase"], "finished");
+    same_tree(&root, &out.join("sel"));
+    assert!(!out.join(".sel.parts").exists(), "the part file stayed");
+    // The 30 pieces inside b.bin and nothing more: the two it shares came along before.
+    let downloaded = last["downloaded"].as_u64().unwrap();
+    assert!(
+        downloaded < 2_000_003,
+        "{downloaded} bytes fetched for b.bin"
+    );
+}
+
 #[test]
 fn from_libtorrent_through_opentracker_over_http_and_udp() {
     for udp in [false, true] {

@@ -86,15 +86,9 @@ fn payload(dir: &TempDir, extra: &[&str]) -> (std::path::PathBuf, std::path::Pat
     write_file(&root.join("b.empty"), 12, 0);
     write_file(&root.join("c/d.bin"), 13, 2_000_003);
     let torrent = dir.join("t.torrent");
-    run_ok(
-        btmini()
-            .arg("create")
-            .arg(&root)
-            .arg("-o")
-            .arg(&torrent)
-            .args(["-l", "32K", "-q"])
-            .args(extra),
-    );
+    let mut args = vec!["-l", "32K"];
+    args.extend(extra);
+    make_torrent(&root, &torrent, &args);
     let hash = btmini_info(&torrent)["info_hash"]
         .as_str()
         .unwrap()

@@ -20,7 +20,6 @@ use btmini::session::{Config, Session};
 use btmini::wire::{self, Handshake, Message};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PIECE: usize = 16 * 1024;
@@ -112,7 +111,7 @@ impl Shell for Swarm {
         Ok(())
     }
 
-    fn metadata(&mut self, _: Vec<u8>) -> Result<(Arc<Metainfo>, Bitfield), Self::Error> {
+    fn metadata(&mut self, _: Vec<u8>) -> Result<driver::Installed, Self::Error> {
         unreachable!("a session made from a torrent fetches no metadata")
     }
 

@@ -57,6 +57,7 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
         seed: args.seed,
         seed_ratio: args.seed_ratio,
         min_share: args.min_share,
+        files: args.files.clone(),
         ..Default::default()
     };
     opts.session.max_peers = args.max_peers;
@@ -166,18 +167,20 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
         .filter_map(|id| host.status(id))
         .collect();
     let total: u64 = all.iter().map(|s| s.total).sum();
-    let complete = all.iter().all(|s| s.total > 0 && s.have_bytes == s.total);
+    let complete = all.iter().all(|s| s.total > 0 && s.left_bytes == 0);
+    let wanted: u64 = all.iter().map(|s| s.wanted_bytes).sum();
     if complete {
-        log::info!(
-            "done: {} verified in {}",
-            human_bytes(total),
-            args.output.display()
-        );
+        let what = if wanted < total {
+            format!("{} of the wanted files", human_bytes(wanted))
+        } else {
+            human_bytes(total)
+        };
+        log::info!("done: {what} verified in {}", args.output.display());
     } else {
-        let have: u64 = all.iter().map(|s| s.have_bytes).sum();
+        let left: u64 = all.iter().map(|s| s.left_bytes).sum();
         log::info!(
             "stopped at {:.1}%: run the same command again to resume",
-            have as f64 * 100.0 / total.max(1) as f64
+            (wanted - left) as f64 * 100.0 / wanted.max(1) as f64
         );
     }
     Ok(())
@@ -186,11 +189,11 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
 /// One line for several torrents: how many are done, the bytes and rates over all, and
 /// what the first one that waits waits for.
 fn summary_line(all: &[Status]) -> String {
-    let have: u64 = all.iter().map(|s| s.have_bytes).sum();
-    let total: u64 = all.iter().map(|s| s.total).sum();
+    let have: u64 = all.iter().map(|s| s.wanted_bytes - s.left_bytes).sum();
+    let total: u64 = all.iter().map(|s| s.wanted_bytes).sum();
     let done = all
         .iter()
-        .filter(|s| s.total > 0 && s.have_bytes == s.total)
+        .filter(|s| s.total > 0 && s.left_bytes == 0)
         .count();
     let down: f64 = all.iter().map(|s| s.stats.down_rate).sum();
     let up: f64 = all.iter().map(|s| s.stats.up_rate).sum();
@@ -230,12 +233,13 @@ fn short_name(name: &str, n: usize) -> String {
     s
 }
 
+/// Of the wanted files (all of them unless `--files` chose).
 fn percent(s: &Status) -> f64 {
-    s.have_bytes as f64 * 100.0 / s.total.max(1) as f64
+    (s.wanted_bytes - s.left_bytes) as f64 * 100.0 / s.wanted_bytes.max(1) as f64
 }
 
 fn eta(s: &Status) -> Option<Duration> {
-    let left = s.total - s.have_bytes;
+    let left = s.left_bytes;
     (s.stats.down_rate >= 1.0 && left > 0)
         .then(|| Duration::from_secs_f64(left as f64 / s.stats.down_rate))
 }
@@ -256,8 +260,8 @@ fn status_line(s: &Status, started: Instant) -> String {
     let mut line = format!(
         "{:5.1}% {} / {}  down {}/s  up {}/s  peers {}/{}  eta {}  ratio {:.2}",
         percent(s),
-        human_bytes(s.have_bytes),
-        human_bytes(s.total),
+        human_bytes(s.wanted_bytes - s.left_bytes),
+        human_bytes(s.wanted_bytes),
         human_bytes(s.stats.down_rate as u64),
         human_bytes(s.stats.up_rate as u64),
         s.stats.alive,
@@ -301,6 +305,8 @@ fn json_status(s: &Status, started: Instant) -> String {
         .str("info_hash", &crate::util::hex(&s.info_hash))
         .bool("metadata", s.metadata.is_none())
         .num("have_bytes", s.have_bytes)
+        .num("wanted_bytes", s.wanted_bytes)
+        .num("left_bytes", s.left_bytes)
         .num("total_bytes", s.total)
         .num("pieces_have", s.stats.have)
         .num("pieces", s.stats.pieces)

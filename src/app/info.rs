@@ -52,10 +52,12 @@ pub fn render_text(m: &Metainfo) -> String {
         files += &format!(" (and {pads} padding files, not stored)");
     }
     line(&mut s, "files", &files);
-    for f in stored {
+    // Numbered as --files and the daemon's RPC count them.
+    for (n, f) in stored.iter().enumerate() {
         let _ = writeln!(
             s,
-            "  {:>10}  {}",
+            "  {:>4}  {:>10}  {}",
+            n + 1,
             human_bytes(f.length),
             printable(&f.display_path())
         );

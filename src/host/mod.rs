@@ -30,6 +30,7 @@ pub use torrent::saved_metainfo_path;
 use crate::engine::{DownloadError, DownloadOptions, Phase, Status};
 use crate::magnet::Magnet;
 use crate::metainfo::Metainfo;
+use crate::selection::Selection;
 use crate::session::{Config, Session};
 use crate::signals::Signals;
 use crate::tracker::Trackers;
@@ -330,6 +331,7 @@ impl Host {
                 config.min_share_bytes = (opts.min_share.max(0.0) * m.total_length as f64) as u64;
                 let mut session = Session::new(m, s.have().clone(), self.peer_id, config, seed);
                 session.set_uploaded_before(s.uploaded());
+                session.set_piece_tiers(opts.files.piece_tiers(m), now);
                 session
             }
             _ => Session::from_info_hash(info_hash, self.peer_id, opts.session.clone(), seed),
@@ -372,11 +374,11 @@ impl Host {
             dht_asks: 0,
             dht_pings: Vec::new(),
         };
-        if t.session.is_complete() {
+        if t.session.is_done() {
             log::info!(
-                "{}: all {} pieces are already verified: seeding",
+                "{}: all {} wanted pieces are already verified: seeding",
                 crate::util::printable(&t.name),
-                t.session.have().len()
+                t.session.have().count()
             );
             t.phase = Phase::Seeding;
             t.session.set_seeding(true);
@@ -501,6 +503,27 @@ impl Host {
             t.trackers.want_more_peers(now);
             t.dht_next = now;
         }
+    }
+
+    /// Wants torrent `id`'s files as `files` says from now on: a newly wanted file is
+    /// created (taking its share of verified pieces from the part file), and the download
+    /// goes on or completes accordingly. Before the metadata is known, the choice waits for
+    /// it. A selection that names a file the torrent lacks is refused, and nothing changes.
+    pub fn set_files(&mut self, id: TorrentId, files: Selection) -> Result<(), DownloadError> {
+        let Some(t) = self.torrents.get_mut(id) else {
+            return Ok(());
+        };
+        if let Some(meta) = &t.meta {
+            let stored = meta.files.iter().filter(|f| !f.padding).count();
+            files.check(stored).map_err(DownloadError::Selection)?;
+            if let Some(s) = &mut t.storage {
+                s.set_wanted(&files.wanted_files(meta))?;
+            }
+            t.session
+                .set_piece_tiers(files.piece_tiers(meta), Instant::now());
+        }
+        t.opts.files = files;
+        Ok(())
     }
 
     /// The process's rate limits, bytes a second, shared among the torrents.

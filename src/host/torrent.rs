@@ -3,13 +3,12 @@
 //! torrent's [`Shell`]: the session's actions carried out on the host's poll and links.
 
 use super::link::{Link, Owner};
-use crate::bitfield::Bitfield;
 use crate::engine::{DownloadError, DownloadOptions, Phase, Status};
 use crate::metainfo::Metainfo;
 use crate::peer::CloseReason;
 use crate::picker::BlockRef;
 use crate::session::Session;
-use crate::session::driver::{self, Dial, Shell};
+use crate::session::driver::{self, Dial, Installed, Shell};
 use crate::storage::{Resume, Storage, WriteOutcome};
 use crate::tracker::{AnnounceEvent, AnnounceParams, Trackers};
 use mio::{Interest, Poll, Token};
@@ -173,7 +172,7 @@ impl Shell for Io<'_> {
         Ok(())
     }
 
-    fn metadata(&mut self, info: Vec<u8>) -> Result<(Arc<Metainfo>, Bitfield), DownloadError> {
+    fn metadata(&mut self, info: Vec<u8>) -> Result<Installed, DownloadError> {
         let meta =
             Arc::new(Metainfo::from_info(&info, self.tiers).map_err(DownloadError::Metadata)?);
         let path = saved_metainfo_path(&self.opts.output, &meta.info_hash.0);
@@ -191,7 +190,8 @@ impl Shell for Io<'_> {
         let have = storage.have().clone();
         *self.storage = Some(storage);
         *self.meta = Some(meta.clone());
-        Ok((meta, have))
+        let tiers = self.opts.files.piece_tiers(&meta);
+        Ok((meta, have, tiers))
     }
 
     fn write(&mut self, key: usize, bytes: &[u8]) -> Option<usize> {
@@ -223,7 +223,10 @@ pub(super) fn open_storage(
     opts: &DownloadOptions,
     progress: &mut dyn FnMut(u32, u32),
 ) -> Result<Storage, DownloadError> {
-    let mut storage = Storage::open(meta.clone(), &opts.output, opts.storage)?;
+    let stored = meta.files.iter().filter(|f| !f.padding).count();
+    opts.files.check(stored).map_err(DownloadError::Selection)?;
+    let wanted = opts.files.wanted_files(meta);
+    let mut storage = Storage::open_selected(meta.clone(), &opts.output, opts.storage, &wanted)?;
     if let Resume::NeedsRecheck(why) = storage.resume().clone() {
         log::info!("checking the data on disk: {why}");
         let found = storage.recheck(progress)?;
@@ -313,15 +316,23 @@ impl Torrent {
         let Some(meta) = &self.meta else {
             return Ok(());
         };
-        log::info!(
-            "{}: download complete, all {} pieces verified",
-            crate::util::printable(&meta.name),
-            meta.piece_count()
-        );
+        let name = crate::util::printable(&meta.name);
+        if self.session.is_complete() {
+            log::info!(
+                "{name}: download complete, all {} pieces verified",
+                meta.piece_count()
+            );
+            self.trackers.completed(now);
+        } else {
+            log::info!(
+                "{name}: the wanted files are complete ({} of {} pieces verified)",
+                self.session.have().count(),
+                meta.piece_count()
+            );
+        }
         if let Some(s) = &mut self.storage {
             s.flush()?;
         }
-        self.trackers.completed(now);
         self.completed_at = Some(now);
         if self.phase == Phase::Downloading {
             if self.opts.seed || self.opts.seed_ratio.is_some() {
@@ -452,6 +463,7 @@ impl Torrent {
         let stats = self.session.stats(now);
         let total = self.meta.as_ref().map_or(0, |m| m.total_length);
         let have_bytes = total - self.session.left(total);
+        let (wanted_bytes, left_bytes) = self.session.wanted_bytes();
         let metadata = self.session.metadata_status();
         let waiting = if self.phase != Phase::Downloading {
             None
@@ -492,6 +504,8 @@ impl Torrent {
             stats,
             total,
             have_bytes,
+            wanted_bytes,
+            left_bytes,
             uploaded: self.storage.as_ref().map_or(0, |s| s.uploaded()),
             waiting,
             tracker_error: ts.all_failing.then(|| ts.last_error.clone()).flatten(),

@@ -93,6 +93,8 @@ pub struct Picker {
     need: u32,
     /// Wanted pieces not verified.
     lacking: u32,
+    /// Wanted pieces.
+    wanted_count: u32,
     /// Pieces not yet started, rarest first.
     rarity: Rarity,
     partial: HashMap<u32, Partial>,
@@ -123,6 +125,7 @@ impl Picker {
             total,
             need,
             lacking: need,
+            wanted_count: have.len(),
             writing: Bitfield::new(have.len()),
             rarity: Rarity::new(have.len(), missing),
             have,
@@ -152,6 +155,30 @@ impl Picker {
     /// Whether every wanted piece is verified.
     pub fn is_done(&self) -> bool {
         self.lacking == 0
+    }
+
+    /// Bytes of the wanted pieces, and of those not yet verified.
+    pub fn wanted_bytes(&self) -> (u64, u64) {
+        let n = self.have.len();
+        if n == 0 {
+            return (0, 0);
+        }
+        let last = n - 1;
+        // The last piece may be short.
+        let short = self.piece_length - self.piece_size(last);
+        let bytes = |count: u32, with_last: bool| {
+            u64::from(count) * self.piece_length - if with_last { short } else { 0 }
+        };
+        let last_wanted = self.wanted(last);
+        (
+            bytes(self.wanted_count, last_wanted),
+            bytes(self.lacking, last_wanted && !self.have.get(last)),
+        )
+    }
+
+    /// Whether piece `index` is wanted at all (its tier is not [`SKIP`]).
+    pub fn is_wanted(&self, index: u32) -> bool {
+        index < self.have.len() && self.rarity.tier(index) < SKIP
     }
 
     fn wanted(&self, index: u32) -> bool {
@@ -188,6 +215,7 @@ impl Picker {
         }
         self.need = need;
         self.lacking = lacking;
+        self.wanted_count = tier.iter().filter(|&&t| t < SKIP).count() as u32;
         self.rarity.rebuild(tier, cands);
     }
 
@@ -677,12 +705,17 @@ mod tests {
         let mut p = Picker::new(u64::from(BLOCK), u64::from(6 * BLOCK), Bitfield::new(6), 3);
         p.set_tiers(&[1, SKIP, 1, SKIP, SKIP, 1]);
         assert_eq!((p.missing(), p.is_done()), (3, false));
+        assert_eq!(
+            p.wanted_bytes(),
+            (3 * u64::from(BLOCK), 3 * u64::from(BLOCK))
+        );
         assert!(!p.wants(1) && p.wants(2));
         let mut got = fetch_all(&mut p, 6);
         got.sort();
         assert_eq!(got, vec![0, 2, 5]);
         assert!(p.is_done());
         assert_eq!(p.missing(), 0);
+        assert_eq!(p.wanted_bytes(), (3 * u64::from(BLOCK), 0));
         // Wanting one more piece later makes it a candidate, and the torrent not done.
         p.set_tiers(&[1, SKIP, 1, 1, SKIP, 1]);
         assert!(!p.is_done());

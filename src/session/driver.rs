@@ -25,6 +25,9 @@ pub enum Dial {
     Failed,
 }
 
+/// What [`Shell::metadata`] gives back: the torrent, its verified pieces, the pieces' tiers.
+pub type Installed = (Arc<Metainfo>, Bitfield, Vec<u8>);
+
 /// What a [`Shell`] does with the session's actions and bytes.
 pub trait Shell {
     /// A fatal error (storage); per-peer trouble is never one.
@@ -53,8 +56,10 @@ pub trait Shell {
 
     /// The metadata of a torrent started from its info-hash arrived (the raw `info`
     /// dictionary, already checked against the info-hash): validate it, open storage, and
-    /// return the torrent and the pieces already verified on disk, which start the download.
-    fn metadata(&mut self, info: Vec<u8>) -> Result<(Arc<Metainfo>, Bitfield), Self::Error>;
+    /// return the torrent, the pieces already verified on disk, which start the download,
+    /// and the pieces' tiers ([`Session::set_piece_tiers`]; empty when every file is
+    /// wanted alike).
+    fn metadata(&mut self, info: Vec<u8>) -> Result<Installed, Self::Error>;
 
     /// Writes `bytes` to peer `key`: how many were taken (0: try again when writable), or
     /// `None` when the connection failed (the driver tells the session).
@@ -94,7 +99,8 @@ pub fn run_actions<S: Shell + ?Sized>(
             Action::Completed => shell.completed()?,
             Action::DhtNode(addr) => shell.dht_node(addr),
             Action::Metadata(info) => {
-                let (meta, have) = shell.metadata(info)?;
+                let (meta, have, tiers) = shell.metadata(info)?;
+                s.set_piece_tiers(tiers, now);
                 s.set_metadata(&meta, have, now);
             }
         }

@@ -178,11 +178,15 @@ impl driver::Shell for Net {
         Ok(())
     }
 
-    fn metadata(&mut self, info: Vec<u8>) -> Result<(Arc<Metainfo>, Bitfield), Self::Error> {
+    fn metadata(&mut self, info: Vec<u8>) -> Result<driver::Installed, Self::Error> {
         let meta = Metainfo::from_info(&info, &[]).expect("the fakes serve valid metadata");
         assert_eq!(meta.info_hash, self.meta.info_hash);
         self.got_metadata = true;
-        Ok((Arc::new(meta), Bitfield::new(self.meta.piece_count())))
+        Ok((
+            Arc::new(meta),
+            Bitfield::new(self.meta.piece_count()),
+            Vec::new(),
+        ))
     }
 
     fn write(&mut self, key: usize, bytes: &[u8]) -> Option<usize> {
@@ -296,6 +300,39 @@ fn downloads_everything_from_one_seeder() {
     assert_eq!(stats.downloaded, sim.data.len() as u64);
     assert_eq!(stats.wasted, 0);
     assert_eq!(sim.s.left(sim.data.len() as u64), 0);
+}
+
+#[test]
+fn only_wanted_pieces_are_fetched_and_wanting_more_resumes_the_download() {
+    use crate::picker::SKIP;
+    let mut sim = Sim::new(20, &[Kind::Seeder]);
+    // Pieces 5..15 not wanted, 0..5 low, the rest high.
+    let tiers: Vec<u8> = (0..20)
+        .map(|i| match i {
+            0..5 => 2,
+            5..15 => SKIP,
+            _ => 0,
+        })
+        .collect();
+    let now = sim.now;
+    sim.s.set_piece_tiers(tiers, now);
+    sim.settle();
+    assert!(sim.completed, "done with the wanted pieces");
+    assert!(sim.s.is_done() && !sim.s.is_complete());
+    let have: Vec<u32> = sim.s.have().ones().collect();
+    assert_eq!(have, (0..5).chain(15..20).collect::<Vec<u32>>());
+    let p = PIECE as u64;
+    assert_eq!(sim.s.stats(now).downloaded, 10 * p - 1000);
+    assert_eq!(sim.s.wanted_bytes(), (10 * p - 1000, 0));
+    // The seeder is no longer interesting: we told it so.
+    assert!(sim.s.peers.iter().all(|(_, p)| !p.conn.am_interested));
+
+    sim.completed = false;
+    sim.s.set_piece_tiers(Vec::new(), now);
+    assert!(!sim.s.is_done());
+    sim.settle();
+    assert!(sim.completed && sim.s.is_complete());
+    assert_eq!(sim.s.stats(now).downloaded, 20 * p - 1000);
 }
 
 #[test]
@@ -1028,7 +1065,7 @@ impl driver::Shell for Sink<'_> {
         Ok(())
     }
 
-    fn metadata(&mut self, _: Vec<u8>) -> Result<(Arc<Metainfo>, Bitfield), Self::Error> {
+    fn metadata(&mut self, _: Vec<u8>) -> Result<driver::Installed, Self::Error> {
         unreachable!("a session made from a torrent fetches no metadata")
     }
 

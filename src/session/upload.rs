@@ -24,7 +24,7 @@ impl Session {
     pub(super) fn update_hold(&mut self, now: Instant) {
         let need = self.config.min_share_bytes;
         let done = self.uploaded_before + self.uploaded;
-        let near_end = self.picker.unstarted() <= 1 && !self.is_complete();
+        let near_end = self.picker.unstarted() <= 1 && !self.is_done();
         if need == 0 || done >= need || self.share_released || !near_end {
             self.set_hold(None);
             return;
@@ -178,7 +178,7 @@ impl Session {
     /// seeding: that we upload to fastest) are unchoked, `upload_slots` of them, plus one
     /// optimistic unchoke rotated every 30 s that favours new peers.
     pub(super) fn choke_round(&mut self, now: Instant) {
-        let complete = self.is_complete();
+        let complete = self.is_done();
         let mut candidates: Vec<(usize, f64)> = self
             .peers
             .iter()

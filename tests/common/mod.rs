@@ -101,6 +101,19 @@ pub fn single_file_torrent(
     (file, torrent)
 }
 
+/// `btmini create SRC -o TORRENT -q` with `args` (a piece length, trackers…).
+pub fn make_torrent(src: &Path, torrent: &Path, args: &[&str]) {
+    run_ok(
+        btmini()
+            .arg("create")
+            .arg(src)
+            .arg("-o")
+            .arg(torrent)
+            .arg("-q")
+            .args(args),
+    );
+}
+
 pub fn btmini() -> Command {
     Command::new(env!("CARGO_BIN_EXE_btmini"))
 }

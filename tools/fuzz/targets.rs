@@ -247,11 +247,11 @@ impl Shell for FuzzShell<'_> {
     fn metadata(
         &mut self,
         info: Vec<u8>,
-    ) -> Result<(std::sync::Arc<Metainfo>, Bitfield), Self::Error> {
+    ) -> Result<btmini::session::driver::Installed, Self::Error> {
         // The session checked it against the info-hash: it is this torrent's.
         let meta = Metainfo::from_info(&info, &[]).expect("hash-checked metadata");
         assert_eq!(meta.info_hash, self.meta.info_hash);
-        Ok((std::sync::Arc::new(meta), self.verified.clone()))
+        Ok((std::sync::Arc::new(meta), self.verified.clone(), Vec::new()))
     }
 
     fn write(&mut self, key: usize, bytes: &[u8]) -> Option<usize> {
