@@ -53,6 +53,19 @@ impl Geometry {
         Self { spans, starts }
     }
 
+    /// Bytes of each file (by index in [`Metainfo::files`]) in the pieces of `have`.
+    pub fn file_bytes(&self, files: usize, have: &crate::bitfield::Bitfield) -> Vec<u64> {
+        let mut done = vec![0u64; files];
+        for p in have.ones() {
+            for s in self.spans(p) {
+                if let Some(d) = done.get_mut(s.file as usize) {
+                    *d += u64::from(s.len);
+                }
+            }
+        }
+        done
+    }
+
     /// Piece `index`'s spans in order; empty for an index out of range.
     pub fn spans(&self, index: u32) -> &[Span] {
         let i = index as usize;

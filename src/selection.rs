@@ -12,6 +12,7 @@ use std::fmt;
 
 /// How much a file is wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
 pub enum Priority {
     /// Not wanted: not downloaded, not created.
     Skip,
@@ -25,6 +26,16 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// Transmission's number for it (`priorities`: -1 low, 0 normal, 1 high; an unwanted
+    /// file's is 0).
+    pub fn rpc(self) -> i64 {
+        match self {
+            Self::Low => -1,
+            Self::High => 1,
+            Self::Normal | Self::Skip => 0,
+        }
+    }
+
     /// The picker's tier: 0 first.
     fn tier(self) -> u8 {
         match self {
@@ -117,6 +128,16 @@ impl Selection {
         self.files.get(i).copied().unwrap_or(self.rest)
     }
 
+    /// Files with a priority of their own (the others have the default of the list).
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether no file has a priority of its own.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
     /// Whether every file is wanted at normal priority.
     pub fn is_all(&self) -> bool {
         self.rest == Priority::Normal && self.files.iter().all(|&p| p == Priority::Normal)
@@ -176,6 +197,11 @@ impl Selection {
                     .unwrap_or(SKIP)
             })
             .collect()
+    }
+
+    /// Each of `count` files' priority.
+    pub fn list(&self, count: usize) -> Vec<Priority> {
+        (0..count).map(|i| self.get(i)).collect()
     }
 
     /// Sets file `i`'s priority (growing the list with the others' priority).

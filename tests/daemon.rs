@@ -74,6 +74,12 @@ fn served(dir: &Path, seed: u64, len: usize) -> Served {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/announce");
     let (file, torrent) = single_file_torrent(dir, seed, len, &[url]);
+    serve(dir, file, torrent, port)
+}
+
+/// `file` (in `dir/data`) seeded by libtorrent through an opentracker on `port`, which
+/// `torrent` names.
+fn serve(dir: &Path, file: std::path::PathBuf, torrent: std::path::PathBuf, port: u16) -> Served {
     let hash = hex_of(&torrent);
     let tracker = OpenTracker::start_on(port, std::slice::from_ref(&hash));
     let seeder = libtorrent_seeder(&torrent, &dir.join("data"), "127.0.0.2", None);
@@ -160,6 +166,109 @@ fn transmission_remote_drives_a_btmini_daemon_through_a_whole_life() {
         );
     }
     drop(d);
+}
+
+/// Bytes in `transmission-remote -i`'s "Downloaded:" line ("533.9 kB").
+fn downloaded_of(info: &str) -> f64 {
+    let line = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Downloaded: "))
+        .unwrap_or_else(|| panic!("no Downloaded line: {info}"));
+    let (n, unit) = line.split_once(' ').unwrap_or((line, "B"));
+    let mult = match unit.trim() {
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => 1.0,
+    };
+    n.parse::<f64>().unwrap_or_else(|_| panic!("{line}")) * mult
+}
+
+/// `transmission-remote -a … -G 1` adds a torrent without its middle file: that file is
+/// neither created nor downloaded, the choice survives a restart, and `-g 1` later fetches
+/// it (the pieces it shares with the others from the part file), byte for byte; `-ph`
+/// shows in `-f`.
+#[test]
+fn transmission_remote_chooses_the_files_and_an_unwanted_one_is_not_downloaded() {
+    let dir = TempDir::new("daemon-files");
+    let root = dir.join("data/sel");
+    three_file_payload(&root);
+    let port = free_port();
+    let torrent = dir.join("sel.torrent");
+    let url = format!("http://127.0.0.1:{port}/announce");
+    make_torrent(&root, &torrent, &["-l", "64K", "-t", &url]);
+    let _served = serve(dir.path(), root.clone(), torrent.clone(), port);
+    let out = dir.join("out");
+    let rpc = free_port();
+    let d = daemon(&out, rpc, &[]);
+    let added = remote(rpc, &["-a", torrent.to_str().unwrap(), "-G", "1"]);
+    assert!(added.contains("success"), "{added}");
+    wait_list(rpc, "the wanted files", |l| l.contains("100%"));
+    let same = |name: &str| {
+        assert_eq!(
+            std::fs::read(out.join("sel").join(name)).ok(),
+            std::fs::read(root.join(name)).ok(),
+            "{name}"
+        );
+    };
+    same("a.bin");
+    same("c.bin");
+    assert!(
+        !out.join("sel/b.bin").exists(),
+        "the unwanted file was created"
+    );
+    let info = remote(rpc, &["-t", "1", "-i"]);
+    let got = downloaded_of(&info);
+    assert!(got < 600_000.0, "{got} bytes downloaded:\n{info}");
+    let files = remote(rpc, &["-t", "1", "-f"]);
+    let row = |n: &str| {
+        files
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{n}:")))
+            .unwrap_or_else(|| panic!("no file {n}: {files}"))
+            .to_string()
+    };
+    assert!(row("1").contains(" No "), "{files}");
+    assert!(
+        row("0").contains(" Yes ") && row("0").contains("100%"),
+        "{files}"
+    );
+
+    // A restart keeps the choice.
+    let mut d = d;
+    run_ok(Command::new("kill").args(["-TERM", &d.child.id().to_string()]));
+    wait_exit(&mut d.child, "btmini daemon", Duration::from_secs(30));
+    let _d = daemon(&out, rpc, &[]);
+    wait_list(rpc, "back after a restart", |l| l.contains("100%"));
+    let files = remote(rpc, &["-t", "1", "-f"]);
+    assert!(
+        files
+            .lines()
+            .any(|l| l.trim_start().starts_with("1:") && l.contains(" No ")),
+        "{files}"
+    );
+    assert!(!out.join("sel/b.bin").exists());
+
+    // Now wanted, at high priority: fetched, and the whole torrent is there.
+    remote(rpc, &["-t", "1", "-g", "1", "-ph", "1"]);
+    let list = remote(rpc, &["-l"]);
+    assert!(!list.contains("100%"), "more to fetch at once: {list}");
+    wait_list(rpc, "the whole torrent", |l| l.contains("100%"));
+    for name in ["a.bin", "b.bin", "c.bin"] {
+        same(name);
+    }
+    assert!(!out.join(".sel.parts").exists(), "the part file stayed");
+    let files = remote(rpc, &["-t", "1", "-f"]);
+    assert!(
+        files
+            .lines()
+            .any(|l| l.trim_start().starts_with("1:") && l.contains("High") && l.contains(" Yes ")),
+        "{files}"
+    );
+    // This run fetched the 30 pieces inside b.bin (1.97 MB as shown), not the two it
+    // shares with the others (32 pieces would show 2.10 MB).
+    let got = downloaded_of(&remote(rpc, &["-t", "1", "-i"]));
+    assert!(got < 2.0e6, "{got}");
 }
 
 #[test]

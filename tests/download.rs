@@ -151,9 +151,7 @@ fn from_libtorrent_with_peer_single_and_multi_file() {
 fn only_the_chosen_files_then_the_rest() {
     let dir = TempDir::new("dl-files");
     let root = dir.join("data/sel");
-    write_file(&root.join("a.bin"), 11, 300_001);
-    write_file(&root.join("b.bin"), 12, 2_000_003);
-    write_file(&root.join("c.bin"), 13, 200_007);
+    three_file_payload(&root);
     let torrent = dir.join("sel.torrent");
     make_torrent(&root, &torrent, &["-l", "64K"]);
     let seeder = libtorrent_seeder(&torrent, &dir.join("data"), "127.0.0.2", None);

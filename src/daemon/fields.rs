@@ -3,6 +3,7 @@
 //! Transmission leaves out fields it does not know.
 
 use crate::metainfo::Metainfo;
+use crate::selection::{Priority, Selection};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -33,6 +34,14 @@ pub struct View {
     pub status: i64,
     /// Verified bytes.
     pub have: u64,
+    /// Bytes of the wanted pieces (`sizeWhenDone`).
+    pub wanted: u64,
+    /// Of those, bytes not verified yet (`leftUntilDone`).
+    pub left: u64,
+    /// Which files are wanted, how urgently.
+    pub files: Selection,
+    /// Verified bytes of each file, by index in [`Metainfo::files`] (empty if unknown).
+    pub file_bytes: Vec<u64>,
     /// Bytes downloaded this run and before (what the sidecar knows), and uploaded.
     pub downloaded: u64,
     /// Bytes uploaded over all runs.
@@ -81,7 +90,7 @@ impl View {
     }
 
     fn left(&self) -> u64 {
-        self.total().saturating_sub(self.have)
+        self.left
     }
 
     fn eta(&self) -> i64 {
@@ -120,10 +129,11 @@ impl View {
             "isStalled" => (self.status == status::DOWNLOADING && self.down_rate < 1.0).into(),
             "isPrivate" => self.meta.as_ref().is_some_and(|m| m.private).into(),
             "leftUntilDone" => self.left().into(),
-            "sizeWhenDone" | "totalSize" => total.into(),
+            "sizeWhenDone" => self.wanted.into(),
+            "totalSize" => total.into(),
             "haveValid" => self.have.into(),
             "haveUnchecked" => 0.into(),
-            "percentDone" => ratio(self.have, total)
+            "percentDone" => ratio(self.wanted - self.left, self.wanted)
                 .as_f64()
                 .map_or(0.0, |r| r.max(0.0))
                 .into(),
@@ -183,52 +193,47 @@ impl View {
             "seedIdleMode" => self.seed.idle_mode.into(),
             "seedIdleLimit" => self.seed.idle.into(),
             "trackers" | "trackerStats" | "peers" | "webseeds" | "labels" => Value::Array(vec![]),
-            "files" => Value::Array(self.files(|f, have| {
+            "files" => Value::Array(self.files(|f| {
                 let mut m = Map::new();
-                m.insert("bytesCompleted".into(), have.into());
+                m.insert("bytesCompleted".into(), f.done.into());
                 m.insert("length".into(), f.length.into());
                 m.insert("name".into(), f.display.clone().into());
                 Value::Object(m)
             })),
-            "fileStats" => Value::Array(self.files(|_, have| {
+            "fileStats" => Value::Array(self.files(|f| {
                 let mut m = Map::new();
-                m.insert("bytesCompleted".into(), have.into());
-                m.insert("wanted".into(), true.into());
-                m.insert("priority".into(), 0.into());
+                m.insert("bytesCompleted".into(), f.done.into());
+                m.insert("wanted".into(), (f.priority != Priority::Skip).into());
+                m.insert("priority".into(), f.priority.rpc().into());
                 Value::Object(m)
             })),
-            "priorities" => Value::Array(self.files(|_, _| 0.into())),
-            "wanted" => Value::Array(self.files(|_, _| 1.into())),
+            "priorities" => Value::Array(self.files(|f| f.priority.rpc().into())),
+            "wanted" => {
+                Value::Array(self.files(|f| i64::from(f.priority != Priority::Skip).into()))
+            }
             _ => return None,
         })
     }
 
-    /// One value per file, from the file and its verified bytes (estimated from the share
-    /// of the torrent verified: the daemon keeps no per-file count yet).
-    fn files(&self, each: impl Fn(&FileView, u64) -> Value) -> Vec<Value> {
+    /// One value per stored file.
+    fn files(&self, each: impl Fn(&FileView) -> Value) -> Vec<Value> {
         let Some(m) = &self.meta else {
             return Vec::new();
         };
-        let total = m.total_length.max(1);
         m.files
             .iter()
-            .filter(|f| !f.padding)
-            .map(|f| {
-                let display = if m.multi_file {
-                    std::iter::once(m.name.as_str())
-                        .chain(f.path.iter().map(String::as_str))
-                        .collect::<Vec<_>>()
-                        .join("/")
-                } else {
-                    m.name.clone()
-                };
+            .enumerate()
+            .filter(|(_, f)| !f.padding)
+            .enumerate()
+            .map(|(n, (i, f))| {
+                // The path starts with the torrent's name already, as Transmission shows it.
                 let view = FileView {
-                    display,
+                    display: f.display_path(),
                     length: f.length,
+                    done: self.file_bytes.get(i).copied().unwrap_or(0),
+                    priority: self.files.get(n),
                 };
-                let have =
-                    (u128::from(f.length) * u128::from(self.have) / u128::from(total)) as u64;
-                each(&view, have)
+                each(&view)
             })
             .collect()
     }
@@ -240,6 +245,10 @@ pub struct FileView {
     pub display: String,
     /// Its size.
     pub length: u64,
+    /// Its bytes verified.
+    pub done: u64,
+    /// How much it is wanted.
+    pub priority: Priority,
 }
 
 /// The `torrents` list of a `torrent-get` reply: objects, or with `table`, a header row of

@@ -4,6 +4,7 @@
 //! temporary file, fsync, rename), so a crash leaves the old record or the new one; a
 //! torrent whose record is written is one the RPC acknowledged.
 
+use crate::selection::{Priority, Selection};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,8 @@ pub struct Record {
     pub speed: Limits,
     /// Its seed limits.
     pub seed: SeedLimits,
+    /// Which files are wanted, how urgently.
+    pub files: Selection,
 }
 
 /// When a torrent stops seeding, as Transmission names it: a mode for the ratio and one for
@@ -189,6 +192,12 @@ impl Record {
         m.insert("seedRatioLimit".into(), self.seed.ratio.into());
         m.insert("seedIdleMode".into(), self.seed.idle_mode.into());
         m.insert("seedIdleLimit".into(), self.seed.idle.into());
+        if !self.files.is_all() {
+            // By file: 0 not wanted, 1 low, 2 normal, 3 high.
+            let list = self.files.list(self.files.len());
+            let codes: Vec<Value> = list.iter().map(|&p| (p as u8).into()).collect();
+            m.insert("files".into(), Value::Array(codes));
+        }
         serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default()
     }
 
@@ -222,6 +231,20 @@ impl Record {
                     .unwrap_or(0)
                     .min(2) as u8,
                 idle: v.get("seedIdleLimit").and_then(Value::as_u64).unwrap_or(0),
+            },
+            files: match v.get("files").and_then(Value::as_array) {
+                None => Selection::all(),
+                Some(codes) => Selection::from_list(
+                    codes
+                        .iter()
+                        .map(|c| match c.as_u64() {
+                            Some(0) => Priority::Skip,
+                            Some(1) => Priority::Low,
+                            Some(3) => Priority::High,
+                            _ => Priority::Normal,
+                        })
+                        .collect(),
+                ),
             },
         })
     }
@@ -573,6 +596,7 @@ mod tests {
                 idle_mode: 2,
                 idle: 0,
             },
+            files: Selection::from_list(vec![Priority::Skip, Priority::High, Priority::Low]),
         };
         r.save(&dir).unwrap();
         let mut other = r.clone();

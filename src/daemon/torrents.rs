@@ -4,11 +4,14 @@
 use super::DaemonOptions;
 use super::fields::{self, View, status};
 use super::state::{self, Record};
+use crate::bitfield::Bitfield;
 use crate::engine::{DownloadOptions, Phase, Status};
+use crate::geometry::Geometry;
 use crate::host::{AddError, Host, Source, TorrentId};
 use crate::magnet::Magnet;
 use crate::metainfo::Metainfo;
 use crate::rpc::call::{Action, Add, Call, IdRef, Ids, QueueMove};
+use crate::selection::{Priority, Selection};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +31,8 @@ pub(super) struct Item {
     verify: bool,
     /// What it looked like when it last ran.
     last: Option<Status>,
+    /// Its verified pieces when it last ran.
+    last_have: Option<Bitfield>,
     meta: Option<Arc<Metainfo>>,
     error: Option<String>,
     started: Option<u64>,
@@ -56,6 +61,7 @@ impl Item {
             return false;
         };
         self.last = host.status(id);
+        self.last_have = host.session(id).map(|s| s.have().clone());
         if let Some(st) = self.last.take() {
             self.count(run, &st);
             self.last = Some(st);
@@ -63,6 +69,43 @@ impl Item {
         host.remove(id);
         true
     }
+}
+
+/// A torrent's stored files (as the RPC counts them).
+fn stored_files(m: &Metainfo) -> usize {
+    m.files.iter().filter(|f| !f.padding).count()
+}
+
+/// `files` changed by `choice` for a torrent of `count` files. A priority leaves an unwanted
+/// file unwanted; wanting a file that was not gives it normal priority.
+fn choose_files(
+    files: Selection,
+    choice: &[(&'static str, Vec<u64>)],
+    count: usize,
+) -> Result<Selection, String> {
+    let mut list = files.list(count);
+    for (key, indices) in choice {
+        let picked: Vec<usize> = if indices.is_empty() {
+            (0..count).collect()
+        } else {
+            indices.iter().map(|&i| i as usize).collect()
+        };
+        if picked.iter().any(|&i| i >= count) {
+            return Err("file index out of range".into());
+        }
+        for i in picked {
+            let p = &mut list[i];
+            *p = match (*key, *p) {
+                ("files-unwanted", _) => Priority::Skip,
+                ("files-wanted", Priority::Skip) => Priority::Normal,
+                ("files-wanted", p) | (_, p @ Priority::Skip) => p,
+                ("priority-high", _) => Priority::High,
+                ("priority-low", _) => Priority::Low,
+                _ => Priority::Normal,
+            };
+        }
+    }
+    Ok(Selection::from_list(list))
 }
 
 /// Every torrent, in queue order.
@@ -112,6 +155,7 @@ impl Items {
                     running: None,
                     verify: false,
                     last: None,
+                    last_have: None,
                     meta,
                     error,
                     started: None,
@@ -180,6 +224,7 @@ impl Items {
             ..DownloadOptions::default()
         };
         dl.storage.force_recheck = item.verify;
+        dl.files = item.rec.files.clone();
         (dl.session.down_limit, dl.session.up_limit) = item.rec.speed.bytes();
         match host.add(source, dl, &mut |_, _| {}) {
             Ok(id) => {
@@ -227,7 +272,7 @@ impl Items {
                         dirty = true;
                     }
                 }
-                if st.total > 0 && st.have_bytes == st.total && item.rec.done.is_none() {
+                if st.total > 0 && st.left_bytes == 0 && item.rec.done.is_none() {
                     item.rec.done = Some(unix_now());
                     dirty = true;
                 }
@@ -316,6 +361,10 @@ impl Items {
         let live = stats.filter(|_| running);
         let code = match (running, st.as_ref().map(|s| s.phase)) {
             (false, _) => status::STOPPED,
+            // Seeding what it has, but files wanted later are still coming.
+            (true, Some(Phase::Seeding)) if st.as_ref().is_some_and(|s| s.left_bytes > 0) => {
+                status::DOWNLOADING
+            }
             (true, Some(Phase::Seeding | Phase::Completing)) => status::SEEDING,
             (true, Some(Phase::Stopping | Phase::Finished)) => status::STOPPED,
             (true, _) => status::DOWNLOADING,
@@ -334,6 +383,18 @@ impl Items {
             meta: item.meta.clone(),
             status: code,
             have: st.as_ref().map_or(0, |s| s.have_bytes),
+            wanted: st.as_ref().map_or(0, |s| s.wanted_bytes),
+            left: st.as_ref().map_or(0, |s| s.left_bytes),
+            files: item.rec.files.clone(),
+            file_bytes: match (&item.meta, item.running.and_then(|id| host.session(id))) {
+                (Some(m), Some(s)) => Geometry::new(m).file_bytes(m.files.len(), s.have()),
+                (Some(m), None) => item
+                    .last_have
+                    .as_ref()
+                    .map(|h| Geometry::new(m).file_bytes(m.files.len(), h))
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            },
             downloaded: stats.as_ref().map_or(0, |s| s.downloaded),
             uploaded: st.as_ref().map_or(0, |s| s.uploaded),
             corrupt: stats.as_ref().map_or(0, |s| s.wasted),
@@ -449,12 +510,31 @@ impl Items {
                     k == "ids"
                         || state::TORRENT_KEYS.contains(&k)
                         || state::TORRENT_SEED_KEYS.contains(&k)
+                        || crate::rpc::call::FILE_KEYS.contains(&k)
                 };
                 if let Some(k) = args.keys().find(|k| !known(k)) {
                     return Err(format!("torrent-set: {k} is not supported by btmini yet"));
                 }
+                let choice = crate::rpc::call::file_choice(&args)?;
                 for i in self.select(&ids, now) {
                     let item = &mut self.list[i];
+                    if !choice.is_empty() {
+                        let Some(m) = &item.meta else {
+                            return Err(
+                                "torrent-set: a magnet's files are known only once its metadata is"
+                                    .into(),
+                            );
+                        };
+                        let files = choose_files(item.rec.files.clone(), &choice, stored_files(m))?;
+                        if files != item.rec.files {
+                            if let Some(id) = item.running {
+                                host.set_files(id, files.clone())
+                                    .map_err(|e| e.to_string())?;
+                            }
+                            item.rec.files = files;
+                            item.rec.save(&self.state)?;
+                        }
+                    }
                     let mut seed = item.rec.seed;
                     seed.set(&args)?;
                     if seed != item.rec.seed {
@@ -541,6 +621,7 @@ impl Items {
                 }
                 let _ =
                     std::fs::remove_file(crate::storage::sidecar_path(&item.rec.download_dir, m));
+                let _ = std::fs::remove_file(crate::storage::parts_path(&item.rec.download_dir, m));
             }
             let saved = item.rec.download_dir.join(format!(
                 ".btmini-{}.torrent",
@@ -642,6 +723,11 @@ impl Items {
             queue: self.list.len() as u64,
             speed: state::Limits::default(),
             seed: state::SeedLimits::default(),
+            files: match &meta {
+                Some((m, _)) => choose_files(Selection::all(), &add.files, stored_files(m))?,
+                // A magnet's files are not known yet: the choice is not kept.
+                None => Selection::all(),
+            },
         };
         // The metainfo first, then the record: a record on disk always has what it needs.
         if let Some((_, bytes)) = &meta {
@@ -661,6 +747,7 @@ impl Items {
             running: None,
             verify: false,
             last: None,
+            last_have: None,
             meta: meta.map(|(m, _)| Arc::new(m)),
             error: None,
             started: None,
@@ -811,4 +898,33 @@ fn torrent_of(bytes: &[u8]) -> Result<(Metainfo, Vec<u8>), String> {
     Metainfo::from_bytes(bytes)
         .map(|m| (m, bytes.to_vec()))
         .map_err(|e| format!("invalid or corrupt torrent file: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_arguments_apply_wanted_first_and_check_their_indices() {
+        use Priority::*;
+        let all = Selection::all();
+        let pick = |c: &[(&'static str, Vec<u64>)]| choose_files(all.clone(), c, 3);
+        assert_eq!(
+            pick(&[("files-unwanted", vec![1])]).unwrap().list(3),
+            [Normal, Skip, Normal]
+        );
+        // An empty list means every file; a priority does not want an unwanted file.
+        let none = pick(&[("files-unwanted", vec![]), ("priority-high", vec![0])]).unwrap();
+        assert_eq!(none.list(3), [Skip, Skip, Skip]);
+        let back = choose_files(
+            none,
+            &[("files-wanted", vec![0]), ("priority-low", vec![0, 2])],
+            3,
+        );
+        assert_eq!(back.unwrap().list(3), [Low, Skip, Skip]);
+        assert_eq!(
+            pick(&[("files-wanted", vec![3])]),
+            Err("file index out of range".to_string())
+        );
+    }
 }

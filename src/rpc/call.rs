@@ -37,6 +37,9 @@ pub struct Add {
     pub download_dir: Option<String>,
     /// `paused`: added stopped.
     pub paused: bool,
+    /// `files-wanted`, `files-unwanted`, `priority-*`: each present one with its file
+    /// indices.
+    pub files: Vec<(&'static str, Vec<u64>)>,
 }
 
 /// What a start/stop-like call does to its torrents.
@@ -260,11 +263,42 @@ fn add_of(args: &Map<String, Value>) -> Result<Add, String> {
         metainfo,
         download_dir: text("download-dir")?,
         paused: flag(args, "paused")?,
+        files: file_choice(args)?,
     };
     if add.filename.is_none() && add.metainfo.is_none() {
         return Err("no filename or metainfo specified".into());
     }
     Ok(add)
+}
+
+/// `torrent-set`'s (and `torrent-add`'s) file arguments, in the order they are applied:
+/// whether a file is wanted first, then how urgently (btmini keeps no priority for a file
+/// it does not want).
+pub const FILE_KEYS: [&str; 5] = [
+    "files-unwanted",
+    "files-wanted",
+    "priority-high",
+    "priority-low",
+    "priority-normal",
+];
+
+/// The file arguments present, each with its list of file indices (empty: every file).
+pub fn file_choice(args: &Map<String, Value>) -> Result<Vec<(&'static str, Vec<u64>)>, String> {
+    let mut out = Vec::new();
+    for key in FILE_KEYS {
+        let Some(v) = args.get(key) else { continue };
+        let list = v
+            .as_array()
+            .ok_or_else(|| format!("{key} is not a list"))?
+            .iter()
+            .map(|n| {
+                n.as_u64()
+                    .ok_or_else(|| format!("{key} is not a list of file numbers"))
+            })
+            .collect::<Result<Vec<u64>, String>>()?;
+        out.push((key, list));
+    }
+    Ok(out)
 }
 
 /// A reply's JSON: `result`, `arguments`, and the request's `tag`.
@@ -345,7 +379,7 @@ mod tests {
     #[test]
     fn torrent_add_takes_base64_metainfo_in_lines_or_a_filename_and_checks_types() {
         let add = call(
-            r#"{"method":"torrent-add","arguments":{"metainfo":"ZDQ6\nbmFtZTE6eGU=","paused":true,"download-dir":"/d"}}"#,
+            r#"{"method":"torrent-add","arguments":{"metainfo":"ZDQ6\nbmFtZTE6eGU=","paused":true,"download-dir":"/d","files-unwanted":[1,2],"priority-high":[]}}"#,
         );
         assert_eq!(
             add,
@@ -354,8 +388,15 @@ mod tests {
                 metainfo: Some(b"d4:name1:xe".to_vec()),
                 download_dir: Some("/d".into()),
                 paused: true,
+                files: vec![("files-unwanted", vec![1, 2]), ("priority-high", vec![])],
             }))
         );
+        for bad in [r#""1""#, r#"[-1]"#, r#"["a"]"#, r#"[1.5]"#] {
+            let body = format!(
+                r#"{{"method":"torrent-add","arguments":{{"filename":"x","files-wanted":{bad}}}}}"#
+            );
+            assert!(call(&body).is_err(), "{bad}");
+        }
         assert!(call(r#"{"method":"torrent-add","arguments":{"metainfo":"%%%"}}"#).is_err());
         assert!(call(r#"{"method":"torrent-add","arguments":{}}"#).is_err());
         assert!(call(r#"{"method":"torrent-add","arguments":{"filename":5}}"#).is_err());

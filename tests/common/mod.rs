@@ -70,6 +70,15 @@ pub fn multi_file_payload(root: &Path) -> PathBuf {
     dir
 }
 
+/// Three files for the file-selection tests, in `root`: a.bin (300,001 bytes), b.bin
+/// (2,000,003) and c.bin (200,007). With 64 KiB pieces, b.bin holds 30 pieces of its own and
+/// shares one with each of the others.
+pub fn three_file_payload(root: &Path) {
+    write_file(&root.join("a.bin"), 11, 300_001);
+    write_file(&root.join("b.bin"), 12, 2_000_003);
+    write_file(&root.join("c.bin"), 13, 200_007);
+}
+
 /// A single-file payload of an odd size. Returns the file.
 pub fn single_file_payload(root: &Path) -> PathBuf {
     let f = root.join("single ☃.bin");
