@@ -219,6 +219,7 @@ fn transmission_remote_chooses_the_files_and_an_unwanted_one_is_not_downloaded()
     );
     let info = remote(rpc, &["-t", "1", "-i"]);
     let got = downloaded_of(&info);
+    eprintln!("without b.bin: {got} bytes downloaded");
     assert!(got < 600_000.0, "{got} bytes downloaded:\n{info}");
     let files = remote(rpc, &["-t", "1", "-f"]);
     let row = |n: &str| {
@@ -268,6 +269,7 @@ fn transmission_remote_chooses_the_files_and_an_unwanted_one_is_not_downloaded()
     // This run fetched the 30 pieces inside b.bin (1.97 MB as shown), not the two it
     // shares with the others (32 pieces would show 2.10 MB).
     let got = downloaded_of(&remote(rpc, &["-t", "1", "-i"]));
+    eprintln!("then b.bin: {got} bytes downloaded");
     assert!(got < 2.0e6, "{got}");
 }
 
