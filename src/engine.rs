@@ -46,6 +46,10 @@ pub struct DownloadOptions {
     pub min_share: f64,
     /// Which files are wanted, and how urgently (`--files`).
     pub files: crate::selection::Selection,
+    /// Check data on disk that the sidecar cannot vouch for in the loop, a slice per pass
+    /// beside the other torrents (a daemon), instead of in one go while adding (the
+    /// command line, which shows its progress).
+    pub check_in_loop: bool,
 }
 
 impl Default for DownloadOptions {
@@ -63,6 +67,7 @@ impl Default for DownloadOptions {
             seed_ratio: None,
             min_share: 0.10,
             files: crate::selection::Selection::all(),
+            check_in_loop: false,
         }
     }
 }
@@ -125,6 +130,9 @@ impl From<io::Error> for DownloadError {
 /// Where a download is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Hashing the data already on disk, a slice at a time, before anything else (with
+    /// [`DownloadOptions::check_in_loop`]); no peers, no trackers yet.
+    Checking,
     /// Fetching pieces.
     Downloading,
     /// Every piece verified; telling the trackers.
@@ -157,6 +165,8 @@ pub struct Status {
     pub total: u64,
     /// Bytes verified.
     pub have_bytes: u64,
+    /// While [`Phase::Checking`]: pieces checked, of how many.
+    pub checking: Option<(u32, u32)>,
     /// Bytes of the pieces of the wanted files (`total` when every file is wanted).
     pub wanted_bytes: u64,
     /// Of those, bytes not verified yet.

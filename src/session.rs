@@ -352,6 +352,18 @@ impl Session {
         self.completed = self.picker.is_done();
     }
 
+    /// Starts the download over from `have`, the pieces a check of the data on disk found
+    /// after the session was made (before any peer was let in).
+    pub fn restart_from(&mut self, have: Bitfield, now: Instant) {
+        let total = self.picker.total();
+        self.picker = Picker::new(self.piece_length, total, have, self.rng);
+        if !self.tiers.is_empty() {
+            self.picker.set_tiers(&self.tiers);
+        }
+        self.completed = self.picker.is_done();
+        self.fill_all(now);
+    }
+
     /// Gives each piece its tier (0 high, 1 normal, 2 low, [`crate::picker::SKIP`]: not
     /// wanted; see [`crate::selection::Selection::piece_tiers`]), before or after the
     /// metadata is known. Interest in each peer follows at once; when every wanted piece is

@@ -126,3 +126,60 @@ fn torrents_are_added_and_removed_while_the_loop_runs() {
     }
     assert!(host.all_finished());
 }
+
+/// With `check_in_loop`, data on disk without a sidecar is hashed a slice per pass of the
+/// loop (4 MiB), not in `add`: the torrent is Checking until the last slice, a peer for it
+/// is turned away meanwhile, and the check finds exactly the pieces that are right.
+#[test]
+fn data_on_disk_is_checked_a_slice_per_pass_of_the_loop() {
+    let dir = TempDir::new("host-check");
+    // 12 MiB in 64 KiB pieces: 192 pieces, 64 a slice.
+    let (file, torrent) = single_file_torrent(dir.path(), 7, 12 << 20, &[]);
+    let meta = load(&torrent);
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut data = std::fs::read(&file).unwrap();
+    data[100 * 65_536 + 5] ^= 1; // piece 100 is wrong
+    std::fs::write(out.join(&meta.name), &data).unwrap();
+    let mut host = Host::new(HostOptions {
+        port: 0,
+        bind: Some("127.0.0.3".parse().unwrap()),
+        ..Default::default()
+    })
+    .unwrap();
+    let opts = DownloadOptions {
+        output: out.clone(),
+        bind: Some("127.0.0.3".parse().unwrap()),
+        check_in_loop: true,
+        ..Default::default()
+    };
+    let id = host
+        .add(Source::Torrent(meta.clone()), opts, &mut |_, _| {
+            panic!("no check in add")
+        })
+        .unwrap();
+    let s = host.status(id).unwrap();
+    assert_eq!((s.phase, s.checking), (Phase::Checking, Some((0, 192))));
+    let mut peer = TcpStream::connect(("127.0.0.3", host.port())).unwrap();
+    peer.write_all(&handshake(meta.info_hash.0)).unwrap();
+    host.step(Some(Duration::ZERO)).unwrap();
+    assert_eq!(host.status(id).unwrap().checking, Some((64, 192)));
+    let mut passes = 1;
+    step_until(&mut host, "the check", |h| {
+        passes += 1;
+        h.status(id).unwrap().phase != Phase::Checking
+    });
+    // 3 slices; the first pass after the last one sees it over.
+    assert_eq!(passes, 4);
+    let mut buf = [0u8; 68];
+    peer.set_read_timeout(Some(LIMIT)).unwrap();
+    assert!(
+        matches!(peer.read(&mut buf), Ok(0) | Err(_)),
+        "a peer was let in while the data was being checked"
+    );
+    let s = host.status(id).unwrap();
+    assert_eq!(s.phase, Phase::Downloading);
+    let have: Vec<u32> = host.session(id).unwrap().have().ones().collect();
+    assert_eq!(have.len(), 191);
+    assert!(!have.contains(&100));
+}

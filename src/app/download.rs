@@ -270,6 +270,10 @@ fn status_line(s: &Status, started: Instant) -> String {
         ratio,
     );
     match s.phase {
+        Phase::Checking => {
+            let (done, of) = s.checking.unwrap_or((0, 0));
+            line += &format!("  checking the data on disk: {done}/{of} pieces");
+        }
         Phase::Completing => line += "  complete, telling the trackers",
         Phase::Seeding => line += &format!("  seeding to {} leechers", s.stats.leechers),
         Phase::Stopping => line += "  stopping",
@@ -294,6 +298,7 @@ fn json_status(s: &Status, started: Instant) -> String {
         .str(
             "phase",
             match s.phase {
+                Phase::Checking => "checking",
                 Phase::Downloading => "downloading",
                 Phase::Completing => "completing",
                 Phase::Seeding => "seeding",

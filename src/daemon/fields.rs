@@ -34,6 +34,8 @@ pub struct View {
     pub status: i64,
     /// Verified bytes.
     pub have: u64,
+    /// How far a check of the data on disk is (0–1; `recheckProgress`).
+    pub recheck: f64,
     /// Bytes of the wanted pieces (`sizeWhenDone`).
     pub wanted: u64,
     /// Of those, bytes not verified yet (`leftUntilDone`).
@@ -144,7 +146,7 @@ impl View {
                     self.metadata_progress.unwrap_or(0.0).into()
                 }
             }
-            "recheckProgress" => 0.into(),
+            "recheckProgress" => self.recheck.into(),
             "rateDownload" => (self.down_rate as u64).into(),
             "rateUpload" => (self.up_rate as u64).into(),
             "downloadedEver" => self.downloaded.into(),

@@ -225,6 +225,8 @@ impl Items {
         };
         dl.storage.force_recheck = item.verify;
         dl.files = item.rec.files.clone();
+        // A check of the data on disk runs beside the other torrents and the RPC.
+        dl.check_in_loop = true;
         (dl.session.down_limit, dl.session.up_limit) = item.rec.speed.bytes();
         match host.add(source, dl, &mut |_, _| {}) {
             Ok(id) => {
@@ -361,6 +363,7 @@ impl Items {
         let live = stats.filter(|_| running);
         let code = match (running, st.as_ref().map(|s| s.phase)) {
             (false, _) => status::STOPPED,
+            (true, Some(Phase::Checking)) => status::CHECKING,
             // Seeding what it has, but files wanted later are still coming.
             (true, Some(Phase::Seeding)) if st.as_ref().is_some_and(|s| s.left_bytes > 0) => {
                 status::DOWNLOADING
@@ -384,6 +387,11 @@ impl Items {
             status: code,
             have: st.as_ref().map_or(0, |s| s.have_bytes),
             wanted: st.as_ref().map_or(0, |s| s.wanted_bytes),
+            recheck: st
+                .as_ref()
+                .and_then(|s| s.checking)
+                .filter(|_| running)
+                .map_or(0.0, |(done, of)| f64::from(done) / f64::from(of.max(1))),
             left: st.as_ref().map_or(0, |s| s.left_bytes),
             files: item.rec.files.clone(),
             file_bytes: match (&item.meta, item.running.and_then(|id| host.session(id))) {

@@ -374,7 +374,12 @@ impl Host {
             dht_asks: 0,
             dht_pings: Vec::new(),
         };
-        if t.session.is_done() {
+        if t.storage
+            .as_ref()
+            .is_some_and(|s| s.recheck_progress().is_some())
+        {
+            t.phase = Phase::Checking;
+        } else if t.session.is_done() {
             log::info!(
                 "{}: all {} wanted pieces are already verified: seeding",
                 crate::util::printable(&t.name),
@@ -395,12 +400,7 @@ impl Host {
         let port = self.port;
         if let Some(t) = self.torrents.get_mut(id) {
             t.remove_when_finished = true;
-            if matches!(
-                t.phase,
-                Phase::Downloading | Phase::Completing | Phase::Seeding
-            ) {
-                t.begin_stop(&self.poll, port, now);
-            }
+            t.stop(&self.poll, port, now);
         }
     }
 
@@ -408,12 +408,7 @@ impl Host {
     pub fn stop(&mut self) {
         let now = Instant::now();
         for (_, t) in self.torrents.iter_mut() {
-            if matches!(
-                t.phase,
-                Phase::Downloading | Phase::Completing | Phase::Seeding
-            ) {
-                t.begin_stop(&self.poll, self.port, now);
-            }
+            t.stop(&self.poll, self.port, now);
         }
     }
 
@@ -568,9 +563,9 @@ impl Host {
             if let Some(d) = t.trackers.next_deadline() {
                 wait = wait.min(d.saturating_duration_since(now));
             }
-            if t.session.has_actions() {
-                // Work is queued (a round limit was reached): the readiness that would
-                // wake us has been used up, so do not sleep.
+            if t.session.has_actions() || t.phase == Phase::Checking {
+                // Work is queued (a round limit was reached, or a check goes on): the
+                // readiness that would wake us has been used up, so do not sleep.
                 wait = Duration::ZERO;
             }
         }
@@ -680,6 +675,12 @@ impl Host {
             }
             return;
         }
+        if t.phase == Phase::Checking {
+            if let Err(e) = t.check_some(now) {
+                self.fail(id, e);
+            }
+            return;
+        }
         t.run_trackers(&self.poll, port, now);
         let result = t
             .drain(
@@ -740,18 +741,13 @@ impl Host {
         let running = self.torrents.iter().any(|(_, t)| {
             matches!(
                 t.phase,
-                Phase::Downloading | Phase::Completing | Phase::Seeding
+                Phase::Checking | Phase::Downloading | Phase::Completing | Phase::Seeding
             )
         });
         if n == 1 && running {
             log::info!("stopping (again to quit at once)");
             for (_, t) in self.torrents.iter_mut() {
-                if matches!(
-                    t.phase,
-                    Phase::Downloading | Phase::Completing | Phase::Seeding
-                ) {
-                    t.begin_stop(&self.poll, self.port, now);
-                }
+                t.stop(&self.poll, self.port, now);
             }
             return;
         }

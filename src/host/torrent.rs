@@ -20,6 +20,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Bytes a checking torrent hashes per pass of the loop: a few milliseconds, so the other
+/// torrents and the RPC go on meanwhile.
+const CHECK_SLICE: u64 = 4 << 20;
+
 /// After `completed`, how long a torrent waits for that announce before `stopped`.
 const COMPLETED_WAIT: Duration = Duration::from_secs(3);
 
@@ -229,8 +233,13 @@ pub(super) fn open_storage(
     let mut storage = Storage::open_selected(meta.clone(), &opts.output, opts.storage, &wanted)?;
     if let Resume::NeedsRecheck(why) = storage.resume().clone() {
         log::info!("checking the data on disk: {why}");
-        let found = storage.recheck(progress)?;
-        log::info!("{found} of {} pieces are already there", meta.piece_count());
+        if opts.check_in_loop {
+            // The host hashes it a slice per pass (Phase::Checking).
+            storage.begin_recheck();
+        } else {
+            let found = storage.recheck(progress)?;
+            log::info!("{found} of {} pieces are already there", meta.piece_count());
+        }
     }
     Ok(storage)
 }
@@ -344,6 +353,44 @@ impl Torrent {
             }
         }
         Ok(())
+    }
+
+    /// Hashes the next slice of a check of the data on disk; once it is over, the session
+    /// starts from the pieces found (no peer has been let in yet) and the torrent
+    /// downloads, or seeds what is wanted.
+    pub(super) fn check_some(&mut self, now: Instant) -> Result<(), DownloadError> {
+        let (Some(storage), Some(meta)) = (&mut self.storage, &self.meta) else {
+            return Err(DownloadError::NoMetadata);
+        };
+        let Some(found) = storage.recheck_some(CHECK_SLICE)? else {
+            return Ok(());
+        };
+        log::info!(
+            "{}: {found} of {} pieces are already there",
+            crate::util::printable(&meta.name),
+            meta.piece_count()
+        );
+        self.session.restart_from(storage.have().clone(), now);
+        self.start_left = Some(self.session.left(meta.total_length));
+        if self.session.is_done() {
+            self.phase = Phase::Seeding;
+            self.session.set_seeding(true);
+        } else {
+            self.phase = Phase::Downloading;
+        }
+        Ok(())
+    }
+
+    /// Stops it: a running torrent flushes and announces `stopped` first; one still checking
+    /// its data (no tracker has heard of it, nothing is verified yet) finishes at once.
+    pub(super) fn stop(&mut self, poll: &Poll, port: u16, now: Instant) {
+        match self.phase {
+            Phase::Checking => self.phase = Phase::Finished,
+            Phase::Downloading | Phase::Completing | Phase::Seeding => {
+                self.begin_stop(poll, port, now);
+            }
+            Phase::Stopping | Phase::Finished => {}
+        }
     }
 
     /// Flushes, announces `stopped`, and waits for that (bounded) before finishing.
@@ -504,6 +551,7 @@ impl Torrent {
             stats,
             total,
             have_bytes,
+            checking: self.storage.as_ref().and_then(|s| s.recheck_progress()),
             wanted_bytes,
             left_bytes,
             uploaded: self.storage.as_ref().map_or(0, |s| s.uploaded()),

@@ -142,6 +142,11 @@ impl Picker {
         self.rng
     }
 
+    /// The torrent's size.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
     /// Verified pieces.
     pub fn have(&self) -> &Bitfield {
         &self.have

@@ -129,6 +129,8 @@ pub struct Storage {
     uploaded: u64,
     /// The upload count the sidecar on disk holds.
     saved_uploaded: u64,
+    /// While a check runs: the next piece to hash.
+    checked: Option<u32>,
 }
 
 impl Storage {
@@ -223,6 +225,7 @@ impl Storage {
             stale: prepared.touched,
             uploaded,
             saved_uploaded: uploaded,
+            checked: None,
             geometry,
             meta,
         };
@@ -376,14 +379,50 @@ impl Storage {
     /// Hashes every piece on disk and keeps the ones that verify, calling `progress(done,
     /// total)` after each piece; then makes the result durable. Returns the pieces found.
     pub fn recheck(&mut self, mut progress: impl FnMut(u32, u32)) -> Result<u32, StorageError> {
+        self.begin_recheck();
         let total = self.meta.piece_count();
-        self.have = Bitfield::new(total);
-        for index in 0..total {
-            if self.hash_on_disk(index)? == self.meta.pieces[index as usize] {
-                self.have.set(index);
+        loop {
+            if let Some(found) = self.recheck_some(1)? {
+                progress(total, total);
+                return Ok(found);
             }
-            progress(index + 1, total);
+            let (done, _) = self.recheck_progress().expect("checking");
+            progress(done, total);
         }
+    }
+
+    /// Starts a check of every piece on disk, to be carried out by [`Storage::recheck_some`]
+    /// a slice at a time. Nothing is verified until it is over.
+    pub fn begin_recheck(&mut self) {
+        self.have = Bitfield::new(self.meta.piece_count());
+        self.resume = Resume::NeedsRecheck("checking".into());
+        self.checked = Some(0);
+    }
+
+    /// Where a check is: pieces checked, of how many; `None` when none runs.
+    pub fn recheck_progress(&self) -> Option<(u32, u32)> {
+        self.checked.map(|n| (n, self.meta.piece_count()))
+    }
+
+    /// Hashes about `max_bytes` more of the check [`Storage::begin_recheck`] started (at
+    /// least one piece). When it is over, the result is made durable and the pieces found
+    /// are returned.
+    pub fn recheck_some(&mut self, max_bytes: u64) -> Result<Option<u32>, StorageError> {
+        let total = self.meta.piece_count();
+        let mut next = self.checked.unwrap_or(0);
+        let mut hashed = 0u64;
+        while next < total && (hashed == 0 || hashed < max_bytes) {
+            if self.hash_on_disk(next)? == self.meta.pieces[next as usize] {
+                self.have.set(next);
+            }
+            hashed += self.meta.piece_size(next);
+            next += 1;
+        }
+        self.checked = Some(next);
+        if next < total {
+            return Ok(None);
+        }
+        self.checked = None;
         self.resume = Resume::Trusted;
         // The whole torrent was read through the maps: let go of those pages now, not
         // after the next RELEASE_BYTES of uploads (a daemon checking a hundred small
@@ -394,7 +433,7 @@ impl Storage {
         self.files.mark_all_dirty();
         self.stale = true;
         self.flush()?;
-        Ok(self.have.count())
+        Ok(Some(self.have.count()))
     }
 
     fn hash_on_disk(&mut self, index: u32) -> Result<[u8; 20], StorageError> {
