@@ -22,6 +22,7 @@
 
 mod dht;
 mod link;
+mod share;
 mod torrent;
 
 pub use dht::{DhtOptions, ROUTERS};
@@ -373,6 +374,9 @@ impl Host {
             dht_next: now,
             dht_asks: 0,
             dht_pings: Vec::new(),
+            rates: (0.0, 0.0),
+            recent: Vec::new(),
+            measured: None,
         };
         if t.storage
             .as_ref()
@@ -466,26 +470,46 @@ impl Host {
     fn share_limits(&mut self) {
         let n = self.torrents.len().max(1);
         let l = &self.opts.limits;
-        let share = |global: Option<u64>, own: Option<u64>| match (
-            global.map(|g| (g / n as u64).max(1)),
+        // The global rates by need (share.rs), from each torrent's last second.
+        let uses = |up: bool| -> Vec<share::Use> {
+            self.torrents
+                .iter()
+                .map(|(_, t)| {
+                    let (had, own) = if up {
+                        (t.session.rate_limits().1, t.opts.session.up_limit)
+                    } else {
+                        (t.session.rate_limits().0, t.opts.session.down_limit)
+                    };
+                    share::Use {
+                        used: if up { t.rates.1 } else { t.rates.0 },
+                        had,
+                        own,
+                    }
+                })
+                .collect()
+        };
+        let down = l.down_limit.map(|g| share::split(g, &uses(false)));
+        let up = l.up_limit.map(|g| share::split(g, &uses(true)));
+        let share = |global: Option<&Vec<u64>>, k: usize, own: Option<u64>| match (
+            global.map(|g| g[k]),
             own,
         ) {
             (Some(g), Some(o)) => Some(g.min(o)),
             (g, o) => g.or(o),
         };
-        for (_, t) in self.torrents.iter_mut() {
+        for (k, (_, t)) in self.torrents.iter_mut().enumerate() {
             t.session.set_limits(
                 l.max_peers.div_ceil(n),
                 l.max_half_open.div_ceil(n),
                 l.max_partial_bytes / n as u64,
             );
             let own = &t.opts.session;
-            let (down, up) = (
-                share(l.down_limit, own.down_limit),
-                share(l.up_limit, own.up_limit),
+            let limits = (
+                share(down.as_ref(), k, own.down_limit),
+                share(up.as_ref(), k, own.up_limit),
             );
-            if t.session.rate_limits() != (down, up) {
-                t.session.set_rate_limits(down, up);
+            if t.session.rate_limits() != limits {
+                t.session.set_rate_limits(limits.0, limits.1);
             }
         }
     }
@@ -627,6 +651,10 @@ impl Host {
             self.next_tick = now + TICK;
             for (_, t) in self.torrents.iter_mut() {
                 t.session.tick(now);
+                t.measure_rates(now);
+            }
+            if self.opts.limits.down_limit.is_some() || self.opts.limits.up_limit.is_some() {
+                self.share_limits();
             }
             self.expire_unattached(now);
             self.ask_dht(now);

@@ -20,6 +20,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Ticks whose peak rate stands for a torrent's need (see `share.rs`).
+const RATE_TICKS: usize = 3;
+
 /// Bytes a checking torrent hashes per pass of the loop: a few milliseconds, so the other
 /// torrents and the RPC go on meanwhile.
 const CHECK_SLICE: u64 = 4 << 20;
@@ -68,6 +71,13 @@ pub(super) struct Torrent {
     pub(super) dht_asks: u32,
     /// DHT nodes its peers told of (`port` messages), for the host to ping.
     pub(super) dht_pings: Vec<SocketAddr>,
+    /// Bytes a second down and up, the most of the last [`RATE_TICKS`] ticks, for sharing
+    /// the global limits.
+    pub(super) rates: (f64, f64),
+    /// The last ticks' rates, newest last.
+    pub(super) recent: Vec<(f64, f64)>,
+    /// The session's byte counts (down, up) at the last measure, and when.
+    pub(super) measured: Option<(u64, u64, Instant)>,
 }
 
 /// A torrent's session actions carried out on the host's poll and links.
@@ -379,6 +389,31 @@ impl Torrent {
             self.phase = Phase::Downloading;
         }
         Ok(())
+    }
+
+    /// Measures its rates over the time since the last measure (from the byte counts, not
+    /// the smoothed peer rates, so a second's use is what it was).
+    pub(super) fn measure_rates(&mut self, now: Instant) {
+        let st = self.session.stats(now);
+        if let Some((down, up, at)) = self.measured {
+            let dt = now.duration_since(at).as_secs_f64();
+            if dt > 0.0 {
+                if self.recent.len() == RATE_TICKS {
+                    self.recent.remove(0);
+                }
+                self.recent.push((
+                    st.downloaded.saturating_sub(down) as f64 / dt,
+                    st.uploaded.saturating_sub(up) as f64 / dt,
+                ));
+                // The peak: a tick that ran long or a peer that paused does not make a
+                // torrent look as if it needed less.
+                self.rates = self
+                    .recent
+                    .iter()
+                    .fold((0.0, 0.0), |m, r| (r.0.max(m.0), r.1.max(m.1)));
+            }
+        }
+        self.measured = Some((st.downloaded, st.uploaded, now));
     }
 
     /// Stops it: a running torrent flushes and announces `stopped` first; one still checking
