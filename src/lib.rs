@@ -99,6 +99,7 @@ pub mod json;
 pub mod logging;
 pub mod magnet;
 pub mod metainfo;
+pub mod mse;
 pub mod net;
 pub mod peer;
 pub mod picker;

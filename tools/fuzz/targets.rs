@@ -41,6 +41,7 @@ pub(crate) const TARGETS: &[(&str, Target)] = &[
     ("ut_metadata", ut_metadata),
     ("krpc", krpc),
     ("dht_node", dht_node),
+    ("mse", mse),
     // The RPC is in builds with the `daemon` feature (btmini's, or this crate's own when
     // fuzzing, on by default).
     #[cfg(feature = "daemon")]
@@ -815,5 +816,73 @@ pub(crate) fn rpc_call(data: &[u8]) {
     assert!(v["result"].is_string());
     if let Some(t) = tag {
         assert_eq!(v["tag"], t);
+    }
+}
+
+/// The MSE handshake. With the first byte's top bit, the bytes go straight to a responder
+/// and to an initiator (garbage before and instead of a handshake). Otherwise a real
+/// initiator and responder shake hands, with the first four bytes choosing the methods,
+/// the pads and the delivery size, and the rest XORed into the initiator's bytes as they go:
+/// RC4 is a XOR stream, so flips of the ciphertext are flips of the fields inside it.
+pub(crate) fn mse(data: &[u8]) {
+    use btmini::mse::{Initiator, Responder, req2};
+    let Some((head, rest)) = data.split_first_chunk::<4>() else {
+        return;
+    };
+    let ih = [7u8; 20];
+    let lookup = |k: &[u8; 20]| (*k == req2(&ih)).then_some(ih);
+    let chunk = usize::from(head[3]).max(1);
+    if head[0] & 0x80 != 0 {
+        let mut b = Responder::new(3, [2; 20], b"", b"");
+        let mut a = Initiator::new(ih, 3, b"", [1; 20], b"", b"");
+        for piece in rest.chunks(chunk) {
+            let _ = b.handle(piece, lookup);
+            let _ = a.handle(piece);
+        }
+        return;
+    }
+    let pad = usize::from(head[2]) * 2;
+    let ia = &rest[..rest.len().min(68)];
+    let mut a = Initiator::new(
+        ih,
+        u32::from(head[0] & 3),
+        ia,
+        [1; 20],
+        &vec![0x11; pad],
+        &vec![0x22; pad / 2],
+    );
+    let mut b = Responder::new(
+        u32::from(head[1] & 3),
+        [2; 20],
+        &vec![0x33; pad / 3],
+        &vec![0x44; pad / 4],
+    );
+    let mut flips = rest.iter().copied();
+    let (mut done_a, mut done_b) = (false, false);
+    for _ in 0..8 {
+        let mut out = a.take_output();
+        for (byte, f) in out.iter_mut().zip(&mut flips) {
+            *byte ^= f;
+        }
+        for piece in out.chunks(chunk) {
+            match b.handle(piece, lookup) {
+                Err(_) => return,
+                Ok(Some(e)) => {
+                    assert_eq!(e.info_hash, ih);
+                    done_b = true;
+                }
+                Ok(None) => {}
+            }
+        }
+        for piece in b.take_output().chunks(chunk) {
+            match a.handle(piece) {
+                Err(_) => return,
+                Ok(Some(_)) => done_a = true,
+                Ok(None) => {}
+            }
+        }
+        if done_a && done_b {
+            return;
+        }
     }
 }
