@@ -591,6 +591,15 @@ impl Session {
         }
     }
 
+    /// Peer `key` came through an MSE handshake that chose RC4: what is queued for it from
+    /// now on is encrypted with `enc` (the shell decrypts what it reads from it). Call it
+    /// right after [`Session::accept`], before any byte of the peer's.
+    pub fn set_encryptor(&mut self, key: usize, enc: crate::mse::Half) {
+        if let Some(p) = self.peers.get_mut(key) {
+            p.conn.set_encryptor(enc);
+        }
+    }
+
     /// Bytes waiting to be sent to peer `key`.
     pub fn tx(&self, key: usize) -> &[u8] {
         self.peers.get(key).map_or(&[], |p| p.conn.pending())

@@ -69,6 +69,49 @@ fn libtorrent_downloads_from_a_btmini_seed() {
     same_files(&out.join("multi"), &root);
 }
 
+/// Peers that insist on encryption dial btmini, which answers their MSE handshake: a
+/// libtorrent with MSE forced both ways and RC4 only, and an aria2c with
+/// `--bt-require-crypto --bt-min-crypto-level=arc4`; both download byte for byte.
+#[test]
+fn peers_that_require_encryption_download_from_a_btmini_seed() {
+    let dir = TempDir::new("up-mse");
+    let port = free_port();
+    let (data, torrent, hash) = tracked_payload(&dir, &format!("http://127.0.0.1:{port}/announce"));
+    let _tracker = OpenTracker::start_on(port, std::slice::from_ref(&hash));
+    let seed = btmini_seed(&torrent, &data, "127.0.0.21");
+    let lt_out = dir.join("lt-out");
+    let peer = format!("127.0.0.21:{}", seed.port);
+    let v = libtorrent(&[
+        OsStr::new("download_rc4"),
+        torrent.as_os_str(),
+        lt_out.as_os_str(),
+        OsStr::new("127.0.0.22"),
+        OsStr::new(&peer),
+    ]);
+    assert_eq!(v["seeding"], true, "libtorrent, encryption forced: {v}");
+    assert_eq!(v["rc4"], true, "the connection was not RC4: {v}");
+    same_files(&lt_out.join("multi"), &data.join("multi"));
+
+    let aria_out = dir.join("aria-out");
+    let aria = Command::new("aria2c")
+        .arg("--dir")
+        .arg(&aria_out)
+        .args(["--seed-time=0", "--enable-dht=false", "--enable-dht6=false"])
+        .args(["--bt-enable-lpd=false", "--enable-peer-exchange=false"])
+        .args(["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"])
+        .args(["--summary-interval=0", "--quiet=true"])
+        .arg(format!("--listen-port={}", free_port()))
+        .arg(&torrent)
+        .spawn()
+        .expect("aria2c");
+    wait_ok(
+        aria,
+        "aria2c (encryption required)",
+        Duration::from_secs(120),
+    );
+    same_files(&aria_out.join("multi"), &data.join("multi"));
+}
+
 /// A multi-file payload under `dir/data/multi` with a torrent naming `tracker`.
 fn tracked_payload(
     dir: &TempDir,

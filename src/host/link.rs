@@ -16,8 +16,13 @@ pub(super) const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub(super) enum Owner {
     /// Incoming, its handshake not yet read far enough to name a torrent: the bytes so far
-    /// (at most 48 are needed; more may have come in the same read).
-    Unattached { rx: Vec<u8>, since: Instant },
+    /// (at most 48 are needed; more may have come in the same read), or, when its first
+    /// bytes were not a BitTorrent handshake, the MSE handshake under way.
+    Unattached {
+        rx: Vec<u8>,
+        since: Instant,
+        mse: Option<Box<crate::mse::Responder>>,
+    },
     /// Torrent `torrent`'s session's peer `key`.
     Peer { torrent: usize, key: usize },
 }
@@ -30,4 +35,7 @@ pub(super) struct Link {
     /// The peer, for the log (a reset socket no longer knows it).
     pub(super) addr: SocketAddr,
     pub(super) owner: Owner,
+    /// RC4 for what is read, after an MSE handshake that chose it (the session's peer
+    /// encrypts what it queues with the other half).
+    pub(super) decrypt: Option<crate::mse::Half>,
 }

@@ -43,7 +43,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use socket2::{Domain, Socket, Type};
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -822,7 +822,9 @@ impl Host {
                             owner: Owner::Unattached {
                                 rx: Vec::new(),
                                 since: now,
+                                mse: None,
                             },
+                            decrypt: None,
                         });
                     }
                 }
@@ -1024,7 +1026,13 @@ impl Host {
                     self.close_link(link, "closed by the peer", now);
                     return;
                 }
-                Ok(n) => self.received(link, &buf[..n], now),
+                Ok(n) => {
+                    // An encrypted link is decrypted here, in the read buffer, once.
+                    if let Some(d) = &mut l.decrypt {
+                        d.apply(&mut buf[..n]);
+                    }
+                    self.received(link, &buf[..n], now);
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -1040,14 +1048,36 @@ impl Host {
         let l = &mut self.links[link];
         let (torrent, key) = match &mut l.owner {
             Owner::Peer { torrent, key } => (*torrent, *key),
-            Owner::Unattached { rx, .. } => {
+            Owner::Unattached { mse: Some(_), .. } => return self.mse_received(link, data, now),
+            Owner::Unattached { rx, mse, .. } => {
                 rx.extend_from_slice(data);
+                // `\x13BitTorrent protocol`, or as much of it as has come.
+                let plain = rx
+                    .iter()
+                    .zip(std::iter::once(&19u8).chain(crate::wire::PROTOCOL))
+                    .all(|(a, b)| a == b);
+                if !plain {
+                    // Not a BitTorrent handshake: an encrypted one (MSE) begins.
+                    let mut x = [0u8; crate::mse::PRIVATE_LEN];
+                    crate::mse::random(&mut x);
+                    let mut pads = [0u8; 2 * crate::mse::MAX_PAD];
+                    crate::mse::random(&mut pads);
+                    let (nb, nd) = (usize::from(pads[0]) * 2, usize::from(pads[1]));
+                    *mse = Some(Box::new(crate::mse::Responder::new(
+                        crate::mse::RC4 | crate::mse::PLAINTEXT,
+                        x,
+                        &pads[2..2 + nb],
+                        &pads[2 + nb..2 + nb + nd],
+                    )));
+                    let rx = std::mem::take(rx);
+                    return self.mse_received(link, &rx, now);
+                }
                 match Handshake::info_hash_of(rx) {
                     Ok(None) => return,
                     Err(e) => return self.close_unattached(link, &e.to_string()),
                     Ok(Some(hash)) => {
                         let rx = std::mem::take(rx);
-                        self.attach(link, hash, rx, now);
+                        self.attach(link, hash, rx, None, now);
                         return;
                     }
                 }
@@ -1073,9 +1103,66 @@ impl Host {
         }
     }
 
+    /// Bytes of an incoming MSE handshake: our replies go out at once (a few hundred bytes,
+    /// which a fresh socket always takes); once it is over, the link is attached to the
+    /// torrent it named, with RC4 on both sides if that was chosen.
+    fn mse_received(&mut self, link: usize, data: &[u8], now: Instant) {
+        let hashes: Vec<[u8; 20]> = self.by_hash.keys().copied().collect();
+        let l = &mut self.links[link];
+        let Owner::Unattached { mse: Some(r), .. } = &mut l.owner else {
+            return;
+        };
+        let result = r.handle(data, |k| {
+            hashes.iter().find(|h| crate::mse::req2(h) == *k).copied()
+        });
+        let out = r.take_output();
+        if !out.is_empty() {
+            if let Err(e) = l.stream.write_all(&out) {
+                return self.close_unattached(link, &format!("encryption handshake: {e}"));
+            }
+        }
+        let est = match result {
+            Ok(None) => return,
+            Err(e) => return self.close_unattached(link, &e.to_string()),
+            Ok(Some(est)) => est,
+        };
+        log::debug!(
+            "{}: encrypted handshake done, {}",
+            l.addr,
+            if est.cipher.is_some() {
+                "RC4"
+            } else {
+                "plaintext after it"
+            }
+        );
+        let (enc, mut dec) = match est.cipher {
+            Some(c) => {
+                let (e, d) = c.split();
+                (Some(e), Some(d))
+            }
+            None => (None, None),
+        };
+        let mut plain = est.initial;
+        let mut rest = est.rest;
+        if let Some(d) = &mut dec {
+            d.apply(&mut rest);
+        }
+        plain.extend_from_slice(&rest);
+        l.decrypt = dec;
+        self.attach(link, est.info_hash, plain, enc, now);
+    }
+
     /// An incoming link's handshake named `hash`: it becomes a peer of that torrent, which
-    /// gets the bytes read so far.
-    fn attach(&mut self, link: usize, hash: [u8; 20], rx: Vec<u8>, now: Instant) {
+    /// gets the bytes read so far (and, after an MSE handshake that chose RC4, encrypts
+    /// what it sends with `enc`).
+    fn attach(
+        &mut self,
+        link: usize,
+        hash: [u8; 20],
+        rx: Vec<u8>,
+        enc: Option<crate::mse::Half>,
+        now: Instant,
+    ) {
         let addr = self.links[link].addr;
         let found = self.by_hash.get(&hash).copied().and_then(|id| {
             let t = &mut self.torrents[id];
@@ -1088,6 +1175,9 @@ impl Host {
             return self.close_unattached(link, "not one of our torrents, or no room");
         };
         self.unattached -= 1;
+        if let Some(e) = enc {
+            self.torrents[id].session.set_encryptor(key, e);
+        }
         self.links[link].owner = Owner::Peer { torrent: id, key };
         self.torrents[id].links.insert(key, link);
         self.received(link, &rx, now);

@@ -133,6 +133,7 @@ impl Shell for Io<'_> {
                 torrent: self.torrent_id,
                 key,
             },
+            decrypt: None,
         });
         self.links.insert(key, link);
         Dial::Started

@@ -222,6 +222,12 @@ pub struct Responder {
     state: RState,
 }
 
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Responder")
+    }
+}
+
 impl Responder {
     /// Waits for an initiator; `allowed` is the set of methods we accept, `x` the random
     /// private key, `pad_b` and `pad_d` random pads of at most 512 bytes.

@@ -144,7 +144,29 @@ pub struct Cipher {
     dec: Rc4,
 }
 
+/// One direction's RC4: the connection's queue encrypts with one half, its reads decrypt
+/// with the other.
+pub struct Half(Rc4);
+
+impl Half {
+    /// Encrypts or decrypts `data` in place (RC4 is its own inverse).
+    pub fn apply(&mut self, data: &mut [u8]) {
+        self.0.apply_keystream(data);
+    }
+}
+
+impl fmt::Debug for Half {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Half(rc4)")
+    }
+}
+
 impl Cipher {
+    /// The two directions apart: (encrypt, decrypt).
+    pub fn split(self) -> (Half, Half) {
+        (Half(self.enc), Half(self.dec))
+    }
+
     /// Encrypts bytes about to be sent, in place.
     pub fn encrypt(&mut self, data: &mut [u8]) {
         self.enc.apply_keystream(data);
@@ -174,6 +196,19 @@ pub struct Established {
     pub initial: Vec<u8>,
     /// Bytes that came after the handshake, as received (still encrypted under RC4).
     pub rest: Vec<u8>,
+}
+
+/// Fills `buf` with random bytes from the system (`/dev/urandom`); where that cannot be
+/// read, from the process's seeded hashes (enough to obfuscate, which is what MSE does).
+pub fn random(buf: &mut [u8]) {
+    use std::io::Read;
+    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf));
+    if ok.is_err() {
+        for chunk in buf.chunks_mut(8) {
+            let r = crate::util::random_u64().to_le_bytes();
+            chunk.copy_from_slice(&r[..chunk.len()]);
+        }
+    }
 }
 
 /// What a side allows after the handshake: a set of [`PLAINTEXT`] and [`RC4`].

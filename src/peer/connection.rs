@@ -108,6 +108,8 @@ pub(crate) struct Connection {
     /// Bytes to send, from `tx_at` on (what is before it was sent: dropping it at once
     /// would shift the rest after every partial write).
     tx: Vec<u8>,
+    /// RC4 for what is queued, after an MSE handshake that chose it.
+    enc: Option<crate::mse::Half>,
     tx_at: usize,
     /// When it connected (or we started connecting).
     pub(crate) since: Instant,
@@ -176,6 +178,7 @@ impl Connection {
             peer_id: None,
             rx: Vec::new(),
             tx: Vec::new(),
+            enc: None,
             tx_at: 0,
             since: now,
             last_heard: now,
@@ -207,12 +210,29 @@ impl Connection {
 
     /// Queues `msg`.
     pub(crate) fn send(&mut self, msg: &Message<'_>) {
+        let at = self.tx.len();
         wire::encode(msg, &mut self.tx);
+        self.seal(at);
     }
 
     /// Queues bytes as they are (a handshake).
     pub(crate) fn send_raw(&mut self, bytes: &[u8]) {
+        let at = self.tx.len();
         self.tx.extend_from_slice(bytes);
+        self.seal(at);
+    }
+
+    /// Encrypts what was just queued from `at` on, once, in the queue itself (MSE).
+    fn seal(&mut self, at: usize) {
+        if let Some(enc) = &mut self.enc {
+            enc.apply(&mut self.tx[at..]);
+        }
+    }
+
+    /// From now on, everything queued is encrypted with `enc` (an MSE handshake ended in
+    /// RC4; the shell decrypts what it reads with the other half).
+    pub(crate) fn set_encryptor(&mut self, enc: crate::mse::Half) {
+        self.enc = Some(enc);
     }
 
     /// The bytes waiting to be sent.

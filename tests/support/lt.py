@@ -117,9 +117,14 @@ def wait_seeding(ses, h):
         ses.pop_alerts()
 
 
-def session_on(ip):
-    """A session that speaks plain TCP on one loopback address, with nothing that reaches out."""
-    return lt.session({
+def session_on(ip, forced_rc4=False):
+    """A session that speaks plain TCP on one loopback address, with nothing that reaches out;
+    with FORCED_RC4, only encrypted (MSE, RC4) connections both ways."""
+    enc = {}
+    if forced_rc4:
+        # pe_forced both ways, RC4 only (allowed_enc_level 2).
+        enc = {"out_enc_policy": 0, "in_enc_policy": 0, "allowed_enc_level": 2}
+    return lt.session({**enc,
         "listen_interfaces": f"{ip}:0",
         "outgoing_interfaces": ip,
         "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
@@ -183,24 +188,33 @@ def peer(path, save_path, ip):
                       "downloaded": st.total_payload_download}), flush=True)
 
 
-def download(path, save_path, ip, peer=None):
+def download(path, save_path, ip, peer=None, forced_rc4=False):
     """Downloads on IP, from PEER (ip:port) if given, else from the torrent's trackers;
     prints JSON with the progress once complete (or after 120 s)."""
-    ses = session_on(ip)
+    ses = session_on(ip, forced_rc4)
     h = add(ses, path, save_path)
     if peer:
         host, port = peer.rsplit(":", 1)
         h.connect_peer((host, int(port)))
     deadline = time.monotonic() + 120
     pex = set()
+    rc4 = False
     while not h.status().is_seeding and time.monotonic() < deadline:
         ses.wait_for_alert(200)
         ses.pop_alerts()
-        pex.update(f"{p.ip[0]}:{p.ip[1]}" for p in h.get_peer_info() if p.source & 4)
+        peers = h.get_peer_info()
+        pex.update(f"{p.ip[0]}:{p.ip[1]}" for p in peers if p.source & 4)
+        # peer_info flag bit 19: rc4_encrypted (include/libtorrent/peer_info.hpp@v2.0.8).
+        rc4 |= any(int(p.flags) & (1 << 19) for p in peers)
     st = h.status()
     print(json.dumps({"seeding": st.is_seeding, "progress": st.progress,
                       "downloaded": st.total_payload_download,
-                      "pex_sources": sorted(pex)}), flush=True)
+                      "pex_sources": sorted(pex), "rc4": rc4}), flush=True)
+
+
+def download_rc4(path, save_path, ip, peer):
+    """`download` from PEER with encryption forced (MSE with RC4, nothing else)."""
+    download(path, save_path, ip, peer, forced_rc4=True)
 
 
 def magnet(link, save_path, ip, peer):
@@ -309,5 +323,6 @@ def dht_download(link, save_path, ip, nodes):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"info": info, "create": create, "recheck": recheck, "seed": seed, "download": download,
+     "download_rc4": download_rc4,
      "peer": peer, "magnet": magnet, "dht_node": dht_node, "dht_seed": dht_seed,
      "dht_download": dht_download}[cmd](*args)
