@@ -93,23 +93,29 @@ fn peers_that_require_encryption_download_from_a_btmini_seed() {
     same_files(&lt_out.join("multi"), &data.join("multi"));
 
     let aria_out = dir.join("aria-out");
-    let aria = Command::new("aria2c")
-        .arg("--dir")
-        .arg(&aria_out)
-        .args(["--seed-time=0", "--enable-dht=false", "--enable-dht6=false"])
-        .args(["--bt-enable-lpd=false", "--enable-peer-exchange=false"])
-        .args(["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"])
-        .args(["--summary-interval=0", "--quiet=true"])
-        .arg(format!("--listen-port={}", free_port()))
-        .arg(&torrent)
-        .spawn()
-        .expect("aria2c");
-    wait_ok(
-        aria,
-        "aria2c (encryption required)",
-        Duration::from_secs(120),
+    aria2c_download(
+        &aria_out,
+        &torrent,
+        &["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"],
     );
     same_files(&aria_out.join("multi"), &data.join("multi"));
+}
+
+/// aria2c downloads `torrent` into `out` from its tracker's peers, with `extra` options;
+/// fails the test unless it succeeds within 2 minutes.
+fn aria2c_download(out: &Path, torrent: &Path, extra: &[&str]) {
+    let aria = Command::new("aria2c")
+        .arg("--dir")
+        .arg(out)
+        .args(["--seed-time=0", "--enable-dht=false", "--enable-dht6=false"])
+        .args(["--bt-enable-lpd=false", "--enable-peer-exchange=false"])
+        .args(["--summary-interval=0", "--quiet=true"])
+        .args(extra)
+        .arg(format!("--listen-port={}", free_port()))
+        .arg(torrent)
+        .spawn()
+        .expect("aria2c");
+    wait_ok(aria, "aria2c", Duration::from_secs(120));
 }
 
 /// A multi-file payload under `dir/data/multi` with a torrent naming `tracker`.
@@ -174,17 +180,7 @@ fn libtorrent_and_aria2c_download_from_a_btmini_seed_through_opentracker() {
     same_files(&lt_out.join("multi"), &data.join("multi"));
 
     let aria_out = dir.join("aria-out");
-    let aria = Command::new("aria2c")
-        .arg("--dir")
-        .arg(&aria_out)
-        .args(["--seed-time=0", "--enable-dht=false", "--enable-dht6=false"])
-        .args(["--bt-enable-lpd=false", "--enable-peer-exchange=false"])
-        .args(["--summary-interval=0", "--quiet=true"])
-        .arg(format!("--listen-port={}", free_port()))
-        .arg(&torrent)
-        .spawn()
-        .expect("aria2c");
-    wait_ok(aria, "aria2c", Duration::from_secs(120));
+    aria2c_download(&aria_out, &torrent, &[]);
     same_files(&aria_out.join("multi"), &data.join("multi"));
 }
 
