@@ -81,6 +81,8 @@
 //! - BEP 27: the `private` flag.
 //! - BEP 47: padding files (`attr` containing `p`) are hashed as zeros, never stored.
 //! - BEP 52: hybrid torrents work as v1; v2-only torrents are refused with a clear error.
+//! - MSE/PE (no BEP; the Vuze wiki's spec): incoming encrypted connections are answered
+//!   ([`mse`]); outgoing ones are plaintext for now.
 
 pub mod app;
 pub mod bencode;

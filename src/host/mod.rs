@@ -144,6 +144,43 @@ impl std::fmt::Display for AddError {
 
 impl std::error::Error for AddError {}
 
+/// Incoming MSE handshakes started a second, at most (each costs a few milliseconds of
+/// CPU for its two exponentiations).
+const MSE_PER_SECOND: u32 = 50;
+
+/// A cap on events a second (fixed one-second windows).
+struct PerSecond {
+    max: u32,
+    since: Option<Instant>,
+    n: u32,
+}
+
+impl PerSecond {
+    fn new(max: u32) -> Self {
+        Self {
+            max,
+            since: None,
+            n: 0,
+        }
+    }
+
+    /// Whether one more event may happen at `now` (it is counted if so).
+    fn allow(&mut self, now: Instant) -> bool {
+        if self
+            .since
+            .is_none_or(|s| now.duration_since(s) >= Duration::from_secs(1))
+        {
+            self.since = Some(now);
+            self.n = 0;
+        }
+        if self.n >= self.max {
+            return false;
+        }
+        self.n += 1;
+        true
+    }
+}
+
 /// One process's torrents on one poll.
 pub struct Host {
     poll: Poll,
@@ -167,6 +204,8 @@ pub struct Host {
     peer_id: [u8; 20],
     links: Slab<Link>,
     unattached: usize,
+    /// Incoming MSE handshakes started in the current second.
+    mse_started: PerSecond,
     torrents: Slab<Torrent>,
     by_hash: HashMap<[u8; 20], TorrentId>,
     next_tick: Instant,
@@ -248,6 +287,7 @@ impl Host {
             peer_id: crate::engine::new_peer_id(),
             links: Slab::new(),
             unattached: 0,
+            mse_started: PerSecond::new(MSE_PER_SECOND),
             torrents: Slab::new(),
             by_hash: HashMap::new(),
             next_tick: Instant::now(),
@@ -1049,7 +1089,7 @@ impl Host {
         let (torrent, key) = match &mut l.owner {
             Owner::Peer { torrent, key } => (*torrent, *key),
             Owner::Unattached { mse: Some(_), .. } => return self.mse_received(link, data, now),
-            Owner::Unattached { rx, mse, .. } => {
+            Owner::Unattached { rx, .. } => {
                 rx.extend_from_slice(data);
                 // `\x13BitTorrent protocol`, or as much of it as has come.
                 let plain = rx
@@ -1058,19 +1098,8 @@ impl Host {
                     .all(|(a, b)| a == b);
                 if !plain {
                     // Not a BitTorrent handshake: an encrypted one (MSE) begins.
-                    let mut x = [0u8; crate::mse::PRIVATE_LEN];
-                    crate::mse::random(&mut x);
-                    let mut pads = [0u8; 2 * crate::mse::MAX_PAD];
-                    crate::mse::random(&mut pads);
-                    let (nb, nd) = (usize::from(pads[0]) * 2, usize::from(pads[1]));
-                    *mse = Some(Box::new(crate::mse::Responder::new(
-                        crate::mse::RC4 | crate::mse::PLAINTEXT,
-                        x,
-                        &pads[2..2 + nb],
-                        &pads[2 + nb..2 + nb + nd],
-                    )));
                     let rx = std::mem::take(rx);
-                    return self.mse_received(link, &rx, now);
+                    return self.start_mse(link, &rx, now);
                 }
                 match Handshake::info_hash_of(rx) {
                     Ok(None) => return,
@@ -1101,6 +1130,30 @@ impl Host {
         if let Err(e) = result {
             self.fail(torrent, e);
         }
+    }
+
+    /// An incoming link began with something other than a BitTorrent handshake: an MSE
+    /// handshake starts (if the flood cap allows), with `rx`, the bytes so far.
+    fn start_mse(&mut self, link: usize, rx: &[u8], now: Instant) {
+        // Each costs two 768-bit exponentiations: a flood of them is capped.
+        if !self.mse_started.allow(now) {
+            return self.close_unattached(link, "too many encrypted handshakes at once");
+        }
+        let mut x = [0u8; crate::mse::PRIVATE_LEN];
+        crate::mse::random(&mut x);
+        let mut pads = [0u8; 2 * crate::mse::MAX_PAD];
+        crate::mse::random(&mut pads);
+        let (nb, nd) = (usize::from(pads[0]) * 2, usize::from(pads[1]));
+        let responder = crate::mse::Responder::new(
+            crate::mse::RC4 | crate::mse::PLAINTEXT,
+            x,
+            &pads[2..2 + nb],
+            &pads[2 + nb..2 + nb + nd],
+        );
+        if let Owner::Unattached { mse, .. } = &mut self.links[link].owner {
+            *mse = Some(Box::new(responder));
+        }
+        self.mse_received(link, rx, now);
     }
 
     /// Bytes of an incoming MSE handshake: our replies go out at once (a few hundred bytes,
@@ -1256,4 +1309,19 @@ fn listen(bind: Option<IpAddr>, port: u16) -> Result<(TcpListener, u16), Downloa
         port,
         first_err.unwrap_or_else(|| io::Error::from(ErrorKind::AddrInUse)),
     ))
+}
+
+#[cfg(test)]
+mod per_second_tests {
+    use super::*;
+
+    #[test]
+    fn at_most_max_a_second() {
+        let t0 = Instant::now();
+        let mut cap = PerSecond::new(3);
+        let allowed = (0..10).filter(|_| cap.allow(t0)).count();
+        assert_eq!(allowed, 3);
+        assert!(!cap.allow(t0 + Duration::from_millis(999)));
+        assert!(cap.allow(t0 + Duration::from_secs(1)));
+    }
 }
