@@ -352,7 +352,8 @@ impl Items {
         }
     }
 
-    fn view(&self, i: usize, host: &Host) -> View {
+    /// What torrent `i` looks like to the RPC; `per_file`: with each file's verified bytes.
+    fn view(&self, i: usize, host: &Host, per_file: bool) -> View {
         let item = &self.list[i];
         let st = item
             .running
@@ -395,6 +396,7 @@ impl Items {
             left: st.as_ref().map_or(0, |s| s.left_bytes),
             files: item.rec.files.clone(),
             file_bytes: match (&item.meta, item.running.and_then(|id| host.session(id))) {
+                _ if !per_file => Vec::new(),
                 (Some(m), Some(s)) => Geometry::new(m).file_bytes(m.files.len(), s.have()),
                 (Some(m), None) => item
                     .last_have
@@ -450,10 +452,12 @@ impl Items {
         let mut out = Map::new();
         match call {
             Call::TorrentGet { ids, fields, table } => {
+                // Each file's verified bytes cost a pass over the pieces: only when asked.
+                let per_file = fields.iter().any(|f| f == "files" || f == "fileStats");
                 let views: Vec<View> = self
                     .select(&ids, now)
                     .into_iter()
-                    .map(|i| self.view(i, host))
+                    .map(|i| self.view(i, host, per_file))
                     .collect();
                 out.insert("torrents".into(), fields::torrents(&views, &fields, table));
                 if ids == Ids::RecentlyActive {
@@ -855,7 +859,9 @@ impl Items {
     }
 
     fn session_stats(&self, host: &Host) -> Map<String, Value> {
-        let views: Vec<View> = (0..self.list.len()).map(|i| self.view(i, host)).collect();
+        let views: Vec<View> = (0..self.list.len())
+            .map(|i| self.view(i, host, false))
+            .collect();
         let active = views.iter().filter(|v| v.status != status::STOPPED).count();
         let mut m = Map::new();
         m.insert("activeTorrentCount".into(), active.into());
