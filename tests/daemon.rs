@@ -523,14 +523,7 @@ fn transmission_s_own_web_client_in_headless_chromium_lists_a_torrent() {
     let file = dir.join("t/web-listed-7f3a.bin");
     write_file(&file, 309, 300_007);
     let torrent = dir.join("t.torrent");
-    run_ok(
-        btmini()
-            .arg("create")
-            .arg(&file)
-            .arg("-o")
-            .arg(&torrent)
-            .arg("-q"),
-    );
+    make_torrent(&file, &torrent, &[]);
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::copy(&file, out.join("web-listed-7f3a.bin")).unwrap();

@@ -144,14 +144,7 @@ fn libtorrent_fetches_a_magnets_metadata_and_data_from_a_btmini_seed() {
     let file = dir.join("data").join("single.bin");
     write_file(&file, 53, 3_000_017);
     let torrent = dir.join("p.torrent");
-    run_ok(
-        btmini()
-            .arg("create")
-            .arg(&file)
-            .arg("-o")
-            .arg(&torrent)
-            .args(["-l", "64K", "-q", "--private"]),
-    );
+    make_torrent(&file, &torrent, &["-l", "64K", "--private"]);
     let hex = btmini_info(&torrent)["info_hash"]
         .as_str()
         .unwrap()

@@ -93,15 +93,8 @@ fn a_hex_magnet_with_only_x_pe_downloads_from_libtorrent_and_keeps_the_metadata(
 }
 
 /// A torrent of `file` (16 KiB pieces) naming `tracker`.
-fn make_torrent(file: &Path, torrent: &Path, tracker: &str) -> String {
-    run_ok(
-        btmini()
-            .arg("create")
-            .arg(file)
-            .arg("-o")
-            .arg(torrent)
-            .args(["-l", "16K", "-q", "-t", tracker]),
-    );
+fn tracked_torrent(file: &Path, torrent: &Path, tracker: &str) -> String {
+    make_torrent(file, torrent, &["-l", "16K", "-t", tracker]);
     hex_of(torrent)
 }
 
@@ -113,7 +106,7 @@ fn a_base32_multi_file_magnet_through_a_tracker_lands_where_the_torrent_would_pu
     let tport = free_port();
     let url = format!("http://127.0.0.1:{tport}/announce");
     let torrent = dir.join("m.torrent");
-    let hex = make_torrent(&payload, &torrent, &url);
+    let hex = tracked_torrent(&payload, &torrent, &url);
     let tracker = OpenTracker::start_on(tport, std::slice::from_ref(&hex));
     let seeder = libtorrent_seeder(&torrent, dir.path(), "127.0.0.2", None);
     tracker.wait_for_peer(&hex, seeder.port);
@@ -141,7 +134,7 @@ fn two_torrents_and_a_magnet_download_in_one_process_on_one_port_and_one_resolve
         let file = dir.join(format!("data/file{i}.bin"));
         write_file(&file, 70 + i, len);
         let torrent = dir.join(format!("t{i}.torrent"));
-        hashes.push(make_torrent(&file, &torrent, &url));
+        hashes.push(tracked_torrent(&file, &torrent, &url));
         files.push(file);
         torrents.push(torrent);
     }
@@ -198,7 +191,7 @@ fn a_stop_during_the_metadata_fetch_and_a_stop_in_the_data_each_resume_with_the_
     let file = dir.join("data/r.bin");
     write_file(&file, 81, 4_000_037);
     let torrent = dir.join("r.torrent");
-    let hex = make_torrent(&file, &torrent, &url);
+    let hex = tracked_torrent(&file, &torrent, &url);
     let tracker = OpenTracker::start_on(tport, std::slice::from_ref(&hex));
     // A peer that offers the metadata and never sends it, and (later) a seeder through
     // the tracker.

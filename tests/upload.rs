@@ -57,14 +57,14 @@ fn libtorrent_downloads_from_a_btmini_seed() {
     let root = data.join("multi");
     let seed = btmini_seed(&torrent, &data, "127.0.0.11");
     let out = dir.join("lt-out");
-    let peer = format!("127.0.0.11:{}", seed.port);
-    let v = libtorrent(&[
-        OsStr::new("download"),
-        torrent.as_os_str(),
-        out.as_os_str(),
-        OsStr::new("127.0.0.12"),
-        OsStr::new(&peer),
-    ]);
+    let v = lt_download(
+        "download",
+        &torrent,
+        &out,
+        "127.0.0.12",
+        seed.port,
+        "127.0.0.11",
+    );
     assert_eq!(v["seeding"], true, "{v}");
     same_files(&out.join("multi"), &root);
 }
@@ -80,14 +80,14 @@ fn peers_that_require_encryption_download_from_a_btmini_seed() {
     let _tracker = OpenTracker::start_on(port, std::slice::from_ref(&hash));
     let seed = btmini_seed(&torrent, &data, "127.0.0.21");
     let lt_out = dir.join("lt-out");
-    let peer = format!("127.0.0.21:{}", seed.port);
-    let v = libtorrent(&[
-        OsStr::new("download_rc4"),
-        torrent.as_os_str(),
-        lt_out.as_os_str(),
-        OsStr::new("127.0.0.22"),
-        OsStr::new(&peer),
-    ]);
+    let v = lt_download(
+        "download_rc4",
+        &torrent,
+        &lt_out,
+        "127.0.0.22",
+        seed.port,
+        "127.0.0.21",
+    );
     assert_eq!(v["seeding"], true, "libtorrent, encryption forced: {v}");
     assert_eq!(v["rc4"], true, "the connection was not RC4: {v}");
     same_files(&lt_out.join("multi"), &data.join("multi"));
@@ -99,6 +99,26 @@ fn peers_that_require_encryption_download_from_a_btmini_seed() {
         &["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"],
     );
     same_files(&aria_out.join("multi"), &data.join("multi"));
+}
+
+/// lt.py's `mode` (`download`, `download_rc4`) on `ip` fetches `torrent` into `out` from
+/// the btmini seed at `seed_ip:port`; its JSON report.
+fn lt_download(
+    mode: &str,
+    torrent: &Path,
+    out: &Path,
+    ip: &str,
+    port: u16,
+    seed_ip: &str,
+) -> serde_json::Value {
+    let peer = format!("{seed_ip}:{port}");
+    libtorrent(&[
+        OsStr::new(mode),
+        torrent.as_os_str(),
+        out.as_os_str(),
+        OsStr::new(ip),
+        OsStr::new(&peer),
+    ])
 }
 
 /// aria2c downloads `torrent` into `out` from its tracker's peers, with `extra` options;
@@ -370,14 +390,7 @@ fn single_torrent(
     let data = dir.join("data");
     write_file(&data.join("f.bin"), seed, len);
     let torrent = dir.join("t.torrent");
-    run_ok(
-        btmini()
-            .arg("create")
-            .arg(data.join("f.bin"))
-            .arg("-o")
-            .arg(&torrent)
-            .args(["-l", piece, "-q"]),
-    );
+    make_torrent(&data.join("f.bin"), &torrent, &["-l", piece]);
     let meta = btmini::metainfo::Metainfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
     (data, torrent, meta)
 }

@@ -414,7 +414,6 @@ impl Host {
             dht_next: now,
             dht_asks: 0,
             dht_pings: Vec::new(),
-            rates: (0.0, 0.0),
             recent: Vec::new(),
             measured: None,
         };
@@ -521,7 +520,11 @@ impl Host {
                         (t.session.rate_limits().0, t.opts.session.down_limit)
                     };
                     share::Use {
-                        used: if up { t.rates.1 } else { t.rates.0 },
+                        used: if up {
+                            t.peak_rates().1
+                        } else {
+                            t.peak_rates().0
+                        },
                         had,
                         own,
                     }
@@ -689,11 +692,15 @@ impl Host {
         }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
+            let shared =
+                self.opts.limits.down_limit.is_some() || self.opts.limits.up_limit.is_some();
             for (_, t) in self.torrents.iter_mut() {
                 t.session.tick(now);
-                t.measure_rates(now);
+                if shared {
+                    t.measure_rates(now);
+                }
             }
-            if self.opts.limits.down_limit.is_some() || self.opts.limits.up_limit.is_some() {
+            if shared {
                 self.share_limits();
             }
             self.expire_unattached(now);

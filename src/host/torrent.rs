@@ -71,10 +71,8 @@ pub(super) struct Torrent {
     pub(super) dht_asks: u32,
     /// DHT nodes its peers told of (`port` messages), for the host to ping.
     pub(super) dht_pings: Vec<SocketAddr>,
-    /// Bytes a second down and up, the most of the last [`RATE_TICKS`] ticks, for sharing
-    /// the global limits.
-    pub(super) rates: (f64, f64),
-    /// The last ticks' rates, newest last.
+    /// Bytes a second down and up over each of the last [`RATE_TICKS`] ticks, newest last,
+    /// for sharing the global limits.
     pub(super) recent: Vec<(f64, f64)>,
     /// The session's byte counts (down, up) at the last measure, and when.
     pub(super) measured: Option<(u64, u64, Instant)>,
@@ -406,15 +404,17 @@ impl Torrent {
                     st.downloaded.saturating_sub(down) as f64 / dt,
                     st.uploaded.saturating_sub(up) as f64 / dt,
                 ));
-                // The peak: a tick that ran long or a peer that paused does not make a
-                // torrent look as if it needed less.
-                self.rates = self
-                    .recent
-                    .iter()
-                    .fold((0.0, 0.0), |m, r| (r.0.max(m.0), r.1.max(m.1)));
             }
         }
         self.measured = Some((st.downloaded, st.uploaded, now));
+    }
+
+    /// Its need for sharing the global limits, down and up: the peak of the last ticks, so a
+    /// tick that ran long or a peer that paused does not make it look as if it needed less.
+    pub(super) fn peak_rates(&self) -> (f64, f64) {
+        self.recent
+            .iter()
+            .fold((0.0, 0.0), |m, r| (r.0.max(m.0), r.1.max(m.1)))
     }
 
     /// Stops it: a running torrent flushes and announces `stopped` first; one still checking
