@@ -46,6 +46,9 @@ DOWNLOAD OPTIONS:
         --up-limit RATE      upload at most RATE bytes a second over all the torrents
         --files LIST         download only these files, numbered as 'btmini info'
                              lists them: 1,3-5 (one torrent) [default: all]
+        --encryption MODE    prefer: dial encrypted (MSE/RC4) first, plaintext if
+                             the peer cannot, accept both; require: RC4 only, both
+                             ways; off: plaintext only [default: prefer]
         --json               one JSON object per status tick on stdout
 
 INFO OPTIONS:
@@ -127,6 +130,8 @@ pub struct DaemonArgs {
     pub dht: bool,
     /// `--dht-node` values.
     pub dht_nodes: Vec<String>,
+    /// `--encryption`.
+    pub encryption: crate::mse::Policy,
 }
 
 /// Arguments of the download.
@@ -170,6 +175,8 @@ pub struct DownloadArgs {
     pub up_limit: Option<u64>,
     /// `--files`.
     pub files: crate::selection::Selection,
+    /// `--encryption`.
+    pub encryption: crate::mse::Policy,
 }
 
 /// Arguments of `btmini create`.
@@ -272,6 +279,7 @@ where
     let mut down_limit = None;
     let mut up_limit = None;
     let mut files = crate::selection::Selection::all();
+    let mut encryption = crate::mse::Policy::Prefer;
     let mut download_only: Vec<&'static str> = Vec::new();
     let mut any = false;
 
@@ -403,6 +411,10 @@ where
                     .map_err(|e| CliError(format!("--files: {e}")))?;
                 download_only.push("--files");
             }
+            Long("encryption") => {
+                encryption = policy(string(p.value()?, "--encryption")?)?;
+                download_only.push("--encryption");
+            }
             Long("overwrite") => {
                 overwrite = true;
                 download_only.push("--overwrite");
@@ -468,6 +480,7 @@ where
                 down_limit,
                 up_limit,
                 files,
+                encryption,
             }),
             Sub::Info => Command::Info {
                 torrent: one("the .torrent file")?,
@@ -500,6 +513,7 @@ fn parse_daemon(args: Vec<OsString>, mut verbosity: i8) -> Result<Cli, CliError>
         web_ui: None,
         dht: true,
         dht_nodes: Vec::new(),
+        encryption: crate::mse::Policy::Prefer,
     };
     let port = |v: String, flag: &str| -> Result<u16, CliError> {
         v.parse()
@@ -535,6 +549,7 @@ fn parse_daemon(args: Vec<OsString>, mut verbosity: i8) -> Result<Cli, CliError>
             Long("bind") => d.bind = Some(ip(string(p.value()?, "--bind")?, "--bind")?),
             Long("no-dht") => d.dht = false,
             Long("dht-node") => d.dht_nodes.push(string(p.value()?, "--dht-node")?),
+            Long("encryption") => d.encryption = policy(string(p.value()?, "--encryption")?)?,
             _ => return Err(arg.unexpected().into()),
         }
     }
@@ -545,6 +560,15 @@ fn parse_daemon(args: Vec<OsString>, mut verbosity: i8) -> Result<Cli, CliError>
     Ok(Cli {
         verbosity,
         command: Command::Daemon(d),
+    })
+}
+
+/// `--encryption`'s value.
+fn policy(v: String) -> Result<crate::mse::Policy, CliError> {
+    crate::mse::Policy::parse(&v).ok_or_else(|| {
+        CliError(format!(
+            "--encryption: '{v}' is not one of prefer, require, off"
+        ))
     })
 }
 
@@ -728,6 +752,20 @@ mod tests {
             panic!("download expected");
         };
         assert!(!d.dht);
+        assert_eq!(d.encryption, crate::mse::Policy::Prefer);
+        let Command::Download(d) = ok(&["a.torrent", "--encryption", "require"]).command else {
+            panic!("download expected");
+        };
+        assert_eq!(d.encryption, crate::mse::Policy::Require);
+        let Command::Daemon(d) = ok(&["daemon", "--encryption=off"]).command else {
+            panic!("daemon expected");
+        };
+        assert_eq!(d.encryption, crate::mse::Policy::Off);
+        assert_eq!(
+            bad(&["a.torrent", "--encryption", "yes"]),
+            "--encryption: 'yes' is not one of prefer, require, off"
+        );
+        assert!(bad(&["info", "a.torrent", "--encryption", "off"]).contains("download"));
         assert_eq!(
             bad(&["a.torrent", "--dht-node", "nope"]),
             "--dht-node: 'nope' is not HOST:PORT"

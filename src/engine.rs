@@ -50,6 +50,8 @@ pub struct DownloadOptions {
     /// beside the other torrents (a daemon), instead of in one go while adding (the
     /// command line, which shows its progress).
     pub check_in_loop: bool,
+    /// Encryption (MSE) both ways (`--encryption`): the host's, for a single download.
+    pub encryption: crate::mse::Policy,
 }
 
 impl Default for DownloadOptions {
@@ -68,6 +70,7 @@ impl Default for DownloadOptions {
             min_share: 0.10,
             files: crate::selection::Selection::all(),
             check_in_loop: false,
+            encryption: crate::mse::Policy::Prefer,
         }
     }
 }

@@ -396,10 +396,21 @@ fn corrupt_seeder(info_hash: [u8; 20], pieces: u32) -> (u16, std::thread::JoinHa
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
         let mut served = 0;
-        let Ok((mut s, _)) = listener.accept() else {
-            return 0;
+        // Like any peer without MSE, it drops a connection that does not begin with a
+        // plaintext handshake (btmini's encrypted dial) and takes the next.
+        let mut s = loop {
+            let Ok((mut s, _)) = listener.accept() else {
+                return 0;
+            };
+            s.set_read_timeout(Some(LIMIT)).unwrap();
+            let mut hs = [0u8; 68];
+            if std::io::Read::read_exact(&mut s, &mut hs).is_err() {
+                return 0;
+            }
+            if hs.starts_with(b"\x13BitTorrent protocol") {
+                break s;
+            }
         };
-        s.set_read_timeout(Some(LIMIT)).unwrap();
         let mut out = Handshake {
             reserved: [0; 8],
             info_hash,
@@ -417,20 +428,12 @@ fn corrupt_seeder(info_hash: [u8; 20], pieces: u32) -> (u16, std::thread::JoinHa
         }
         let mut rx = Vec::new();
         let mut buf = [0u8; 65536];
-        let mut shaken = false;
         loop {
             let n = match std::io::Read::read(&mut s, &mut buf) {
                 Ok(0) | Err(_) => return served,
                 Ok(n) => n,
             };
             rx.extend_from_slice(&buf[..n]);
-            if !shaken {
-                if rx.len() < 68 {
-                    continue;
-                }
-                rx.drain(..68);
-                shaken = true;
-            }
             let mut reply = Vec::new();
             while let Ok(Some((m, used))) = wire::decode(&rx, 1 << 20) {
                 if let Message::Request {

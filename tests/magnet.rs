@@ -294,14 +294,21 @@ fn metadata_peer(
     let listener = TcpListener::bind("127.0.0.6:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
-        let Ok((mut s, _)) = listener.accept() else {
-            return false;
+        // Like any peer without MSE, it drops a connection that does not begin with a
+        // plaintext handshake (btmini's encrypted dial) and takes the next.
+        let mut s = loop {
+            let Ok((mut s, _)) = listener.accept() else {
+                return false;
+            };
+            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            let mut hs = [0u8; 68];
+            if s.read_exact(&mut hs).is_err() {
+                return false;
+            }
+            if hs.starts_with(b"\x13BitTorrent protocol") {
+                break s;
+            }
         };
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut hs = [0u8; 68];
-        if s.read_exact(&mut hs).is_err() {
-            return false;
-        }
         let mut ours = vec![19];
         ours.extend_from_slice(b"BitTorrent protocol");
         ours.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x04]);

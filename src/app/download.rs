@@ -58,6 +58,7 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
         seed_ratio: args.seed_ratio,
         min_share: args.min_share,
         files: args.files.clone(),
+        encryption: args.encryption,
         ..Default::default()
     };
     opts.session.max_peers = args.max_peers;

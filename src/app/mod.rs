@@ -205,6 +205,7 @@ fn daemon(a: crate::cli::DaemonArgs) -> Result<(), AppError> {
         state_dir: a.state_dir,
         web_ui: a.web_ui,
         dht: a.dht.then_some(a.dht_nodes),
+        encryption: a.encryption,
     };
     crate::daemon::run(opts).map_err(AppError::Daemon)
 }

@@ -46,6 +46,8 @@ pub struct DaemonOptions {
     pub web_ui: Option<PathBuf>,
     /// The DHT (on unless `--no-dht`), bootstrapped from these nodes (or the routers).
     pub dht: Option<Vec<String>>,
+    /// Encryption (MSE) both ways (`--encryption`).
+    pub encryption: crate::mse::Policy,
 }
 
 /// Why the daemon could not run.
@@ -117,6 +119,7 @@ impl Daemon {
                 bootstrap: nodes,
                 state: Some(opts.state_dir.join("dht.dat")),
             }),
+            encryption: opts.encryption,
             ..HostOptions::default()
         };
         let host = Host::new(host_opts)?;

@@ -809,7 +809,16 @@ impl Items {
             ("pex-enabled", true.into()),
             ("lpd-enabled", false.into()),
             ("utp-enabled", false.into()),
-            ("encryption", "tolerated".into()),
+            (
+                "encryption",
+                // Transmission's names: "tolerated" prefers plaintext, as `off` dials.
+                match opts.encryption {
+                    crate::mse::Policy::Prefer => "preferred",
+                    crate::mse::Policy::Require => "required",
+                    crate::mse::Policy::Off => "tolerated",
+                }
+                .into(),
+            ),
             (
                 "speed-limit-down-enabled",
                 self.settings.speed.down_on.into(),

@@ -38,4 +38,53 @@ pub(super) struct Link {
     /// RC4 for what is read, after an MSE handshake that chose it (the session's peer
     /// encrypts what it queues with the other half).
     pub(super) decrypt: Option<crate::mse::Half>,
+    /// An outgoing link's encryption handshake, before the session's handshake goes out.
+    pub(super) outgoing: Outgoing,
+}
+
+impl Link {
+    /// Its MSE handshake ended in `est`: reads are decrypted from now on if RC4 was
+    /// chosen. Returns the encryptor for the session's peer and the plaintext received so
+    /// far (the initiator's initial payload, then what came after the handshake).
+    pub(super) fn encrypted(
+        &mut self,
+        est: crate::mse::Established,
+    ) -> (Option<crate::mse::Half>, Vec<u8>) {
+        log::debug!(
+            "{}: encrypted handshake done, {}",
+            self.addr,
+            if est.cipher.is_some() {
+                "RC4"
+            } else {
+                "plaintext after it"
+            }
+        );
+        let mut plain = est.initial;
+        let mut rest = est.rest;
+        let enc = est.cipher.map(|c| {
+            let (e, mut d) = c.split();
+            d.apply(&mut rest);
+            self.decrypt = Some(d);
+            e
+        });
+        plain.extend_from_slice(&rest);
+        (enc, plain)
+    }
+}
+
+/// What an outgoing link does once its connect is done.
+#[derive(Default)]
+pub(super) enum Outgoing {
+    /// The session's (plaintext) handshake goes out: also every incoming link, and an
+    /// outgoing one past its MSE handshake.
+    #[default]
+    Plain,
+    /// An MSE handshake first, offering `methods`; with `fallback`, a peer that fails it
+    /// is dialled again in plaintext.
+    Encrypt { methods: u32, fallback: bool },
+    /// The MSE handshake is under way.
+    Handshake {
+        mse: Box<crate::mse::Initiator>,
+        fallback: bool,
+    },
 }

@@ -42,7 +42,7 @@ use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use socket2::{Domain, Socket, Type};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -82,6 +82,8 @@ pub struct HostOptions {
     /// The DHT (BEP 5) on the UDP socket, for every torrent that is not private; `None`:
     /// off.
     pub dht: Option<DhtOptions>,
+    /// Encryption (MSE) both ways.
+    pub encryption: crate::mse::Policy,
 }
 
 impl Default for HostOptions {
@@ -93,6 +95,7 @@ impl Default for HostOptions {
             limits: Config::default(),
             tracker_timeouts: Timeouts::default(),
             dht: None,
+            encryption: crate::mse::Policy::Prefer,
         }
     }
 }
@@ -107,6 +110,7 @@ impl HostOptions {
             limits: o.session.clone(),
             tracker_timeouts: o.tracker_timeouts,
             dht: None,
+            encryption: o.encryption,
         }
     }
 }
@@ -147,6 +151,8 @@ impl std::error::Error for AddError {}
 /// Incoming MSE handshakes started a second, at most (each costs a few milliseconds of
 /// CPU for its two exponentiations).
 const MSE_PER_SECOND: u32 = 50;
+/// The first bytes of a plaintext BitTorrent handshake.
+const PLAIN_PREFIX: [u8; 20] = *b"\x13BitTorrent protocol";
 
 /// A cap on events a second (fixed one-second windows).
 struct PerSecond {
@@ -416,6 +422,8 @@ impl Host {
             dht_pings: Vec::new(),
             recent: Vec::new(),
             measured: None,
+            encryption: self.opts.encryption,
+            plain_peers: HashSet::new(),
         };
         if t.storage
             .as_ref()
@@ -872,6 +880,7 @@ impl Host {
                                 mse: None,
                             },
                             decrypt: None,
+                            outgoing: link::Outgoing::Plain,
                         });
                     }
                 }
@@ -1060,7 +1069,34 @@ impl Host {
                     return;
                 }
                 l.connected = true;
-                t.session.connected(key, now);
+                match std::mem::take(&mut l.outgoing) {
+                    link::Outgoing::Encrypt { methods, fallback } => {
+                        // MSE first: step 1 goes out (at most 608 bytes, which a fresh
+                        // socket always takes); the session's handshake waits for the end.
+                        let (x, pad_a, pad_c) = crate::mse::fresh();
+                        let mut mse = crate::mse::Initiator::new(
+                            t.info_hash,
+                            methods,
+                            &[],
+                            x,
+                            &pad_a,
+                            &pad_c,
+                        );
+                        let out = mse.take_output();
+                        l.outgoing = link::Outgoing::Handshake {
+                            mse: Box::new(mse),
+                            fallback,
+                        };
+                        if let Err(e) = l.stream.write_all(&out) {
+                            self.close_link(link, &format!("encryption handshake: {e}"), now);
+                            return;
+                        }
+                    }
+                    other => {
+                        l.outgoing = other;
+                        t.session.connected(key, now);
+                    }
+                }
             }
         }
         let mut buf = [0u8; 64 * 1024];
@@ -1068,6 +1104,10 @@ impl Host {
             let Some(l) = self.links.get_mut(link) else {
                 return;
             };
+            if !l.connected {
+                // Dialled again in plaintext after a failed MSE handshake: a new socket.
+                return;
+            }
             match l.stream.read(&mut buf) {
                 Ok(0) => {
                     self.close_link(link, "closed by the peer", now);
@@ -1094,7 +1134,12 @@ impl Host {
     fn received(&mut self, link: usize, data: &[u8], now: Instant) {
         let l = &mut self.links[link];
         let (torrent, key) = match &mut l.owner {
-            Owner::Peer { torrent, key } => (*torrent, *key),
+            Owner::Peer { torrent, key } => {
+                if let link::Outgoing::Handshake { .. } = l.outgoing {
+                    return self.mse_dial_received(link, data, now);
+                }
+                (*torrent, *key)
+            }
             Owner::Unattached { mse: Some(_), .. } => return self.mse_received(link, data, now),
             Owner::Unattached { rx, .. } => {
                 rx.extend_from_slice(data);
@@ -1107,6 +1152,9 @@ impl Host {
                     // Not a BitTorrent handshake: an encrypted one (MSE) begins.
                     let rx = std::mem::take(rx);
                     return self.start_mse(link, &rx, now);
+                }
+                if self.opts.encryption == crate::mse::Policy::Require {
+                    return self.close_unattached(link, "a plaintext peer: encryption is required");
                 }
                 match Handshake::info_hash_of(rx) {
                     Ok(None) => return,
@@ -1142,21 +1190,16 @@ impl Host {
     /// An incoming link began with something other than a BitTorrent handshake: an MSE
     /// handshake starts (if the flood cap allows), with `rx`, the bytes so far.
     fn start_mse(&mut self, link: usize, rx: &[u8], now: Instant) {
+        if self.opts.encryption == crate::mse::Policy::Off {
+            return self.close_unattached(link, "not a BitTorrent handshake (encryption is off)");
+        }
         // Each costs two 768-bit exponentiations: a flood of them is capped.
         if !self.mse_started.allow(now) {
             return self.close_unattached(link, "too many encrypted handshakes at once");
         }
-        let mut x = [0u8; crate::mse::PRIVATE_LEN];
-        crate::mse::random(&mut x);
-        let mut pads = [0u8; 2 * crate::mse::MAX_PAD];
-        crate::mse::random(&mut pads);
-        let (nb, nd) = (usize::from(pads[0]) * 2, usize::from(pads[1]));
-        let responder = crate::mse::Responder::new(
-            crate::mse::RC4 | crate::mse::PLAINTEXT,
-            x,
-            &pads[2..2 + nb],
-            &pads[2 + nb..2 + nb + nd],
-        );
+        let (x, pad_b, pad_d) = crate::mse::fresh();
+        let responder =
+            crate::mse::Responder::new(self.opts.encryption.methods(), x, &pad_b, &pad_d);
         if let Owner::Unattached { mse, .. } = &mut self.links[link].owner {
             *mse = Some(Box::new(responder));
         }
@@ -1186,30 +1229,86 @@ impl Host {
             Err(e) => return self.close_unattached(link, &e.to_string()),
             Ok(Some(est)) => est,
         };
-        log::debug!(
-            "{}: encrypted handshake done, {}",
-            l.addr,
-            if est.cipher.is_some() {
-                "RC4"
-            } else {
-                "plaintext after it"
-            }
-        );
-        let (enc, mut dec) = match est.cipher {
-            Some(c) => {
-                let (e, d) = c.split();
-                (Some(e), Some(d))
-            }
-            None => (None, None),
+        let hash = est.info_hash;
+        let (enc, plain) = l.encrypted(est);
+        self.attach(link, hash, plain, enc, now);
+    }
+
+    /// Bytes of the MSE handshake of a link we dialled: our step 3 goes out when their key
+    /// comes; once it is over, the session's handshake is queued (encrypted if RC4 was
+    /// chosen) and what came after it is the peer's.
+    fn mse_dial_received(&mut self, link: usize, data: &[u8], now: Instant) {
+        let l = &mut self.links[link];
+        let (Owner::Peer { torrent, key }, link::Outgoing::Handshake { mse, .. }) =
+            (&l.owner, &mut l.outgoing)
+        else {
+            return;
         };
-        let mut plain = est.initial;
-        let mut rest = est.rest;
-        if let Some(d) = &mut dec {
-            d.apply(&mut rest);
+        let (torrent, key) = (*torrent, *key);
+        // A peer that answers with a plaintext handshake does not speak MSE (its key would
+        // begin with these 20 bytes once in 2^160).
+        if !mse.heard() && data.starts_with(&PLAIN_PREFIX) {
+            return self.close_link(link, "the peer answered in plaintext", now);
         }
-        plain.extend_from_slice(&rest);
-        l.decrypt = dec;
-        self.attach(link, est.info_hash, plain, enc, now);
+        let result = mse.handle(data);
+        let out = mse.take_output();
+        if !out.is_empty() {
+            if let Err(e) = l.stream.write_all(&out) {
+                return self.close_link(link, &format!("encryption handshake: {e}"), now);
+            }
+        }
+        let est = match result {
+            Ok(None) => return,
+            Err(e) => return self.close_link(link, &e.to_string(), now),
+            Ok(Some(est)) => est,
+        };
+        l.outgoing = link::Outgoing::Plain;
+        let (enc, rest) = l.encrypted(est);
+        let Some(t) = self.torrents.get_mut(torrent) else {
+            return;
+        };
+        if let Some(e) = enc {
+            t.session.set_encryptor(key, e);
+        }
+        t.session.connected(key, now);
+        if !rest.is_empty() {
+            self.received(link, &rest, now);
+        }
+    }
+
+    /// A link we dialled failed its MSE handshake and may fall back: the same peer is
+    /// dialled again, in plaintext, for the same session peer (whose connect time limit
+    /// still runs). Returns whether the new connect started.
+    fn redial_plain(&mut self, link: usize) -> bool {
+        let bind = self.opts.bind;
+        let l = &mut self.links[link];
+        let Owner::Peer { torrent, .. } = l.owner else {
+            return false;
+        };
+        let Ok(mut stream) = crate::net::connect(l.addr, bind) else {
+            return false;
+        };
+        let token = Token(PEER_BASE + link);
+        let registry = self.poll.registry();
+        let _ = registry.deregister(&mut l.stream);
+        if registry
+            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+            .is_err()
+        {
+            return false;
+        }
+        l.stream = stream;
+        l.connected = false;
+        l.decrypt = None;
+        l.outgoing = link::Outgoing::Plain;
+        log::debug!(
+            "{}: no encrypted handshake: dialling it in plaintext",
+            l.addr
+        );
+        if let Some(t) = self.torrents.get_mut(torrent) {
+            torrent::remember_plain(&mut t.plain_peers, l.addr);
+        }
+        true
     }
 
     /// An incoming link's handshake named `hash`: it becomes a peer of that torrent, which
@@ -1245,6 +1344,19 @@ impl Host {
 
     /// The link ended (`why`, for the log); its torrent's session forgets the peer.
     fn close_link(&mut self, link: usize, why: &str, now: Instant) {
+        let fallback = matches!(
+            self.links.get(link).map(|l| &l.outgoing),
+            Some(link::Outgoing::Handshake { fallback: true, .. })
+        );
+        if fallback {
+            log::debug!(
+                "encrypted handshake with {} failed: {why}",
+                self.links[link].addr
+            );
+            if self.redial_plain(link) {
+                return;
+            }
+        }
         let Some(mut l) = self.links.try_remove(link) else {
             return;
         };

@@ -2,9 +2,10 @@
 //! trackers, and the map from its session's peer keys to the host's links. [`Io`] is the
 //! torrent's [`Shell`]: the session's actions carried out on the host's poll and links.
 
-use super::link::{Link, Owner};
+use super::link::{Link, Outgoing, Owner};
 use crate::engine::{DownloadError, DownloadOptions, Phase, Status};
 use crate::metainfo::Metainfo;
+use crate::mse::Policy;
 use crate::peer::CloseReason;
 use crate::picker::BlockRef;
 use crate::session::Session;
@@ -13,7 +14,7 @@ use crate::storage::{Resume, Storage, WriteOutcome};
 use crate::tracker::{AnnounceEvent, AnnounceParams, Trackers};
 use mio::{Interest, Poll, Token};
 use slab::Slab;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -76,6 +77,11 @@ pub(super) struct Torrent {
     pub(super) recent: Vec<(f64, f64)>,
     /// The session's byte counts (down, up) at the last measure, and when.
     pub(super) measured: Option<(u64, u64, Instant)>,
+    /// The process's `--encryption`.
+    pub(super) encryption: crate::mse::Policy,
+    /// Peers that failed an MSE handshake and then spoke plaintext: dialled in plaintext
+    /// from then on (bounded like the session's known peers).
+    pub(super) plain_peers: HashSet<SocketAddr>,
 }
 
 /// A torrent's session actions carried out on the host's poll and links.
@@ -95,7 +101,21 @@ pub(super) struct Io<'a> {
     pub(super) completed: bool,
     /// DHT nodes peers told of, for the host to ping.
     pub(super) dht_pings: &'a mut Vec<SocketAddr>,
+    pub(super) encryption: crate::mse::Policy,
+    pub(super) plain_peers: &'a mut HashSet<SocketAddr>,
 }
+
+/// Peer `addr` failed an MSE handshake: it is dialled in plaintext from now on.
+pub(super) fn remember_plain(plain: &mut HashSet<SocketAddr>, addr: SocketAddr) {
+    // Bounded: forgetting them all costs one failed MSE attempt each.
+    if plain.len() >= MAX_PLAIN_PEERS {
+        plain.clear();
+    }
+    plain.insert(addr);
+}
+
+/// Peers remembered per torrent as speaking plaintext only.
+const MAX_PLAIN_PEERS: usize = 4096;
 
 impl Io<'_> {
     fn storage(&mut self) -> Result<&mut Storage, DownloadError> {
@@ -123,6 +143,15 @@ impl Shell for Io<'_> {
             return Dial::Failed;
         }
         let link = entry.key();
+        // MSE first unless it is off, or this peer already failed it and spoke plaintext.
+        let outgoing = match self.encryption {
+            Policy::Off => Outgoing::Plain,
+            Policy::Prefer if self.plain_peers.contains(&addr) => Outgoing::Plain,
+            p => Outgoing::Encrypt {
+                methods: p.methods(),
+                fallback: p == Policy::Prefer,
+            },
+        };
         entry.insert(Link {
             stream,
             connected: false,
@@ -132,6 +161,7 @@ impl Shell for Io<'_> {
                 key,
             },
             decrypt: None,
+            outgoing,
         });
         self.links.insert(key, link);
         Dial::Started
@@ -141,6 +171,10 @@ impl Shell for Io<'_> {
         if let Some(link) = self.links.remove(&key) {
             if let Some(mut c) = self.all_links.try_remove(link) {
                 log::debug!("dropping {}: {reason}", c.addr);
+                if let Outgoing::Handshake { fallback: true, .. } = c.outgoing {
+                    // Its time ran out in the MSE handshake: plaintext next time.
+                    remember_plain(self.plain_peers, c.addr);
+                }
                 let _ = self.poll.registry().deregister(&mut c.stream);
             }
         }
@@ -278,6 +312,8 @@ impl Torrent {
                 peer_base,
                 completed: false,
                 dht_pings: &mut self.dht_pings,
+                encryption: self.encryption,
+                plain_peers: &mut self.plain_peers,
             },
             &mut self.session,
         )

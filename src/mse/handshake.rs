@@ -121,6 +121,11 @@ impl Initiator {
         std::mem::take(&mut self.out)
     }
 
+    /// Whether any byte of the responder's has come.
+    pub fn heard(&self) -> bool {
+        !self.buf.is_empty() || !matches!(self.state, IState::AwaitY)
+    }
+
     /// Bytes received; `Ok(Some(_))` once the handshake is over.
     pub fn handle(&mut self, data: &[u8]) -> Result<Option<Established>, MseError> {
         self.buf.extend_from_slice(data);

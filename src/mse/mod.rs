@@ -211,9 +211,60 @@ pub fn random(buf: &mut [u8]) {
     }
 }
 
-/// What a side allows after the handshake: a set of [`PLAINTEXT`] and [`RC4`].
-pub fn allowed(require_rc4: bool) -> u32 {
-    if require_rc4 { RC4 } else { RC4 | PLAINTEXT }
+/// How a process treats encryption (`--encryption`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Dial encrypted first (offering RC4 and plaintext-after-MSE) and fall back to a
+    /// plaintext dial when the peer does not speak MSE; accept both ways in.
+    #[default]
+    Prefer,
+    /// RC4 only, both ways: plaintext handshakes and plaintext-after-MSE are refused.
+    Require,
+    /// No MSE: dial in plaintext, refuse incoming MSE handshakes.
+    Off,
+}
+
+impl Policy {
+    /// `prefer`, `require` or `off`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "prefer" => Some(Self::Prefer),
+            "require" => Some(Self::Require),
+            "off" => Some(Self::Off),
+            _ => None,
+        }
+    }
+
+    /// The methods offered or accepted after an MSE handshake: a set of [`PLAINTEXT`] and
+    /// [`RC4`].
+    pub fn methods(self) -> u32 {
+        match self {
+            Self::Require => RC4,
+            _ => RC4 | PLAINTEXT,
+        }
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::Off => "off",
+        })
+    }
+}
+
+/// A fresh private key and pads for one handshake (each pad 0–510 bytes, random).
+pub fn fresh() -> ([u8; PRIVATE_LEN], Vec<u8>, Vec<u8>) {
+    let mut x = [0u8; PRIVATE_LEN];
+    random(&mut x);
+    let mut pads = [0u8; 2 * MAX_PAD];
+    random(&mut pads);
+    let (n1, n2) = (usize::from(pads[0]) * 2, usize::from(pads[1]) * 2);
+    let first = pads[2..2 + n1].to_vec();
+    let second = pads[2 + n1..2 + n1 + n2].to_vec();
+    (x, first, second)
 }
 
 #[cfg(test)]

@@ -396,10 +396,16 @@ impl Drop for Seeder {
 
 /// Starts `lt.py ARGS…` and waits for its "ready PORT" line.
 pub fn lt_process(args: &[&std::ffi::OsStr]) -> Seeder {
+    lt_process_env(args, &[])
+}
+
+/// [`lt_process`] with environment variables (`LT_ENC=rc4|off`: its encryption).
+pub fn lt_process_env(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Seeder {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py");
     let mut child = Command::new(PYTHON)
         .arg(script)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

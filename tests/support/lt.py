@@ -22,6 +22,7 @@
                                          its payload counts when stdin closes
 """
 import json
+import os
 import sys
 import time
 
@@ -119,11 +120,16 @@ def wait_seeding(ses, h):
 
 def session_on(ip, forced_rc4=False):
     """A session that speaks plain TCP on one loopback address, with nothing that reaches out;
-    with FORCED_RC4, only encrypted (MSE, RC4) connections both ways."""
+    with FORCED_RC4 (or LT_ENC=rc4 in the environment), only encrypted (MSE, RC4) connections
+    both ways; with LT_ENC=off, no MSE at all (a plaintext-only peer)."""
     enc = {}
-    if forced_rc4:
+    mode = "rc4" if forced_rc4 else os.environ.get("LT_ENC", "")
+    if mode == "rc4":
         # pe_forced both ways, RC4 only (allowed_enc_level 2).
         enc = {"out_enc_policy": 0, "in_enc_policy": 0, "allowed_enc_level": 2}
+    elif mode == "off":
+        # pe_disabled both ways.
+        enc = {"out_enc_policy": 2, "in_enc_policy": 2}
     return lt.session({**enc,
         "listen_interfaces": f"{ip}:0",
         "outgoing_interfaces": ip,
