@@ -113,4 +113,5 @@ pub mod signals;
 pub mod storage;
 pub mod tracker;
 pub mod util;
+pub mod utp;
 pub mod wire;
