@@ -49,6 +49,8 @@ DOWNLOAD OPTIONS:
         --encryption MODE    prefer: dial encrypted (MSE/RC4) first, plaintext if
                              the peer cannot, accept both; require: RC4 only, both
                              ways; off: plaintext only [default: prefer]
+        --no-utp             TCP only: no uTP (BEP 29) [default: on, at UDP --port;
+                             dials try uTP first, then TCP]
         --json               one JSON object per status tick on stdout
 
 INFO OPTIONS:
@@ -132,6 +134,8 @@ pub struct DaemonArgs {
     pub dht_nodes: Vec<String>,
     /// `--encryption`.
     pub encryption: crate::mse::Policy,
+    /// Not `--no-utp`.
+    pub utp: bool,
 }
 
 /// Arguments of the download.
@@ -177,6 +181,8 @@ pub struct DownloadArgs {
     pub files: crate::selection::Selection,
     /// `--encryption`.
     pub encryption: crate::mse::Policy,
+    /// Not `--no-utp`.
+    pub utp: bool,
 }
 
 /// Arguments of `btmini create`.
@@ -280,6 +286,7 @@ where
     let mut up_limit = None;
     let mut files = crate::selection::Selection::all();
     let mut encryption = crate::mse::Policy::Prefer;
+    let mut utp = true;
     let mut download_only: Vec<&'static str> = Vec::new();
     let mut any = false;
 
@@ -415,6 +422,10 @@ where
                 encryption = policy(string(p.value()?, "--encryption")?)?;
                 download_only.push("--encryption");
             }
+            Long("no-utp") => {
+                utp = false;
+                download_only.push("--no-utp");
+            }
             Long("overwrite") => {
                 overwrite = true;
                 download_only.push("--overwrite");
@@ -481,6 +492,7 @@ where
                 up_limit,
                 files,
                 encryption,
+                utp,
             }),
             Sub::Info => Command::Info {
                 torrent: one("the .torrent file")?,
@@ -514,6 +526,7 @@ fn parse_daemon(args: Vec<OsString>, mut verbosity: i8) -> Result<Cli, CliError>
         dht: true,
         dht_nodes: Vec::new(),
         encryption: crate::mse::Policy::Prefer,
+        utp: true,
     };
     let port = |v: String, flag: &str| -> Result<u16, CliError> {
         v.parse()
@@ -550,6 +563,7 @@ fn parse_daemon(args: Vec<OsString>, mut verbosity: i8) -> Result<Cli, CliError>
             Long("no-dht") => d.dht = false,
             Long("dht-node") => d.dht_nodes.push(string(p.value()?, "--dht-node")?),
             Long("encryption") => d.encryption = policy(string(p.value()?, "--encryption")?)?,
+            Long("no-utp") => d.utp = false,
             _ => return Err(arg.unexpected().into()),
         }
     }
@@ -757,6 +771,11 @@ mod tests {
             panic!("download expected");
         };
         assert_eq!(d.encryption, crate::mse::Policy::Require);
+        assert!(d.utp);
+        let Command::Download(d) = ok(&["a.torrent", "--no-utp"]).command else {
+            panic!("download expected");
+        };
+        assert!(!d.utp);
         let Command::Daemon(d) = ok(&["daemon", "--encryption=off"]).command else {
             panic!("daemon expected");
         };

@@ -52,6 +52,8 @@ pub struct DownloadOptions {
     pub check_in_loop: bool,
     /// Encryption (MSE) both ways (`--encryption`): the host's, for a single download.
     pub encryption: crate::mse::Policy,
+    /// uTP both ways (`--no-utp` turns it off): the host's, for a single download.
+    pub utp: bool,
 }
 
 impl Default for DownloadOptions {
@@ -71,6 +73,7 @@ impl Default for DownloadOptions {
             files: crate::selection::Selection::all(),
             check_in_loop: false,
             encryption: crate::mse::Policy::Prefer,
+            utp: true,
         }
     }
 }

@@ -59,8 +59,9 @@
 //! ```
 //!
 //! `unsafe` code lives in two small modules, `storage::sys` (the mmap and the system calls
-//! std lacks) and [`signals`] (the signalfd), and in one function, the terminal-size ioctl
-//! in [`logging`], each block with the reasoning that makes it sound.
+//! std lacks) and [`signals`] (the signalfd), in the terminal-size ioctl in [`logging`], and
+//! in the two socket calls std lacks in [`net`] (ICMP errors of UDP datagrams, for uTP),
+//! each block with the reasoning that makes it sound.
 //!
 //! # BEPs
 //!

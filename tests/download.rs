@@ -267,7 +267,7 @@ fn transmission_seeder(p: &Payload, home: &Path) -> Seeder {
         .arg(&p.data)
         .args(["-p", &port.to_string(), "-u", "-1", "-D"])
         .arg(&p.torrent)
-        .env("TRANSMISSION_HOME", home)
+        .env("TRANSMISSION_HOME", transmission_home(home))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

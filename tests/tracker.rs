@@ -123,6 +123,7 @@ fn params(hash: u8, port: u16) -> AnnounceParams {
         numwant: 50,
         key: u32::from(port),
         tracker_id: None,
+        ipv6: None,
     }
 }
 

@@ -267,7 +267,7 @@ fn transmission_downloads_from_a_btmini_seed_that_dials_it() {
         .arg(&tr_out)
         .args(["-p", &tr_port.to_string(), "-u", "-1", "-D"])
         .arg(&torrent)
-        .env("TRANSMISSION_HOME", dir.join("tr-home"))
+        .env("TRANSMISSION_HOME", transmission_home(&dir.join("tr-home")))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

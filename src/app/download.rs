@@ -59,6 +59,7 @@ pub(super) fn run(args: &DownloadArgs) -> Result<(), AppError> {
         min_share: args.min_share,
         files: args.files.clone(),
         encryption: args.encryption,
+        utp: args.utp,
         ..Default::default()
     };
     opts.session.max_peers = args.max_peers;

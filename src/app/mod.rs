@@ -206,6 +206,7 @@ fn daemon(a: crate::cli::DaemonArgs) -> Result<(), AppError> {
         web_ui: a.web_ui,
         dht: a.dht.then_some(a.dht_nodes),
         encryption: a.encryption,
+        utp: a.utp,
     };
     crate::daemon::run(opts).map_err(AppError::Daemon)
 }

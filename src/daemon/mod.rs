@@ -48,6 +48,8 @@ pub struct DaemonOptions {
     pub dht: Option<Vec<String>>,
     /// Encryption (MSE) both ways (`--encryption`).
     pub encryption: crate::mse::Policy,
+    /// uTP both ways (not `--no-utp`).
+    pub utp: bool,
 }
 
 /// Why the daemon could not run.
@@ -120,6 +122,7 @@ impl Daemon {
                 state: Some(opts.state_dir.join("dht.dat")),
             }),
             encryption: opts.encryption,
+            utp: opts.utp,
             ..HostOptions::default()
         };
         let host = Host::new(host_opts)?;

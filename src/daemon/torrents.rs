@@ -808,7 +808,7 @@ impl Items {
             ("dht-enabled", opts.dht.is_some().into()),
             ("pex-enabled", true.into()),
             ("lpd-enabled", false.into()),
-            ("utp-enabled", false.into()),
+            ("utp-enabled", opts.utp.into()),
             (
                 "encryption",
                 // Transmission's names: "tolerated" prefers plaintext, as `off` dials.

@@ -1,9 +1,12 @@
-//! A link: one TCP connection the host owns, and whom it belongs to. An incoming link
-//! belongs to no torrent until its handshake names an info-hash; the host then hands it to
-//! that torrent's session with the bytes read so far.
+//! A link: one connection the host owns (TCP, or uTP over the shared UDP socket), and whom
+//! it belongs to. An incoming link belongs to no torrent until its handshake names an
+//! info-hash; the host then hands it to that torrent's session with the bytes read so far.
 
-use mio::net::TcpStream;
+use crate::utp;
+use mio::net::{TcpStream, UdpSocket};
+use std::io::{self, ErrorKind, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Incoming links waiting for their handshake's info-hash, at most.
@@ -27,10 +30,21 @@ pub(super) enum Owner {
     Peer { torrent: usize, key: usize },
 }
 
-/// One TCP connection.
+/// What carries a link's bytes.
+pub(super) enum Transport {
+    /// A TCP socket, registered with the poll under the link's token.
+    Tcp(TcpStream),
+    /// A uTP connection on a shared UDP socket (the host hands it its datagrams).
+    Utp {
+        stream: Box<utp::Stream>,
+        udp: Arc<UdpSocket>,
+    },
+}
+
+/// One connection.
 pub(super) struct Link {
-    pub(super) stream: TcpStream,
-    /// The connect finished (always, for incoming links).
+    pub(super) transport: Transport,
+    /// The connect finished (always, for incoming links; for uTP, the SYN was answered).
     pub(super) connected: bool,
     /// The peer, for the log (a reset socket no longer knows it).
     pub(super) addr: SocketAddr,
@@ -43,6 +57,78 @@ pub(super) struct Link {
 }
 
 impl Link {
+    /// A uTP link's stream.
+    pub(super) fn utp(&mut self) -> Option<&mut utp::Stream> {
+        match &mut self.transport {
+            Transport::Utp { stream, .. } => Some(stream),
+            Transport::Tcp(_) => None,
+        }
+    }
+
+    /// Writes all of `data` now (a handshake's few hundred bytes, which a fresh
+    /// connection always takes), or fails.
+    pub(super) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match &mut self.transport {
+            Transport::Tcp(s) => s.write_all(data),
+            Transport::Utp { stream, .. } => match stream.write(data) {
+                n if n == data.len() => Ok(()),
+                _ => Err(ErrorKind::WouldBlock.into()),
+            },
+        }
+    }
+
+    /// Writes what it can of `data`: the bytes taken (0: try again when there is room), or
+    /// why the connection is over.
+    pub(super) fn write(&mut self, data: &[u8]) -> Result<usize, String> {
+        match &mut self.transport {
+            Transport::Tcp(s) => loop {
+                return match s.write(data) {
+                    Ok(0) => Err("closed by the peer".into()),
+                    Ok(n) => Ok(n),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(0),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => Err(e.to_string()),
+                };
+            },
+            Transport::Utp { stream, .. } => match stream.error() {
+                Some(e) => Err(e.to_string()),
+                None => Ok(stream.write(data)),
+            },
+        }
+    }
+
+    /// Lets go of the connection: a TCP socket leaves the poll (and closes when dropped); a
+    /// uTP one tells the peer with a RESET.
+    pub(super) fn release(&mut self, registry: &mio::Registry, now: Instant) {
+        match &mut self.transport {
+            Transport::Tcp(s) => {
+                let _ = registry.deregister(s);
+            }
+            Transport::Utp { stream, udp } => {
+                let mut d = Vec::new();
+                if stream.reset_packet(now, &mut d) {
+                    let _ = udp.send_to(&d, self.addr);
+                }
+            }
+        }
+    }
+
+    /// Sends what a uTP link has to send; a datagram the socket cannot take now is lost as
+    /// on the path (the stream resends it).
+    pub(super) fn flush_utp(&mut self, now: Instant, buf: &mut Vec<u8>) {
+        if let Transport::Utp { stream, udp } = &mut self.transport {
+            while stream.poll_transmit(now, buf) {
+                if let Err(e) = udp.send_to(buf, self.addr) {
+                    // Lost, as on the path: the stream resends it.
+                    if e.kind() != ErrorKind::WouldBlock {
+                        log::debug!("uTP to {}: {e}", self.addr);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
     /// Its MSE handshake ended in `est`: reads are decrypted from now on if RC4 was
     /// chosen. Returns the encryptor for the session's peer and the plaintext received so
     /// far (the initiator's initial payload, then what came after the handshake).

@@ -24,6 +24,7 @@ mod dht;
 mod link;
 mod share;
 mod torrent;
+mod utp;
 
 pub use dht::{DhtOptions, ROUTERS};
 pub use torrent::saved_metainfo_path;
@@ -37,13 +38,13 @@ use crate::signals::Signals;
 use crate::tracker::Trackers;
 use crate::tracker::io::{MAX_JOBS, Resolver, Timeouts};
 use crate::wire::Handshake;
-use link::{ATTACH_TIMEOUT, Link, MAX_UNATTACHED, Owner};
+use link::{ATTACH_TIMEOUT, Link, MAX_UNATTACHED, Owner, Transport};
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use socket2::{Domain, Socket, Type};
 use std::collections::{HashMap, HashSet};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +85,8 @@ pub struct HostOptions {
     pub dht: Option<DhtOptions>,
     /// Encryption (MSE) both ways.
     pub encryption: crate::mse::Policy,
+    /// uTP (BEP 29) both ways, on the UDP socket at the listen port's number.
+    pub utp: bool,
 }
 
 impl Default for HostOptions {
@@ -96,6 +99,7 @@ impl Default for HostOptions {
             tracker_timeouts: Timeouts::default(),
             dht: None,
             encryption: crate::mse::Policy::Prefer,
+            utp: true,
         }
     }
 }
@@ -111,6 +115,7 @@ impl HostOptions {
             tracker_timeouts: o.tracker_timeouts,
             dht: None,
             encryption: o.encryption,
+            utp: o.utp,
         }
     }
 }
@@ -200,7 +205,15 @@ pub struct Host {
     udp: Arc<UdpSocket>,
     /// The DHT's IPv6 socket (BEP 32), at the same port, when the DHT is on, no address is
     /// bound and the system has IPv6.
-    udp6: Option<UdpSocket>,
+    udp6: Option<Arc<UdpSocket>>,
+    /// uTP connections on those sockets.
+    utp: utp::UtpNet,
+    /// Our IPv6 address, for HTTP trackers (BEP 7): `--bind`'s, or the one the system would
+    /// use to reach the IPv6 internet; none when we listen on no IPv6 socket.
+    own_ipv6: Option<std::net::Ipv6Addr>,
+    /// Scratch buffers for uTP's bytes received and datagrams sent.
+    utp_rx: Vec<u8>,
+    utp_tx: Vec<u8>,
     resolver: Arc<Resolver>,
     dht: Option<dht::Dht>,
     /// A torrent waits to ask the DHT until the node knows some nodes.
@@ -256,10 +269,9 @@ impl Host {
             .register(&mut udp, UDP, Interest::READABLE)?;
         let resolver = Resolver::new(waker);
         let now = Instant::now();
-        let mut udp6 = match (&opts.dht, &listener6) {
-            (Some(_), Some(_)) => {
-                v6_socket(port, Type::DGRAM).map(|s| UdpSocket::from_std(s.into()))
-            }
+        // IPv6 datagrams (the DHT's, uTP's) on a socket of their own, as the listener.
+        let mut udp6 = match (opts.dht.is_some() || opts.utp, &listener6) {
+            (true, Some(_)) => v6_socket(port, Type::DGRAM).map(|s| UdpSocket::from_std(s.into())),
             _ => None,
         };
         if let Some(u) = &mut udp6 {
@@ -277,14 +289,44 @@ impl Host {
         if let (Some(d), Some(ip)) = (&mut dht, opts.bind) {
             d.node.set_own_ip(ip);
         }
+        crate::net::queue_icmp_errors(&udp, udp.local_addr()?.is_ipv6());
+        if let Some(u) = &udp6 {
+            crate::net::queue_icmp_errors(u, true);
+        }
+        if opts.utp {
+            for u in std::iter::once(&udp).chain(&udp6) {
+                crate::net::grow_udp_buffers(u);
+            }
+        }
+        let udp = Arc::new(udp);
+        let udp6 = udp6.map(Arc::new);
+        let main_v6 = udp.local_addr()?.is_ipv6();
+        let utp = utp::UtpNet::new(
+            opts.utp,
+            if main_v6 {
+                [None, Some(udp.clone())]
+            } else {
+                [Some(udp.clone()), udp6.clone()]
+            },
+        );
+        let own_ipv6 = match opts.bind {
+            Some(IpAddr::V6(ip)) => Some(ip),
+            Some(IpAddr::V4(_)) => None,
+            None if listener6.is_some() => crate::net::global_ipv6(),
+            None => None,
+        };
         Ok(Self {
             poll,
             events: Events::with_capacity(256),
             listener,
             listener6,
             port,
-            udp: Arc::new(udp),
+            udp,
             udp6,
+            utp,
+            own_ipv6,
+            utp_rx: Vec::new(),
+            utp_tx: Vec::new(),
             resolver,
             dht,
             dht_waiting: false,
@@ -424,6 +466,8 @@ impl Host {
             measured: None,
             encryption: self.opts.encryption,
             plain_peers: HashSet::new(),
+            tcp_peers: HashSet::new(),
+            own_ipv6: self.own_ipv6,
         };
         if t.storage
             .as_ref()
@@ -647,6 +691,10 @@ impl Host {
         if let Some(d) = &self.dht {
             wait = wait.min(d.node.poll_timeout().saturating_duration_since(now));
         }
+        // uTP's timers are milliseconds apart: the loop wakes for the earliest.
+        if let Some(d) = self.utp_deadline() {
+            wait = wait.min(d.saturating_duration_since(now));
+        }
         if let Some(t) = timeout {
             wait = wait.min(t);
         }
@@ -712,6 +760,7 @@ impl Host {
                 self.share_limits();
             }
             self.expire_unattached(now);
+            self.utp.sweep(&mut self.links);
             self.ask_dht(now);
         } else if self.dht_waiting && self.dht.as_ref().is_some_and(|d| d.node.knows_nodes()) {
             // A torrent waits for the node to know some nodes: ask as soon as it does,
@@ -727,6 +776,7 @@ impl Host {
         for id in ids {
             self.pass(id, now);
         }
+        self.drive_utp(now);
         if let Some(d) = &mut self.dht {
             for (_, t) in self.torrents.iter_mut() {
                 for addr in t.dht_pings.drain(..) {
@@ -770,6 +820,7 @@ impl Host {
                 id,
                 &self.poll,
                 &mut self.links,
+                &mut self.utp,
                 PEER_BASE,
                 &mut self.read_buf,
                 now,
@@ -805,7 +856,7 @@ impl Host {
         };
         for (_, link) in t.links.drain() {
             if let Some(mut l) = self.links.try_remove(link) {
-                let _ = self.poll.registry().deregister(&mut l.stream);
+                l.release(self.poll.registry(), Instant::now());
             }
         }
     }
@@ -871,7 +922,7 @@ impl Host {
                     {
                         self.unattached += 1;
                         entry.insert(Link {
-                            stream,
+                            transport: Transport::Tcp(stream),
                             connected: true,
                             addr,
                             owner: Owner::Unattached {
@@ -988,16 +1039,25 @@ impl Host {
     /// `WouldBlock`: KRPC (a bencoded dictionary, `d…`) goes to the DHT node, the rest to
     /// the torrent whose tracker exchange it answers; others are dropped.
     fn udp_readable(&mut self, v6: bool, now: Instant) {
-        let mut buf = [0u8; crate::dht::krpc::MAX_DATAGRAM];
+        // Large enough for any peer's uTP packet (on loopback's MTU too).
+        let mut buf = vec![0u8; 64 * 1024];
         let sock = match (&self.udp6, v6) {
-            (Some(u), true) => u,
+            (Some(u), true) => u.clone(),
             (_, true) => return,
-            (_, false) => &*self.udp,
+            (_, false) => self.udp.clone(),
         };
+        // ICMP errors first: a uTP dial to where nothing listens fails now.
+        for to in crate::net::icmp_unreachable(&sock) {
+            self.utp_unreachable(to, now);
+        }
         loop {
             match sock.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     let d = &buf[..n];
+                    if crate::utp::packet::is_utp(d) {
+                        self.utp_datagram(from, d, now);
+                        continue;
+                    }
                     if let (Some(b'd'), Some(dht)) = (d.first(), &mut self.dht) {
                         dht.node.handle_datagram(now, from, d);
                         continue;
@@ -1013,6 +1073,12 @@ impl Host {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    // An ICMP error's notice; the error itself is queued.
+                    for to in crate::net::icmp_unreachable(&sock) {
+                        self.utp_unreachable(to, now);
+                    }
+                }
                 Err(e) => {
                     log::debug!("UDP socket: {e}");
                     return;
@@ -1040,13 +1106,16 @@ impl Host {
         let mut l = self.links.remove(link);
         self.unattached -= 1;
         log::debug!("dropping {}: {why}", l.addr);
-        let _ = self.poll.registry().deregister(&mut l.stream);
+        l.release(self.poll.registry(), Instant::now());
     }
 
-    /// Readiness on a link: finish its connect, read it to `WouldBlock`, attach it to a
-    /// torrent once its handshake names one.
+    /// Readiness on a TCP link: finish its connect, read it to `WouldBlock`, attach it to
+    /// a torrent once its handshake names one.
     fn link_event(&mut self, link: usize, now: Instant) {
         let Some(l) = self.links.get_mut(link) else {
+            return;
+        };
+        let Transport::Tcp(stream) = &mut l.transport else {
             return;
         };
         if let Owner::Peer { torrent, key } = l.owner {
@@ -1056,8 +1125,8 @@ impl Host {
             // Readiness may mean the socket can take the bytes that did not fit before.
             t.session.want_send(key);
             if !l.connected {
-                let failed = match l.stream.take_error() {
-                    Ok(None) => match l.stream.peer_addr() {
+                let failed = match stream.take_error() {
+                    Ok(None) => match stream.peer_addr() {
                         Ok(_) => None,
                         Err(e) if e.kind() == ErrorKind::NotConnected => return,
                         Err(e) => Some(e),
@@ -1069,34 +1138,7 @@ impl Host {
                     return;
                 }
                 l.connected = true;
-                match std::mem::take(&mut l.outgoing) {
-                    link::Outgoing::Encrypt { methods, fallback } => {
-                        // MSE first: step 1 goes out (at most 608 bytes, which a fresh
-                        // socket always takes); the session's handshake waits for the end.
-                        let (x, pad_a, pad_c) = crate::mse::fresh();
-                        let mut mse = crate::mse::Initiator::new(
-                            t.info_hash,
-                            methods,
-                            &[],
-                            x,
-                            &pad_a,
-                            &pad_c,
-                        );
-                        let out = mse.take_output();
-                        l.outgoing = link::Outgoing::Handshake {
-                            mse: Box::new(mse),
-                            fallback,
-                        };
-                        if let Err(e) = l.stream.write_all(&out) {
-                            self.close_link(link, &format!("encryption handshake: {e}"), now);
-                            return;
-                        }
-                    }
-                    other => {
-                        l.outgoing = other;
-                        t.session.connected(key, now);
-                    }
-                }
+                self.connect_done(link, now);
             }
         }
         let mut buf = [0u8; 64 * 1024];
@@ -1104,11 +1146,14 @@ impl Host {
             let Some(l) = self.links.get_mut(link) else {
                 return;
             };
+            let Transport::Tcp(stream) = &mut l.transport else {
+                return;
+            };
             if !l.connected {
                 // Dialled again in plaintext after a failed MSE handshake: a new socket.
                 return;
             }
-            match l.stream.read(&mut buf) {
+            match stream.read(&mut buf) {
                 Ok(0) => {
                     self.close_link(link, "closed by the peer", now);
                     return;
@@ -1126,6 +1171,41 @@ impl Host {
                     self.close_link(link, &e.to_string(), now);
                     return;
                 }
+            }
+        }
+    }
+
+    /// A link we dialled is connected (TCP, or uTP's SYN answered): MSE begins, or the
+    /// session's handshake goes out.
+    fn connect_done(&mut self, link: usize, now: Instant) {
+        let Some(l) = self.links.get_mut(link) else {
+            return;
+        };
+        let Owner::Peer { torrent, key } = l.owner else {
+            return;
+        };
+        let Some(t) = self.torrents.get_mut(torrent) else {
+            return;
+        };
+        match std::mem::take(&mut l.outgoing) {
+            link::Outgoing::Encrypt { methods, fallback } => {
+                // MSE first: step 1 goes out (at most 608 bytes, which a fresh connection
+                // always takes); the session's handshake waits for the end.
+                let (x, pad_a, pad_c) = crate::mse::fresh();
+                let mut mse =
+                    crate::mse::Initiator::new(t.info_hash, methods, &[], x, &pad_a, &pad_c);
+                let out = mse.take_output();
+                l.outgoing = link::Outgoing::Handshake {
+                    mse: Box::new(mse),
+                    fallback,
+                };
+                if let Err(e) = l.write_all(&out) {
+                    self.close_link(link, &format!("encryption handshake: {e}"), now);
+                }
+            }
+            other => {
+                l.outgoing = other;
+                t.session.connected(key, now);
             }
         }
     }
@@ -1177,6 +1257,7 @@ impl Host {
             torrent,
             &self.poll,
             &mut self.links,
+            &mut self.utp,
             PEER_BASE,
             &mut self.read_buf,
             now,
@@ -1220,7 +1301,7 @@ impl Host {
         });
         let out = r.take_output();
         if !out.is_empty() {
-            if let Err(e) = l.stream.write_all(&out) {
+            if let Err(e) = l.write_all(&out) {
                 return self.close_unattached(link, &format!("encryption handshake: {e}"));
             }
         }
@@ -1253,7 +1334,7 @@ impl Host {
         let result = mse.handle(data);
         let out = mse.take_output();
         if !out.is_empty() {
-            if let Err(e) = l.stream.write_all(&out) {
+            if let Err(e) = l.write_all(&out) {
                 return self.close_link(link, &format!("encryption handshake: {e}"), now);
             }
         }
@@ -1280,34 +1361,46 @@ impl Host {
     /// dialled again, in plaintext, for the same session peer (whose connect time limit
     /// still runs). Returns whether the new connect started.
     fn redial_plain(&mut self, link: usize) -> bool {
-        let bind = self.opts.bind;
-        let l = &mut self.links[link];
-        let Owner::Peer { torrent, .. } = l.owner else {
-            return false;
-        };
-        let Ok(mut stream) = crate::net::connect(l.addr, bind) else {
-            return false;
-        };
-        let token = Token(PEER_BASE + link);
-        let registry = self.poll.registry();
-        let _ = registry.deregister(&mut l.stream);
-        if registry
-            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-            .is_err()
-        {
+        if !self.redial_tcp(link) {
             return false;
         }
-        l.stream = stream;
-        l.connected = false;
-        l.decrypt = None;
+        let l = &mut self.links[link];
         l.outgoing = link::Outgoing::Plain;
         log::debug!(
             "{}: no encrypted handshake: dialling it in plaintext",
             l.addr
         );
-        if let Some(t) = self.torrents.get_mut(torrent) {
-            torrent::remember_plain(&mut t.plain_peers, l.addr);
+        if let Owner::Peer { torrent, .. } = l.owner {
+            if let Some(t) = self.torrents.get_mut(torrent) {
+                torrent::remember(&mut t.plain_peers, l.addr);
+            }
         }
+        true
+    }
+
+    /// Link `link` (one we dialled) is dialled again over TCP, the old connection let go;
+    /// whether the connect started.
+    fn redial_tcp(&mut self, link: usize) -> bool {
+        let bind = self.opts.bind;
+        let l = &mut self.links[link];
+        let Ok(mut stream) = crate::net::connect(l.addr, bind) else {
+            return false;
+        };
+        let registry = self.poll.registry();
+        l.release(registry, Instant::now());
+        if registry
+            .register(
+                &mut stream,
+                Token(PEER_BASE + link),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        l.transport = Transport::Tcp(stream);
+        l.connected = false;
+        l.decrypt = None;
         true
     }
 
@@ -1361,7 +1454,7 @@ impl Host {
             return;
         };
         log::debug!("connection to {} ended: {why}", l.addr);
-        let _ = self.poll.registry().deregister(&mut l.stream);
+        l.release(self.poll.registry(), now);
         match l.owner {
             Owner::Unattached { .. } => self.unattached -= 1,
             Owner::Peer { torrent, key } => {

@@ -2,7 +2,8 @@
 //! trackers, and the map from its session's peer keys to the host's links. [`Io`] is the
 //! torrent's [`Shell`]: the session's actions carried out on the host's poll and links.
 
-use super::link::{Link, Outgoing, Owner};
+use super::link::{Link, Outgoing, Owner, Transport};
+use super::utp::UtpNet;
 use crate::engine::{DownloadError, DownloadOptions, Phase, Status};
 use crate::metainfo::Metainfo;
 use crate::mse::Policy;
@@ -15,7 +16,6 @@ use crate::tracker::{AnnounceEvent, AnnounceParams, Trackers};
 use mio::{Interest, Poll, Token};
 use slab::Slab;
 use std::collections::{HashMap, HashSet};
-use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -82,6 +82,10 @@ pub(super) struct Torrent {
     /// Peers that failed an MSE handshake and then spoke plaintext: dialled in plaintext
     /// from then on (bounded like the session's known peers).
     pub(super) plain_peers: HashSet<SocketAddr>,
+    /// Peers that did not answer over uTP: dialled over TCP from then on (bounded alike).
+    pub(super) tcp_peers: HashSet<SocketAddr>,
+    /// Our IPv6 address for HTTP trackers (BEP 7), when we have one.
+    pub(super) own_ipv6: Option<std::net::Ipv6Addr>,
 }
 
 /// A torrent's session actions carried out on the host's poll and links.
@@ -103,19 +107,22 @@ pub(super) struct Io<'a> {
     pub(super) dht_pings: &'a mut Vec<SocketAddr>,
     pub(super) encryption: crate::mse::Policy,
     pub(super) plain_peers: &'a mut HashSet<SocketAddr>,
+    pub(super) tcp_peers: &'a HashSet<SocketAddr>,
+    pub(super) utp: &'a mut UtpNet,
 }
 
-/// Peer `addr` failed an MSE handshake: it is dialled in plaintext from now on.
-pub(super) fn remember_plain(plain: &mut HashSet<SocketAddr>, addr: SocketAddr) {
-    // Bounded: forgetting them all costs one failed MSE attempt each.
-    if plain.len() >= MAX_PLAIN_PEERS {
-        plain.clear();
+/// Peer `addr` failed a way of dialling (MSE, uTP): `set` says to dial it the other way
+/// from now on.
+pub(super) fn remember(set: &mut HashSet<SocketAddr>, addr: SocketAddr) {
+    // Bounded: forgetting them all costs one failed attempt each.
+    if set.len() >= MAX_REMEMBERED {
+        set.clear();
     }
-    plain.insert(addr);
+    set.insert(addr);
 }
 
-/// Peers remembered per torrent as speaking plaintext only.
-const MAX_PLAIN_PEERS: usize = 4096;
+/// Peers remembered per torrent as speaking plaintext only, or TCP only.
+const MAX_REMEMBERED: usize = 4096;
 
 impl Io<'_> {
     fn storage(&mut self) -> Result<&mut Storage, DownloadError> {
@@ -126,7 +133,29 @@ impl Io<'_> {
 impl Shell for Io<'_> {
     type Error = DownloadError;
 
+    /// uTP first (as libtorrent and Transmission dial: it is what gets through NATs
+    /// and yields to other traffic), TCP for a peer that did not answer over uTP before or
+    /// when uTP is off; MSE first unless it is off or the peer failed it before.
     fn dial(&mut self, key: usize, addr: SocketAddr) -> Dial {
+        let outgoing = match self.encryption {
+            Policy::Off => Outgoing::Plain,
+            Policy::Prefer if self.plain_peers.contains(&addr) => Outgoing::Plain,
+            p => Outgoing::Encrypt {
+                methods: p.methods(),
+                fallback: p == Policy::Prefer,
+            },
+        };
+        let owner = Owner::Peer {
+            torrent: self.torrent_id,
+            key,
+        };
+        if !self.tcp_peers.contains(&addr) && self.utp.can_dial(&addr) {
+            let link = self
+                .utp
+                .dial(self.all_links, addr, owner, outgoing, self.now);
+            self.links.insert(key, link);
+            return Dial::Started;
+        }
         let Ok(mut stream) = crate::net::connect(addr, self.opts.bind).inspect_err(|e| {
             log::debug!("connect to {addr}: {e}");
         }) else {
@@ -143,23 +172,11 @@ impl Shell for Io<'_> {
             return Dial::Failed;
         }
         let link = entry.key();
-        // MSE first unless it is off, or this peer already failed it and spoke plaintext.
-        let outgoing = match self.encryption {
-            Policy::Off => Outgoing::Plain,
-            Policy::Prefer if self.plain_peers.contains(&addr) => Outgoing::Plain,
-            p => Outgoing::Encrypt {
-                methods: p.methods(),
-                fallback: p == Policy::Prefer,
-            },
-        };
         entry.insert(Link {
-            stream,
+            transport: Transport::Tcp(stream),
             connected: false,
             addr,
-            owner: Owner::Peer {
-                torrent: self.torrent_id,
-                key,
-            },
+            owner,
             decrypt: None,
             outgoing,
         });
@@ -173,9 +190,9 @@ impl Shell for Io<'_> {
                 log::debug!("dropping {}: {reason}", c.addr);
                 if let Outgoing::Handshake { fallback: true, .. } = c.outgoing {
                     // Its time ran out in the MSE handshake: plaintext next time.
-                    remember_plain(self.plain_peers, c.addr);
+                    remember(self.plain_peers, c.addr);
                 }
-                let _ = self.poll.registry().deregister(&mut c.stream);
+                c.release(self.poll.registry(), self.now);
             }
         }
         if matches!(reason, CloseReason::Banned | CloseReason::BadMetadata) {
@@ -247,19 +264,15 @@ impl Shell for Io<'_> {
         if !conn.connected {
             return Some(0);
         }
-        loop {
-            let why = match conn.stream.write(bytes) {
-                Ok(0) => "closed by the peer".to_string(),
-                Ok(n) => return Some(n),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Some(0),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => e.to_string(),
-            };
-            self.links.remove(&key);
-            let mut c = self.all_links.remove(link);
-            log::debug!("connection to {} ended: {why}", c.addr);
-            let _ = self.poll.registry().deregister(&mut c.stream);
-            return None;
+        match conn.write(bytes) {
+            Ok(n) => Some(n),
+            Err(why) => {
+                self.links.remove(&key);
+                let mut c = self.all_links.remove(link);
+                log::debug!("connection to {} ended: {why}", c.addr);
+                c.release(self.poll.registry(), self.now);
+                None
+            }
         }
     }
 }
@@ -294,6 +307,7 @@ impl Torrent {
         id: usize,
         poll: &'a Poll,
         all_links: &'a mut Slab<Link>,
+        utp: &'a mut UtpNet,
         peer_base: usize,
         now: Instant,
     ) -> (Io<'a>, &'a mut Session) {
@@ -314,6 +328,8 @@ impl Torrent {
                 dht_pings: &mut self.dht_pings,
                 encryption: self.encryption,
                 plain_peers: &mut self.plain_peers,
+                tcp_peers: &self.tcp_peers,
+                utp,
             },
             &mut self.session,
         )
@@ -328,13 +344,14 @@ impl Torrent {
         id: usize,
         poll: &Poll,
         all_links: &mut Slab<Link>,
+        utp: &mut UtpNet,
         peer_base: usize,
         buf: &mut Vec<u8>,
         now: Instant,
         writes: bool,
     ) -> Result<(), DownloadError> {
         let had_meta = self.meta.is_some();
-        let (mut io, session) = self.io(id, poll, all_links, peer_base, now);
+        let (mut io, session) = self.io(id, poll, all_links, utp, peer_base, now);
         let result = if writes {
             driver::drain(session, &mut io, buf, now, 64).map(|_| ())
         } else {
@@ -546,6 +563,7 @@ impl Torrent {
             numwant: 50,
             key: self.key,
             tracker_id: None,
+            ipv6: self.own_ipv6,
         }
     }
 

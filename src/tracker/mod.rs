@@ -83,6 +83,9 @@ pub struct AnnounceParams {
     pub key: u32,
     /// The `tracker id` a tracker gave us earlier, sent back to it.
     pub tracker_id: Option<Vec<u8>>,
+    /// Our IPv6 address, told to HTTP trackers as BEP 7's `ipv6=` so that one reached
+    /// over IPv4 lists us to IPv6 peers too.
+    pub ipv6: Option<std::net::Ipv6Addr>,
 }
 
 /// Why an announce failed.

@@ -273,6 +273,7 @@ mod tests {
             numwant: 50,
             key: 9,
             tracker_id: None,
+            ipv6: None,
         }
     }
 

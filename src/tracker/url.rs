@@ -89,6 +89,10 @@ impl TrackerUrl {
             s.push_str("&trackerid=");
             percent_encode(id, &mut s);
         }
+        if let Some(ip) = p.ipv6 {
+            s.push_str("&ipv6=");
+            percent_encode(ip.to_string().as_bytes(), &mut s);
+        }
         s
     }
 }
@@ -127,6 +131,7 @@ mod tests {
             numwant: 50,
             key: 0xdead_beef,
             tracker_id: None,
+            ipv6: None,
         }
     }
 
@@ -185,5 +190,11 @@ mod tests {
         assert!(t.starts_with("/a?info_hash="));
         assert!(!t.contains("event="));
         assert!(t.ends_with("&key=deadbeef&trackerid=id%201"));
+        p.ipv6 = Some("2001:db8::7".parse().unwrap());
+        let t = TrackerUrl::parse("http://t/a").unwrap().announce_target(&p);
+        assert!(
+            t.ends_with("&trackerid=id%201&ipv6=2001%3Adb8%3A%3A7"),
+            "{t}"
+        );
     }
 }

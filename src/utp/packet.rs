@@ -18,7 +18,8 @@ pub const HEADER_LEN: usize = 20;
 pub const VERSION: u8 = 1;
 /// The selective-ACK extension's type.
 const EXT_SACK: u8 = 1;
-/// Longest selective-ACK bitmask accepted (bits for 256 packets past `ack_nr + 1`).
+/// Longest selective-ACK bitmask we send (bits for 256 packets past `ack_nr + 1`); a
+/// longer one received is read this far.
 pub const MAX_SACK: usize = 32;
 
 /// The packet types.
@@ -88,7 +89,8 @@ pub enum PacketError {
     Truncated,
     /// Not version 1, or an unknown type.
     NotUtp,
-    /// A selective ACK whose length is 0, not a multiple of 4, or over [`MAX_SACK`].
+    /// A selective ACK of no bytes. (The BEP says a multiple of 4; libtorrent sends any
+    /// length, so any other is read.)
     BadSack(usize),
 }
 
@@ -143,10 +145,10 @@ pub fn decode(d: &[u8]) -> Result<Packet<'_>, PacketError> {
         let len = usize::from(len);
         let body = d.get(at + 2..at + 2 + len).ok_or(PacketError::Truncated)?;
         if next == EXT_SACK {
-            if len == 0 || len % 4 != 0 || len > MAX_SACK {
+            if len == 0 {
                 return Err(PacketError::BadSack(len));
             }
-            sack = Some(body);
+            sack = Some(&body[..len.min(MAX_SACK)]);
         }
         next = following;
         at += 2 + len;
@@ -244,8 +246,12 @@ mod tests {
         let mut bad = Vec::new();
         encode(&header(Type::State), None, b"", &mut bad);
         bad[1] = EXT_SACK;
-        bad.extend_from_slice(&[0, 3, 1, 2, 3]);
-        assert_eq!(decode(&bad), Err(PacketError::BadSack(3)));
+        bad.extend_from_slice(&[0, 0]);
+        assert_eq!(decode(&bad), Err(PacketError::BadSack(0)));
+        // libtorrent's selective ACKs of 2 or 13 bytes are read.
+        bad.truncate(HEADER_LEN);
+        bad.extend_from_slice(&[0, 2, 0xff, 1]);
+        assert_eq!(decode(&bad).unwrap().sack, Some(&[0xffu8, 1][..]));
     }
 
     #[test]

@@ -255,9 +255,27 @@ impl Stream {
         self.unsent.len() + self.inflight_bytes
     }
 
+    /// A RESET for the peer (when the connection is dropped without a FIN); `false` once
+    /// closed or before the peer answered.
+    pub fn reset_packet(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        if matches!(self.state, State::Closed(_) | State::SynSent) {
+            return false;
+        }
+        let h = self.header(Type::Reset, self.seq_nr, now);
+        packet::encode(&h, None, &[], out);
+        self.state = State::Closed(UtpError::Reset);
+        true
+    }
+
     /// Whether everything written, and the FIN after [`Stream::close`], was acknowledged.
     pub fn is_flushed(&self) -> bool {
         self.unsent.is_empty() && self.inflight.is_empty()
+    }
+
+    /// Bytes received out of order, held until the hole before them fills.
+    pub fn held(&self) -> usize {
+        self.reorder_bytes
     }
 
     /// Moves the bytes received in order into `into`.
@@ -595,9 +613,12 @@ impl Stream {
             return;
         }
         let at = (d - 1) as usize;
-        // Past what the window allows: dropped (the peer resends it).
-        if at > 4 * RECV_WINDOW / MAX_PAYLOAD
-            || self.reorder_bytes + payload.len() > RECV_WINDOW
+        // Past what the window allows: dropped (the peer resends it). The packet next in
+        // order is always taken: it holds nothing back, and it may be the one that frees
+        // all the rest.
+        if at > 0
+            && (at > 4 * RECV_WINDOW / MAX_PAYLOAD
+                || self.reorder_bytes + payload.len() > RECV_WINDOW)
             || self.eof.is_some_and(|e| dist(seq, e) > 0)
         {
             return;

@@ -305,3 +305,38 @@ fn packets_far_ahead_are_dropped_and_memory_stays_bounded() {
     assert_eq!(p.header.ack_nr, 10);
     assert_eq!(p.sack.map(|s| s[0]), Some(0xff));
 }
+
+#[test]
+fn with_the_reorder_buffer_full_the_packet_that_fills_the_hole_still_gets_in() {
+    let t0 = Instant::now();
+    let (_a, mut b) = pair(t0);
+    let id = b.recv_id();
+    let data = |seq: u16, len: usize| {
+        let mut d = Vec::new();
+        let h = Header {
+            ty: packet::Type::Data,
+            conn_id: id,
+            timestamp: 0,
+            timestamp_diff: 0,
+            wnd_size: 1 << 20,
+            seq_nr: seq,
+            ack_nr: 10,
+        };
+        packet::encode(&h, None, &vec![seq as u8; len], &mut d);
+        d
+    };
+    // Packet 11 is missing; 12 onwards fill the window.
+    let mut seq = 12u16;
+    while b.held() + MAX_PAYLOAD <= RECV_WINDOW {
+        b.handle(t0, &decode(&data(seq, MAX_PAYLOAD)).unwrap());
+        seq += 1;
+    }
+    let last = RECV_WINDOW - b.held();
+    b.handle(t0, &decode(&data(seq, last)).unwrap());
+    assert_eq!(b.held(), RECV_WINDOW);
+    b.handle(t0, &decode(&data(11, MAX_PAYLOAD)).unwrap());
+    assert_eq!(b.held(), 0);
+    let mut got = Vec::new();
+    b.read(&mut got);
+    assert_eq!(got.len(), MAX_PAYLOAD + RECV_WINDOW);
+}

@@ -555,3 +555,12 @@ impl Drop for Logged {
         let _ = self.child.wait();
     }
 }
+
+/// A config folder for transmission-cli (its `TRANSMISSION_HOME`) with uTP off: Transmission
+/// 3.00's uTP stalls (its timer bugs, fixed in 4.0), against libtorrent as against btmini,
+/// which dials uTP first.
+pub fn transmission_home(home: &Path) -> PathBuf {
+    std::fs::create_dir_all(home).unwrap();
+    std::fs::write(home.join("settings.json"), r#"{"utp-enabled": false}"#).unwrap();
+    home.to_path_buf()
+}

@@ -119,7 +119,8 @@ def wait_seeding(ses, h):
 
 
 def session_on(ip, forced_rc4=False):
-    """A session that speaks plain TCP on one loopback address, with nothing that reaches out;
+    """A session that speaks plain TCP (or uTP alone, LT_TRANSPORT=utp) on one loopback
+    address (IPv4 or IPv6), with nothing that reaches out;
     with FORCED_RC4 (or LT_ENC=rc4 in the environment), only encrypted (MSE, RC4) connections
     both ways; with LT_ENC=off, no MSE at all (a plaintext-only peer)."""
     enc = {}
@@ -130,11 +131,14 @@ def session_on(ip, forced_rc4=False):
     elif mode == "off":
         # pe_disabled both ways.
         enc = {"out_enc_policy": 2, "in_enc_policy": 2}
-    return lt.session({**enc,
-        "listen_interfaces": f"{ip}:0",
+    # LT_TRANSPORT=utp: uTP only (TCP off both ways); otherwise TCP only.
+    utp = os.environ.get("LT_TRANSPORT", "") == "utp"
+    transport = {"enable_outgoing_utp": utp, "enable_incoming_utp": utp,
+                 "enable_outgoing_tcp": not utp, "enable_incoming_tcp": not utp}
+    return lt.session({**enc, **transport,
+        "listen_interfaces": f"[{ip}]:0" if ":" in ip else f"{ip}:0",
         "outgoing_interfaces": ip,
         "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-        "enable_outgoing_utp": False, "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True,
         "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
     })
@@ -256,7 +260,9 @@ def dht_session(ip):
         "dht_block_ratelimit": 100000, "dht_restrict_routing_ips": False,
         "dht_restrict_search_ips": False, "dht_enforce_node_id": False,
         "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-        "enable_outgoing_utp": False, "enable_incoming_utp": False,
+        # uTP on, as libtorrent's default: btmini dials uTP first, and a SYN to a UDP port
+        # that is open (the DHT's) but ignores uTP waits out its resends.
+        "enable_outgoing_utp": True, "enable_incoming_utp": True,
         "allow_multiple_connections_per_ip": True,
         "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification
         | lt.alert.category_t.dht_notification,

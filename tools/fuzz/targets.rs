@@ -42,6 +42,8 @@ pub(crate) const TARGETS: &[(&str, Target)] = &[
     ("krpc", krpc),
     ("dht_node", dht_node),
     ("mse", mse),
+    ("utp_packet", utp_packet),
+    ("utp_stream", utp_stream),
     // The RPC is in builds with the `daemon` feature (btmini's, or this crate's own when
     // fuzzing, on by default).
     #[cfg(feature = "daemon")]
@@ -884,5 +886,87 @@ pub(crate) fn mse(data: &[u8]) {
         if done_a && done_b {
             return;
         }
+    }
+}
+
+/// The uTP packet codec: what decodes encodes back to a datagram that decodes the same.
+pub(crate) fn utp_packet(data: &[u8]) {
+    use btmini::utp::packet::{decode, encode};
+    let Ok(p) = decode(data) else {
+        return;
+    };
+    assert!(p.sack.is_none_or(|s| !s.is_empty() && s.len() <= 32));
+    // A selective ACK is sent in multiples of 4 bytes: pad what was read.
+    let sack = p.sack.map(|s| {
+        let mut v = s.to_vec();
+        v.resize(s.len().div_ceil(4) * 4, 0);
+        v
+    });
+    let mut out = Vec::new();
+    encode(&p.header, sack.as_deref(), p.payload, &mut out);
+    let q = decode(&out).expect("what we encode decodes");
+    assert_eq!(q.header, p.header);
+    assert_eq!(q.payload, p.payload);
+}
+
+/// A uTP connection fed hostile datagrams: the first byte picks dialling or answering a
+/// SYN, then each datagram is a length byte and its bytes, with the clock moving by the
+/// next byte's milliseconds. Whatever comes, it never holds more than its bounds and
+/// always stops having datagrams to send.
+pub(crate) fn utp_stream(data: &[u8]) {
+    use btmini::utp::packet::{self, Header, Type, decode};
+    use btmini::utp::{RECV_WINDOW, SEND_BUFFER, Stream};
+    use std::time::{Duration, Instant};
+    let Some((&mode, mut rest)) = data.split_first() else {
+        return;
+    };
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut s = if mode & 1 == 0 {
+        Stream::connect(100, u16::from(mode) << 8, now)
+    } else {
+        let syn = Header {
+            ty: Type::Syn,
+            conn_id: 99,
+            timestamp: 0,
+            timestamp_diff: 0,
+            wnd_size: u32::from(mode) << 12,
+            seq_nr: u16::from(mode),
+            ack_nr: 0,
+        };
+        let mut d = Vec::new();
+        packet::encode(&syn, None, &[], &mut d);
+        Stream::accept(&decode(&d).unwrap(), 1000, now)
+    };
+    let mut buf = Vec::new();
+    let mut got = Vec::new();
+    let payload = vec![0x5a; 3000];
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = usize::from(len).min(tail.len());
+        let (d, tail) = tail.split_at(len);
+        rest = tail;
+        if let Some((&ms, tail)) = rest.split_first() {
+            now += Duration::from_millis(u64::from(ms) * 7);
+            rest = tail;
+        }
+        s.write(&payload);
+        if let Ok(p) = decode(d) {
+            s.handle(now, &p);
+        }
+        s.handle_timeout(now);
+        let mut sent = 0;
+        while s.poll_transmit(now, &mut buf) {
+            sent += 1;
+            assert!(
+                buf.len() <= btmini::utp::MAX_DATAGRAM,
+                "a datagram of {}",
+                buf.len()
+            );
+            assert!(sent < 10_000, "poll_transmit never stops");
+        }
+        s.read(&mut got);
+        got.clear();
+        assert!(s.held() <= RECV_WINDOW);
+        assert!(s.buffered() <= SEND_BUFFER);
     }
 }

@@ -1,0 +1,176 @@
+//! uTP (BEP 29) against libtorrent with TCP turned off both ways: btmini downloads from it
+//! and seeds to it, also through a relay that adds delay and loses 1% of the datagrams;
+//! `--no-utp` cannot reach it.
+
+mod common;
+
+use common::*;
+use std::ffi::OsStr;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// libtorrent seeding `torrent` from `data` on `ip` over uTP only.
+fn lt_utp_seed(torrent: &Path, data: &Path, ip: &str) -> Seeder {
+    lt_process_env(
+        &[
+            OsStr::new("seed"),
+            torrent.as_os_str(),
+            data.as_os_str(),
+            OsStr::new(ip),
+        ],
+        &[("LT_TRANSPORT", "utp")],
+    )
+}
+
+/// btmini downloading `torrent` into `out` on `ip` from `peer` alone, logged.
+fn btmini_from(torrent: &Path, out: &Path, ip: &str, peer: &str, extra: &[&str]) -> Logged {
+    Logged::start(
+        btmini()
+            .arg(torrent)
+            .arg("-o")
+            .arg(out)
+            .args(["--bind", ip, "--port", &free_port().to_string()])
+            .args(["--peer", peer, "--no-dht"])
+            .args(extra),
+    )
+}
+
+#[test]
+fn btmini_downloads_from_a_libtorrent_that_speaks_only_utp() {
+    let dir = TempDir::new("utp-from-lt");
+    let (file, torrent) = single_file_torrent(dir.path(), 41, 3_000_017, &[]);
+    let seeder = lt_utp_seed(&torrent, &dir.join("data"), "127.0.0.41");
+    let out = dir.join("out");
+    let peer = format!("127.0.0.41:{}", seeder.port);
+    let mut b = btmini_from(&torrent, &out, "127.0.0.42", &peer, &[]);
+    let log = b.finish_with(&out.join("single.bin"), &file);
+    assert!(log.contains(&format!("{peer} is libtorrent")), "{log}");
+    assert!(!log.contains("over TCP"), "{log}");
+}
+
+#[test]
+fn a_libtorrent_that_speaks_only_utp_downloads_from_a_btmini_seed() {
+    let dir = TempDir::new("utp-to-lt");
+    let (file, torrent) = single_file_torrent(dir.path(), 42, 3_000_029, &[]);
+    let port = free_port();
+    let seed = Logged::start(
+        btmini()
+            .arg(&torrent)
+            .arg("-o")
+            .arg(dir.join("data"))
+            .args([
+                "--bind",
+                "127.0.0.43",
+                "--port",
+                &port.to_string(),
+                "--no-dht",
+            ]),
+    );
+    seed.wait_for("seeding");
+    let out = dir.join("lt-out");
+    let mut lt = std::process::Command::new(PYTHON);
+    lt.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py"))
+        .args(["download".as_ref(), torrent.as_os_str(), out.as_os_str()])
+        .args(["127.0.0.44", &format!("127.0.0.43:{port}")])
+        .env("LT_TRANSPORT", "utp");
+    let got = run_ok(&mut lt);
+    let v: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap();
+    assert_eq!(v["seeding"], true, "{v}\n{}", seed.log());
+    assert_eq!(
+        std::fs::read(out.join("single.bin")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    seed.wait_for("uTP connection accepted");
+}
+
+#[test]
+fn without_utp_a_utp_only_peer_is_out_of_reach() {
+    let dir = TempDir::new("utp-off");
+    let (_, torrent) = single_file_torrent(dir.path(), 43, 500_009, &[]);
+    let seeder = lt_utp_seed(&torrent, &dir.join("data"), "127.0.0.45");
+    let out = dir.join("out");
+    let peer = format!("127.0.0.45:{}", seeder.port);
+    let b = btmini_from(&torrent, &out, "127.0.0.46", &peer, &["--no-utp"]);
+    // libtorrent with TCP off accepts a TCP connection and closes it.
+    b.wait_for(&format!("connection to {peer} ended"));
+    assert!(!b.log().contains("is libtorrent"), "{}", b.log());
+    drop(b);
+    let got = std::fs::read(out.join("single.bin")).unwrap_or_default();
+    assert!(got.iter().all(|&x| x == 0), "bytes arrived without uTP");
+}
+
+/// A UDP relay between a client and `to`: each datagram waits `delay` and every 100th is
+/// dropped, both ways. Returns its address and a switch that stops it; counts the drops.
+fn relay(
+    ip: &str,
+    to: SocketAddr,
+    delay: Duration,
+) -> (SocketAddr, Arc<AtomicBool>, Arc<AtomicUsize>) {
+    let outer = UdpSocket::bind((ip, 0)).unwrap();
+    let inner = UdpSocket::bind((ip, 0)).unwrap();
+    let addr = outer.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let (s, d) = (stop.clone(), dropped.clone());
+    std::thread::spawn(move || {
+        outer.set_nonblocking(true).unwrap();
+        inner.set_nonblocking(true).unwrap();
+        let mut client: Option<SocketAddr> = None;
+        // (when due, towards the seeder?, bytes)
+        let mut queue: std::collections::VecDeque<(Instant, bool, Vec<u8>)> = Default::default();
+        let mut n = 0usize;
+        let mut buf = [0u8; 65536];
+        while !s.load(Ordering::Relaxed) {
+            let mut idle = true;
+            while let Ok((len, from)) = outer.recv_from(&mut buf) {
+                client = Some(from);
+                queue.push_back((Instant::now() + delay, true, buf[..len].to_vec()));
+                idle = false;
+            }
+            while let Ok((len, _)) = inner.recv_from(&mut buf) {
+                queue.push_back((Instant::now() + delay, false, buf[..len].to_vec()));
+                idle = false;
+            }
+            while queue.front().is_some_and(|q| q.0 <= Instant::now()) {
+                let (_, up, bytes) = queue.pop_front().unwrap();
+                n += 1;
+                if n % 100 == 0 {
+                    d.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let _ = match (up, client) {
+                    (true, _) => inner.send_to(&bytes, to),
+                    (false, Some(c)) => outer.send_to(&bytes, c),
+                    (false, None) => continue,
+                };
+            }
+            if idle {
+                // The relay's own pacing (it is the path, not a wait for the test).
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    });
+    (addr, stop, dropped)
+}
+
+#[test]
+fn a_download_over_utp_completes_through_delay_and_one_percent_loss() {
+    let dir = TempDir::new("utp-relay");
+    let (file, torrent) = single_file_torrent(dir.path(), 44, 2_000_003, &[]);
+    let seeder = lt_utp_seed(&torrent, &dir.join("data"), "127.0.0.47");
+    let to: SocketAddr = format!("127.0.0.47:{}", seeder.port).parse().unwrap();
+    let (via, stop, dropped) = relay("127.0.0.48", to, Duration::from_millis(20));
+    let out = dir.join("out");
+    let mut b = btmini_from(&torrent, &out, "127.0.0.49", &via.to_string(), &[]);
+    let log = b.finish_with(&out.join("single.bin"), &file);
+    stop.store(true, Ordering::Relaxed);
+    assert!(log.contains(&format!("{via} is libtorrent")), "{log}");
+    assert!(
+        dropped.load(Ordering::Relaxed) >= 10,
+        "the relay lost {} datagrams",
+        dropped.load(Ordering::Relaxed)
+    );
+}
