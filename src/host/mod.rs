@@ -1437,10 +1437,22 @@ impl Host {
 
     /// The link ended (`why`, for the log); its torrent's session forgets the peer.
     fn close_link(&mut self, link: usize, why: &str, now: Instant) {
+        // Plaintext next only for a peer that never answered with a key: one that did
+        // speaks MSE, and failed for another reason (libtorrent's one in 256).
         let fallback = matches!(
             self.links.get(link).map(|l| &l.outgoing),
-            Some(link::Outgoing::Handshake { fallback: true, .. })
+            Some(link::Outgoing::Handshake { fallback: true, mse }) if !mse.heard()
         );
+        if let Some(link::Outgoing::Handshake { mse, .. }) =
+            self.links.get(link).map(|l| &l.outgoing)
+        {
+            if mse.secret_starts_with_zero() == Some(true) {
+                log::debug!(
+                    "{}: the shared secret began with a zero byte, which libtorrent mishashes",
+                    self.links[link].addr
+                );
+            }
+        }
         if fallback {
             log::debug!(
                 "encrypted handshake with {} failed: {why}",

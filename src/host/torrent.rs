@@ -188,9 +188,16 @@ impl Shell for Io<'_> {
         if let Some(link) = self.links.remove(&key) {
             if let Some(mut c) = self.all_links.try_remove(link) {
                 log::debug!("dropping {}: {reason}", c.addr);
-                if let Outgoing::Handshake { fallback: true, .. } = c.outgoing {
-                    // Its time ran out in the MSE handshake: plaintext next time.
-                    remember(self.plain_peers, c.addr);
+                if let Outgoing::Handshake {
+                    fallback: true,
+                    mse,
+                } = &c.outgoing
+                {
+                    // Its time ran out in the MSE handshake with no key from it:
+                    // plaintext next time.
+                    if !mse.heard() {
+                        remember(self.plain_peers, c.addr);
+                    }
                 }
                 c.release(self.poll.registry(), self.now);
             }

@@ -86,6 +86,8 @@ pub struct Initiator {
     buf: Vec<u8>,
     keys: Option<(Rc4, Rc4)>,
     state: IState,
+    /// The shared secret's first byte is zero (see [`Initiator::secret_starts_with_zero`]).
+    secret_zero: Option<bool>,
 }
 
 impl Initiator {
@@ -113,12 +115,21 @@ impl Initiator {
             buf: Vec::new(),
             keys: None,
             state: IState::AwaitY,
+            secret_zero: None,
         }
     }
 
     /// Bytes to send now (taken).
     pub fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
+    }
+
+    /// Whether the shared secret begins with a zero byte (`None` before the peer's key
+    /// came). libtorrent (2.0.8 at least) hashes its `req3` mask over the secret without
+    /// its leading zero bytes, so such a handshake fails against it, one in 256: the peer
+    /// then speaks MSE all the same, and is dialled encrypted again.
+    pub fn secret_starts_with_zero(&self) -> Option<bool> {
+        self.secret_zero
     }
 
     /// Whether any byte of the responder's has come.
@@ -137,6 +148,7 @@ impl Initiator {
                     }
                     let y: Vec<u8> = self.buf.drain(..KEY_LEN).collect();
                     let s = shared_secret(&y, &self.x)?;
+                    self.secret_zero = Some(s[0] == 0);
                     let mut enc = rc4(b"keyA", &s, &self.info_hash);
                     let dec = rc4(b"keyB", &s, &self.info_hash);
                     let mut marker = VC;

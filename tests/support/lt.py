@@ -205,6 +205,7 @@ def download(path, save_path, ip, peer=None, forced_rc4=False):
     h = add(ses, path, save_path)
     if peer:
         host, port = peer.rsplit(":", 1)
+        host = host.strip("[]")
         h.connect_peer((host, int(port)))
     deadline = time.monotonic() + 120
     pex = set()
@@ -234,6 +235,7 @@ def magnet(link, save_path, ip, peer):
     atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
     h = ses.add_torrent(atp)
     host, port = peer.rsplit(":", 1)
+    host = host.strip("[]")
     h.connect_peer((host, int(port)))
     start = time.monotonic()
     metadata_at = None
