@@ -55,14 +55,7 @@ fn libtorrent_on_ipv6_downloads_from_btmini_bound_to_ipv6() {
     let dir = TempDir::new("v6-to-lt");
     let (file, torrent) = single_file_torrent(dir.path(), 62, 1_500_013, &[]);
     let port = free_port();
-    let seed = Logged::start(
-        btmini()
-            .arg(&torrent)
-            .arg("-o")
-            .arg(dir.join("data"))
-            .args(["--bind", "::1", "--port", &port.to_string(), "--no-dht"]),
-    );
-    seed.wait_for("seeding");
+    let seed = btmini_seeding(&torrent, &dir.join("data"), "::1", port);
     let out = dir.join("lt-out");
     let v = libtorrent(&[
         "download".as_ref(),

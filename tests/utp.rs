@@ -56,20 +56,7 @@ fn a_libtorrent_that_speaks_only_utp_downloads_from_a_btmini_seed() {
     let dir = TempDir::new("utp-to-lt");
     let (file, torrent) = single_file_torrent(dir.path(), 42, 3_000_029, &[]);
     let port = free_port();
-    let seed = Logged::start(
-        btmini()
-            .arg(&torrent)
-            .arg("-o")
-            .arg(dir.join("data"))
-            .args([
-                "--bind",
-                "127.0.0.43",
-                "--port",
-                &port.to_string(),
-                "--no-dht",
-            ]),
-    );
-    seed.wait_for("seeding");
+    let seed = btmini_seeding(&torrent, &dir.join("data"), "127.0.0.43", port);
     let out = dir.join("lt-out");
     let mut lt = std::process::Command::new(PYTHON);
     lt.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt.py"))

@@ -564,3 +564,17 @@ pub fn transmission_home(home: &Path) -> PathBuf {
     std::fs::write(home.join("settings.json"), r#"{"utp-enabled": false}"#).unwrap();
     home.to_path_buf()
 }
+
+/// btmini seeding `torrent` from `data` on `ip`:`port` (no DHT), logged; returns once it
+/// says it seeds.
+pub fn btmini_seeding(torrent: &Path, data: &Path, ip: &str, port: u16) -> Logged {
+    let seed = Logged::start(btmini().arg(torrent).arg("-o").arg(data).args([
+        "--bind",
+        ip,
+        "--port",
+        &port.to_string(),
+        "--no-dht",
+    ]));
+    seed.wait_for("seeding");
+    seed
+}
