@@ -261,8 +261,12 @@ impl Host {
             })
             .collect();
         for k in due {
-            if let Some(s) = self.links.get_mut(k).and_then(|l| l.utp()) {
-                s.handle_timeout(now);
+            if let Some(l) = self.links.get_mut(k) {
+                let addr = l.addr;
+                if let Some(s) = l.utp() {
+                    s.handle_timeout(now);
+                    log::trace!("{addr}: uTP timeout: {s:?}");
+                }
             }
             self.utp_progress(k, now);
         }

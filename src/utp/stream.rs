@@ -117,6 +117,11 @@ pub struct Stream {
     peer_wnd: usize,
     /// No more window halving until this sequence number is acknowledged.
     loss_recovery_until: Option<u16>,
+    /// After a timeout, the last packet sent before it: until it is acknowledged, each ACK
+    /// that moves on resends the next packets sent before the timeout (two for each one
+    /// acknowledged, as a slow start would), so a burst lost whole comes back in a few
+    /// round trips rather than one packet a timeout.
+    timeout_recovery: Option<u16>,
     dup_acks: u32,
     rtt: Option<(Duration, Duration)>,
     rto: Duration,
@@ -148,8 +153,25 @@ impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Stream({}/{}, {:?}, cwnd {:.0}, {} in flight)",
-            self.recv_id, self.send_id, self.state, self.cwnd, self.inflight_bytes
+            "Stream({}/{}, {:?}, seq {} ack {}, cwnd {:.0}, peer window {}, {} B in {} packets \
+             in flight (first {:?}), {} B unsent, {} held in {} slots, timeouts {}, deadline {})",
+            self.recv_id,
+            self.send_id,
+            self.state,
+            self.seq_nr,
+            self.ack_nr,
+            self.cwnd,
+            self.peer_wnd,
+            self.inflight_bytes,
+            self.inflight.len(),
+            self.inflight
+                .front()
+                .map(|p| (p.seq, p.sends, p.sacked, p.resend)),
+            self.unsent.len(),
+            self.reorder_bytes,
+            self.reorder.len(),
+            self.timeouts,
+            self.deadline.is_some(),
         )
     }
 }
@@ -170,6 +192,7 @@ impl Stream {
             slow_start: true,
             peer_wnd: MAX_PAYLOAD,
             loss_recovery_until: None,
+            timeout_recovery: None,
             dup_acks: 0,
             rtt: None,
             rto: Duration::from_secs(1),
@@ -433,7 +456,9 @@ impl Stream {
         }
         self.rto = (self.rto * 2).min(Duration::from_secs(60));
         self.cwnd = MAX_PAYLOAD as f64;
-        self.slow_start = false;
+        // Grow back quickly: the delay measure says whether the path is really loaded.
+        self.slow_start = true;
+        self.timeout_recovery = Some(self.seq_nr.wrapping_sub(1));
         if let Some(p) = self.inflight.iter_mut().find(|p| !p.sacked) {
             p.resend = true;
         }
@@ -506,12 +531,14 @@ impl Stream {
     fn acked(&mut self, now: Instant, ack_nr: u16, sack: Option<&[u8]>, pure: bool) {
         let mut bytes = 0usize;
         let mut progressed = false;
+        let mut popped = 0usize;
         while let Some(p) = self.inflight.front() {
             if dist(p.seq, ack_nr) > 0 {
                 break;
             }
             let p = self.inflight.pop_front().expect("front");
             progressed = true;
+            popped += 1;
             self.inflight_bytes -= p.data.len();
             if !p.sacked {
                 bytes += p.data.len();
@@ -534,6 +561,22 @@ impl Stream {
                         bytes += p.data.len();
                     }
                     past_hole += 1;
+                }
+            }
+        }
+        if let (true, Some(until)) = (progressed, self.timeout_recovery) {
+            if dist(ack_nr, until) >= 0 {
+                self.timeout_recovery = None;
+            } else {
+                let mut n = 2 * popped;
+                for p in self.inflight.iter_mut() {
+                    if n == 0 || dist(p.seq, until) > 0 {
+                        break;
+                    }
+                    if p.sends > 0 && !p.sacked && !p.resend {
+                        p.resend = true;
+                        n -= 1;
+                    }
                 }
             }
         }

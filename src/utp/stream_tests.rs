@@ -7,11 +7,14 @@ struct Net {
     delay: Duration,
     rate: usize,
     loss_every: usize,
+    /// Datagrams sent in this time are all lost (a burst).
+    burst: std::ops::Range<Instant>,
     sent: usize,
     /// Delivery time, to b?, datagram.
     flying: Vec<(Instant, bool, Vec<u8>)>,
     link_free: [Instant; 2],
     max_queue: Duration,
+    lost: usize,
 }
 
 impl Net {
@@ -20,16 +23,19 @@ impl Net {
             delay: Duration::from_millis(delay_ms),
             rate,
             loss_every,
+            burst: t0..t0,
             sent: 0,
             flying: Vec::new(),
             link_free: [t0; 2],
             max_queue: Duration::ZERO,
+            lost: 0,
         }
     }
 
     fn send(&mut self, now: Instant, to_b: bool, d: Vec<u8>) {
         self.sent += 1;
-        if self.loss_every > 0 && self.sent % self.loss_every == 0 {
+        if self.loss_every > 0 && self.sent % self.loss_every == 0 || self.burst.contains(&now) {
+            self.lost += 1;
             return;
         }
         let lane = usize::from(to_b);
@@ -339,4 +345,20 @@ fn with_the_reorder_buffer_full_the_packet_that_fills_the_hole_still_gets_in() {
     let mut got = Vec::new();
     b.read(&mut got);
     assert_eq!(got.len(), MAX_PAYLOAD + RECV_WINDOW);
+}
+
+#[test]
+fn a_burst_lost_whole_comes_back_in_a_few_round_trips() {
+    // Everything sent for 20 ms lost (a receiver's full socket buffer): hundreds of
+    // packets. Each timeout must not bring back only one of them, or this takes hundreds of
+    // timeouts, minutes.
+    let t0 = Instant::now();
+    let mut net = Net::new(5, 20_000, 0, t0);
+    net.burst = t0 + Duration::from_millis(100)..t0 + Duration::from_millis(120);
+    let x = bytes(8_000_000, 8);
+    let (_, got_b, took) = exchange(&mut net, &x, &[], t0, 1, 2, 300);
+    assert!(got_b == x);
+    let lost = net.lost;
+    assert!(lost > 100, "{lost} lost");
+    assert!(took < Duration::from_secs(5), "{took:?}, {lost} lost");
 }
