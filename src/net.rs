@@ -86,7 +86,8 @@ pub fn icmp_unreachable(sock: &UdpSocket) -> Vec<SocketAddr> {
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
+        // usize with glibc, u32 with musl.
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
         // SAFETY: every pointer in `msg` points at a live buffer of the length given.
         let n = unsafe {
             libc::recvmsg(
