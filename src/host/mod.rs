@@ -214,6 +214,8 @@ pub struct Host {
     /// Scratch buffers for uTP's bytes received and datagrams sent.
     utp_rx: Vec<u8>,
     utp_tx: Vec<u8>,
+    /// The UDP read buffer.
+    udp_buf: Vec<u8>,
     resolver: Arc<Resolver>,
     dht: Option<dht::Dht>,
     /// A torrent waits to ask the DHT until the node knows some nodes.
@@ -326,6 +328,7 @@ impl Host {
             utp,
             own_ipv6,
             utp_rx: Vec::new(),
+            udp_buf: Vec::new(),
             utp_tx: Vec::new(),
             resolver,
             dht,
@@ -1039,19 +1042,28 @@ impl Host {
     /// `WouldBlock`: KRPC (a bencoded dictionary, `d…`) goes to the DHT node, the rest to
     /// the torrent whose tracker exchange it answers; others are dropped.
     fn udp_readable(&mut self, v6: bool, now: Instant) {
-        // Large enough for any peer's uTP packet (on loopback's MTU too).
-        let mut buf = vec![0u8; 64 * 1024];
         let sock = match (&self.udp6, v6) {
             (Some(u), true) => u.clone(),
             (_, true) => return,
             (_, false) => self.udp.clone(),
         };
-        // ICMP errors first: a uTP dial to where nothing listens fails now.
+        // Kept across calls: one datagram at a time, as large as any peer's uTP packet
+        // (on loopback's MTU too).
+        let mut buf = std::mem::take(&mut self.udp_buf);
+        buf.resize(64 * 1024, 0);
+        // ICMP errors first: a uTP dial to where nothing listens fails now. (The error
+        // queue makes the socket readable without a datagram, and `recv_from` does not
+        // always report it: one `recvmsg` per wakeup reads it.)
         for to in crate::net::icmp_unreachable(&sock) {
             self.utp_unreachable(to, now);
         }
+        self.read_datagrams(&sock, &mut buf, now);
+        self.udp_buf = buf;
+    }
+
+    fn read_datagrams(&mut self, sock: &UdpSocket, buf: &mut [u8], now: Instant) {
         loop {
-            match sock.recv_from(&mut buf) {
+            match sock.recv_from(buf) {
                 Ok((n, from)) => {
                     let d = &buf[..n];
                     if crate::utp::packet::is_utp(d) {
@@ -1073,15 +1085,17 @@ impl Host {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                    // An ICMP error's notice; the error itself is queued.
-                    for to in crate::net::icmp_unreachable(&sock) {
+                Err(e) => {
+                    // An ICMP error's notice (refused, unreachable): the errors themselves
+                    // are queued, and a uTP dial to where nothing listens fails now.
+                    let unreachable = crate::net::icmp_unreachable(sock);
+                    if unreachable.is_empty() {
+                        log::debug!("UDP socket: {e}");
+                        return;
+                    }
+                    for to in unreachable {
                         self.utp_unreachable(to, now);
                     }
-                }
-                Err(e) => {
-                    log::debug!("UDP socket: {e}");
-                    return;
                 }
             }
         }
