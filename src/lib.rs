@@ -39,7 +39,8 @@
 //! ```
 //!
 //! Drive contract: after every input to [`session::Session`], send each peer's pending
-//! bytes and drain its actions until none is left; tick it about once a second.
+//! bytes and drain its actions until none is left; call its `handle_timeout` when its
+//! `poll_timeout` comes (the loop sleeps until the earliest deadline of all it drives).
 //!
 //! # Embedding
 //!

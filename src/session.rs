@@ -5,11 +5,12 @@
 //! Drive contract (after str0m and quinn-proto): after every input —
 //! [`Session::connected`], [`Session::received`], [`Session::closed`],
 //! [`Session::accept`], [`Session::add_peers`], [`Session::piece_result`],
-//! [`Session::tick`] — send what [`Session::tx`] holds for each peer
+//! [`Session::handle_timeout`] — send what [`Session::tx`] holds for each peer
 //! [`Session::next_to_send`] names, and drain [`Session::poll_action`] until it is empty.
-//! Call [`Session::tick`] about once a second. No input costs work in proportion to the
-//! number of peers, except those that concern them all (a verified piece is announced to
-//! every peer; the tick's timers and choke round).
+//! Call [`Session::handle_timeout`] when [`Session::poll_timeout`] comes: there is no
+//! periodic tick. No input costs work in proportion to the number of peers, except those
+//! that concern them all (a verified piece is announced to every peer; the timers and the
+//! choke round).
 //!
 //! Here: peers, dialling and redialling, pieces, timers. `session/receive.rs` acts on what
 //! peers send, `session/upload.rs` serves them and chokes, `session/extensions.rs` speaks
@@ -205,8 +206,10 @@ pub struct Session {
     peers: Slab<Peer>,
     picker: Picker,
     candidates: VecDeque<SocketAddr>,
-    /// Candidates still in their retry backoff; back among the candidates at each tick.
+    /// Candidates still in their retry backoff; back among the candidates at `backoff_due`.
     backoff: Vec<SocketAddr>,
+    /// The earliest moment one of `backoff` may be dialled again.
+    backoff_due: Option<Instant>,
     known: HashMap<SocketAddr, Known>,
     own: Vec<SocketAddr>,
     actions: VecDeque<Action>,
@@ -217,12 +220,14 @@ pub struct Session {
     tiers: Vec<u8>,
     /// Keep dialling after completion (seeding).
     seeding: bool,
-    last_tick: Option<Instant>,
-    /// The rate limits' buckets (refilled at each tick).
+    /// When [`Session::handle_timeout`] last ran: what was due by then was handled (or
+    /// deliberately left), so it is not due again.
+    last_timeout: Option<Instant>,
+    /// The rate limits' buckets, refilled as time passes.
     down_bucket: rate::TokenBucket,
     up_bucket: rate::TokenBucket,
-    /// The limits changed since the last tick.
-    limits_changed: bool,
+    /// With no peer and no candidate, when to ask the shell for peers again.
+    want_peers_at: Option<Instant>,
     uploaded: u64,
     last_choke: Option<Instant>,
     last_optimistic: Option<Instant>,
@@ -234,6 +239,8 @@ pub struct Session {
     holding: Option<String>,
     /// When the share rule started holding the last piece.
     hold_since: Option<Instant>,
+    /// When the share rule's wait runs out, while it holds.
+    hold_until: Option<Instant>,
     /// The rule was let go for good (`--share-wait` ran out).
     share_released: bool,
     /// Peers that may have bytes to send, so the shell never scans them all.
@@ -268,6 +275,9 @@ const ALLOWED_FAST: usize = 10;
 /// Seconds between choke rounds, and between optimistic unchokes.
 const CHOKE_ROUND: Duration = Duration::from_secs(10);
 const OPTIMISTIC_ROUND: Duration = Duration::from_secs(30);
+
+/// With no peer and no candidate left, the shell is asked for peers this often.
+const STARVED_ASK: Duration = Duration::from_secs(5);
 
 impl Session {
     /// A session for `meta` with the pieces in `have` already verified.
@@ -311,6 +321,7 @@ impl Session {
             picker: Picker::new(1, 0, Bitfield::new(0), seed),
             candidates: VecDeque::new(),
             backoff: Vec::new(),
+            backoff_due: None,
             known: HashMap::new(),
             own: Vec::new(),
             actions: VecDeque::new(),
@@ -319,10 +330,10 @@ impl Session {
             completed: false,
             tiers: Vec::new(),
             seeding: false,
-            last_tick: None,
+            last_timeout: None,
             down_bucket: rate::TokenBucket::new(config_down),
             up_bucket: rate::TokenBucket::new(config_up),
-            limits_changed: false,
+            want_peers_at: None,
             uploaded: 0,
             last_choke: None,
             last_optimistic: None,
@@ -331,6 +342,7 @@ impl Session {
             uploaded_before: 0,
             holding: None,
             hold_since: None,
+            hold_until: None,
             share_released: false,
             outbox: VecDeque::new(),
             half_open: 0,
@@ -659,6 +671,12 @@ impl Session {
         if retry {
             k.queued = true;
             self.backoff.push(p.conn.addr);
+            let t = now + backoff;
+            self.backoff_due = Some(self.backoff_due.map_or(t, |d| d.min(t)));
+        }
+        if self.peers.is_empty() && self.candidates.is_empty() && self.want_peers_at.is_none() {
+            // The last peer went: ask for more at once (handle_timeout does).
+            self.want_peers_at = Some(now);
         }
         Some(p)
     }
@@ -723,7 +741,7 @@ impl Session {
         } else {
             &p.has
         };
-        let depth = p.conn.pipeline(p.rate.get());
+        let depth = p.conn.pipeline(p.rate.get(now));
         while p.conn.requests.len() < depth && self.down_bucket.open() {
             // Endgame duplicates go only to a peer that is nearly idle: that is where they
             // help, and it keeps each pick's scan short.
@@ -740,14 +758,30 @@ impl Session {
         }
     }
 
-    /// Sets the rate limits, bytes a second (`None`: none).
-    pub fn set_rate_limits(&mut self, down: Option<u64>, up: Option<u64>) {
+    /// Sets the rate limits, bytes a second (`None`: none); what waited on the old ones
+    /// goes on at once.
+    pub fn set_rate_limits(&mut self, down: Option<u64>, up: Option<u64>, now: Instant) {
         self.config.down_limit = down;
         self.config.up_limit = up;
         self.down_bucket.set_rate(down);
         self.up_bucket.set_rate(up);
-        // What waited on the old limits goes on at the next tick.
-        self.limits_changed = true;
+        self.refill_buckets(now, true);
+    }
+
+    /// Refills the buckets and lets what waited on them go: downloads if the download is
+    /// limited, uploads if the upload is (or both, `anyway`).
+    fn refill_buckets(&mut self, now: Instant, anyway: bool) {
+        self.down_bucket.refill(now);
+        self.up_bucket.refill(now);
+        if self.down_bucket.rate().is_some() || anyway {
+            self.fill_all(now);
+        }
+        if self.up_bucket.rate().is_some() || anyway {
+            let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
+            for k in keys {
+                self.serve(k);
+            }
+        }
     }
 
     /// The rate limits in force: down, up.
@@ -815,12 +849,11 @@ impl Session {
         }
     }
 
-    /// Timers: connect and request timeouts, keep-alives, liveness, rates, new connections.
-    pub fn tick(&mut self, now: Instant) {
-        let dt = self
-            .last_tick
-            .map_or(Duration::ZERO, |t| now.duration_since(t));
-        self.last_tick = Some(now);
+    /// Timers: connect and request timeouts, keep-alives, liveness, the choke round, the
+    /// rate limits' buckets, redials, the metadata fetch's requests. Call it when
+    /// [`Session::poll_timeout`] comes (earlier does no harm).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_timeout = Some(now);
         let cfg = self.config.clone();
         let mut expired = Vec::new();
         let mut dead = Vec::new();
@@ -834,8 +867,6 @@ impl Session {
                 }
                 continue;
             }
-            p.rate.tick(dt);
-            p.up_rate.tick(dt);
             if now.duration_since(c.last_sent) >= cfg.keepalive && c.pending().is_empty() {
                 c.send(&Message::KeepAlive);
             }
@@ -889,23 +920,21 @@ impl Session {
                 self.fill_all(now);
             }
         }
-        // The buckets earned a tick's worth: what waited on them goes on.
-        self.down_bucket.refill(now);
-        self.up_bucket.refill(now);
-        let changed = std::mem::take(&mut self.limits_changed);
-        if self.down_bucket.rate().is_some() || changed {
-            self.fill_all(now);
+        self.refill_buckets(now, false);
+        if self.backoff_due.is_some_and(|t| t <= now) {
+            self.backoff_due = None;
+            self.candidates.extend(self.backoff.drain(..));
         }
-        if self.up_bucket.rate().is_some() || changed {
-            let keys: Vec<usize> = self.peers.iter().map(|(k, _)| k).collect();
-            for k in keys {
-                self.serve(k);
-            }
-        }
-        self.candidates.extend(self.backoff.drain(..));
         self.connect_more(now);
         if self.peers.is_empty() && self.candidates.is_empty() && !self.completed {
-            self.actions.push_back(Action::WantPeers);
+            // Asked again every few seconds while it lasts; the trackers keep to their
+            // minimum interval.
+            if self.want_peers_at.is_none_or(|t| t <= now) {
+                self.want_peers_at = Some(now + STARVED_ASK);
+                self.actions.push_back(Action::WantPeers);
+            }
+        } else {
+            self.want_peers_at = None;
         }
         self.want_send_all();
     }
@@ -929,7 +958,8 @@ impl Session {
                 k.queued = false;
                 continue;
             }
-            if k.retry_at.is_some_and(|t| t > now) {
+            if let Some(t) = k.retry_at.filter(|&t| t > now) {
+                self.backoff_due = Some(self.backoff_due.map_or(t, |d| d.min(t)));
                 deferred.push(addr);
                 continue;
             }
@@ -942,23 +972,48 @@ impl Session {
             self.actions.push_back(Action::Connect { key, addr });
             room -= 1;
         }
-        // Addresses in backoff wait for the next tick, so a long list of them is not
-        // walked again on every message.
+        // Addresses in backoff wait for the first of them to be due, so a long list of them
+        // is not walked again on every message.
         self.backoff.extend(deferred);
     }
 
-    /// The earliest moment one of the connections has something due (a handshake's time
-    /// limit, a keep-alive, a request's time limit, a PEX message, silence); `None` without
-    /// connections. [`Session::tick`] handles whatever is due; a shell may sleep until
-    /// then when nothing else wakes it. O(peers).
+    /// The earliest moment something is due, for [`Session::handle_timeout`]: a
+    /// connection's timer (a handshake's or a request's time limit, a keep-alive, a PEX
+    /// message, silence), the choke round, a redial, a rate limit's bucket opening, the
+    /// share rule's wait, the metadata fetch's requests, asking for peers again. Never a
+    /// moment the last `handle_timeout` already covered, so a shell that sleeps until then
+    /// never spins. O(peers and their requests).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let after = self.last_timeout;
         let t = Timers {
             handshake: self.config.connect_timeout,
             keepalive: self.config.keepalive,
             request: self.config.request_timeout,
             dead_after: self.config.dead_after,
         };
-        self.peers.iter().map(|(_, p)| p.conn.deadline(&t)).min()
+        let peers = self
+            .peers
+            .iter()
+            .filter_map(|(_, p)| p.conn.deadline(&t, after));
+        // The first round comes with the first peer; then every CHOKE_ROUND.
+        let choke = match self.last_choke {
+            Some(c) => Some(c + CHOKE_ROUND),
+            None => self.peers.iter().map(|(_, p)| p.conn.since).min(),
+        };
+        [
+            choke,
+            self.fetch.as_ref().and_then(|f| f.poll_timeout()),
+            self.backoff_due,
+            self.hold_until,
+            self.want_peers_at,
+            self.down_bucket.ready_at(),
+            self.up_bucket.ready_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(peers)
+        .filter(|d| after.is_none_or(|a| *d > a))
+        .min()
     }
 
     /// The next thing for the shell to do.
@@ -985,12 +1040,12 @@ impl Session {
                 .count(),
             connecting: self.peers.len() - active().count(),
             candidates: self.candidates.len() + self.backoff.len(),
-            down_rate: active().map(|(_, p)| p.rate.get()).sum(),
+            down_rate: active().map(|(_, p)| p.rate.get(now)).sum(),
             uploaded: self.uploaded,
-            up_rate: active().map(|(_, p)| p.up_rate.get()).sum(),
+            up_rate: active().map(|(_, p)| p.up_rate.get(now)).sum(),
             leechers: active().filter(|(_, p)| !p.is_seed()).count(),
-            sending_to_us: active().filter(|(_, p)| p.rate.get() > 0.0).count(),
-            getting_from_us: active().filter(|(_, p)| p.up_rate.get() > 0.0).count(),
+            sending_to_us: active().filter(|(_, p)| p.rate.get(now) > 0.0).count(),
+            getting_from_us: active().filter(|(_, p)| p.up_rate.get(now) > 0.0).count(),
             banned: self.known.values().filter(|k| k.banned).count(),
         }
     }

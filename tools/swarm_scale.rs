@@ -214,7 +214,7 @@ fn run(meta: &Metainfo, peers: usize) -> Run {
         if now.duration_since(last_tick) >= Duration::from_secs(1) {
             last_tick = now;
             r.ticks += 1;
-            timed(&mut r.tick_time, || s.tick(now));
+            timed(&mut r.tick_time, || s.handle_timeout(now));
         }
         assert!(moved || swarm.complete, "the simulation stalled");
     }

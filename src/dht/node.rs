@@ -337,6 +337,11 @@ impl Node {
         };
     }
 
+    /// Whether our `get_peers` replies for `info_hash` list us.
+    pub fn serves(&self, info_hash: Id) -> bool {
+        self.serving.contains_key(&info_hash)
+    }
+
     /// Our address, when the owner knows it (a bound address); otherwise it is learnt
     /// from replies' `ip` field.
     pub fn set_own_ip(&mut self, ip: IpAddr) {

@@ -45,6 +45,9 @@ const MAGIC1: &[u8; 8] = b"BTMDHT1\n";
 /// Nodes saved at most.
 const SAVE_MAX: usize = 200;
 
+/// How often the DHT's state is saved while running (and once at exit).
+const SAVE_EVERY: Duration = Duration::from_secs(600);
+
 /// The host's node and what goes with it.
 pub(super) struct Dht {
     pub(super) node: Node,
@@ -134,11 +137,17 @@ impl Dht {
     }
 
     /// Saves the id and good nodes every 10 minutes, and when `now_anyway`.
+    /// When the state is saved next; `None` without a state file.
+    pub(super) fn save_due(&self) -> Option<Instant> {
+        self.opts.state.as_ref()?;
+        Some(self.saved_at + SAVE_EVERY)
+    }
+
     pub(super) fn save(&mut self, now: Instant, now_anyway: bool) {
         let Some(path) = &self.opts.state else {
             return;
         };
-        if !now_anyway && now.duration_since(self.saved_at) < Duration::from_secs(600) {
+        if !now_anyway && now.duration_since(self.saved_at) < SAVE_EVERY {
             return;
         }
         self.saved_at = now;

@@ -62,7 +62,9 @@ const PEER_BASE: usize = 1 << 24;
 /// Tokens from here up belong to the program that embeds the host: it registers its own
 /// sources with [`Host::registry`], and [`Host::take_external`] hands their events back.
 pub const EXTERNAL_BASE: usize = 1 << 40;
-const TICK: Duration = Duration::from_secs(1);
+/// How often the process-wide rate limits are shared out again among the torrents, while
+/// there are any.
+const SHARE_EVERY: Duration = Duration::from_secs(1);
 /// Ports tried after the one asked for, when it is taken.
 const PORT_TRIES: u16 = 20;
 
@@ -229,7 +231,8 @@ pub struct Host {
     mse_started: PerSecond,
     torrents: Slab<Torrent>,
     by_hash: HashMap<[u8; 20], TorrentId>,
-    next_tick: Instant,
+    /// When the global rate limits are shared out next; `None` without global limits.
+    next_share: Option<Instant>,
     read_buf: Vec<u8>,
     /// Events of the embedder's tokens, since the last [`Host::take_external`].
     external: Vec<(Token, bool, bool)>,
@@ -341,7 +344,7 @@ impl Host {
             mse_started: PerSecond::new(MSE_PER_SECOND),
             torrents: Slab::new(),
             by_hash: HashMap::new(),
-            next_tick: Instant::now(),
+            next_share: None,
             read_buf: Vec::with_capacity(crate::wire::BLOCK as usize),
             external: Vec::new(),
             signals_seen: 0,
@@ -445,6 +448,8 @@ impl Host {
         trackers.set_udp(self.udp.clone());
         let start_left = meta.as_ref().map(|m| session.left(m.total_length));
         session.add_pinned_peers(opts.peers.iter().chain(&magnet_peers).copied(), now);
+        // Its timers start now (a session with no peer yet asks for some at once).
+        session.handle_timeout(now);
         let mut t = Torrent {
             info_hash,
             name,
@@ -607,7 +612,8 @@ impl Host {
                 share(up.as_ref(), k, own.up_limit),
             );
             if t.session.rate_limits() != limits {
-                t.session.set_rate_limits(limits.0, limits.1);
+                t.session
+                    .set_rate_limits(limits.0, limits.1, Instant::now());
             }
         }
     }
@@ -680,9 +686,17 @@ impl Host {
     /// own failure (its storage) finishes that torrent, with [`Host::take_error`] saying why.
     pub fn step(&mut self, timeout: Option<Duration>) -> Result<bool, DownloadError> {
         let now = Instant::now();
-        let mut wait = self.next_tick.saturating_duration_since(now);
-        for (_, t) in self.torrents.iter() {
-            if let Some(d) = t.trackers.next_deadline() {
+        let shared = self.opts.limits.down_limit.is_some() || self.opts.limits.up_limit.is_some();
+        if shared != self.next_share.is_some() {
+            self.next_share = shared.then_some(now);
+        }
+        // No tick: the loop sleeps until the earliest deadline of all it drives.
+        let mut wait = Duration::MAX;
+        let mut timers = Vec::with_capacity(self.torrents.len());
+        for (id, t) in self.torrents.iter() {
+            let due = t.session.poll_timeout();
+            timers.push((id, due));
+            for d in [t.trackers.next_deadline(), due].into_iter().flatten() {
                 wait = wait.min(d.saturating_duration_since(now));
             }
             if t.session.has_actions() || t.phase == Phase::Checking {
@@ -694,8 +708,15 @@ impl Host {
         if let Some(d) = &self.dht {
             wait = wait.min(d.node.poll_timeout().saturating_duration_since(now));
         }
-        // uTP's timers are milliseconds apart: the loop wakes for the earliest.
-        if let Some(d) = self.utp_deadline() {
+        for d in [
+            self.utp_deadline(),
+            self.dht_ask_due(now),
+            self.unattached_due(),
+            self.next_share,
+        ]
+        .into_iter()
+        .flatten()
+        {
             wait = wait.min(d.saturating_duration_since(now));
         }
         if let Some(t) = timeout {
@@ -749,25 +770,25 @@ impl Host {
                 _ => {}
             }
         }
-        if now >= self.next_tick {
-            self.next_tick = now + TICK;
-            let shared =
-                self.opts.limits.down_limit.is_some() || self.opts.limits.up_limit.is_some();
+        for (id, due) in timers {
+            if let (Some(t), Some(true)) = (self.torrents.get_mut(id), due.map(|d| d <= now)) {
+                t.session.handle_timeout(now);
+            }
+        }
+        if self.next_share.is_some_and(|t| t <= now) {
+            self.next_share = Some(now + SHARE_EVERY);
             for (_, t) in self.torrents.iter_mut() {
-                t.session.tick(now);
-                if shared {
-                    t.measure_rates(now);
-                }
+                t.measure_rates(now);
             }
-            if shared {
-                self.share_limits();
-            }
+            self.share_limits();
+        }
+        if self.unattached_due().is_some_and(|t| t <= now) {
             self.expire_unattached(now);
-            self.utp.sweep(&mut self.links);
-            self.ask_dht(now);
-        } else if self.dht_waiting && self.dht.as_ref().is_some_and(|d| d.node.knows_nodes()) {
-            // A torrent waits for the node to know some nodes: ask as soon as it does,
-            // not at the next tick (one check a pass while it waits, none after).
+        }
+        // A torrent waits for the node to know some nodes: ask as soon as it does (one
+        // check a pass while it waits, none after).
+        let dht_ready = self.dht_waiting && self.dht.as_ref().is_some_and(|d| d.node.knows_nodes());
+        if dht_ready || self.dht_ask_due(now).is_some_and(|t| t <= now) {
             self.ask_dht(now);
         }
         if let Some(d) = &mut self.dht {
@@ -951,6 +972,27 @@ impl Host {
     /// Each running torrent that is not private asks the DHT for peers when its time has
     /// come (at start, then after 5, 10, 20, 40 s and every minute while it has few peers, every 15 minutes after),
     /// announcing our port; not before the node knows some nodes.
+    /// When the DHT is asked for a torrent's peers next (or its state saved, or a torrent
+    /// that stopped or is checking taken off what the node serves); `None` without a DHT.
+    fn dht_ask_due(&self, now: Instant) -> Option<Instant> {
+        let d = self.dht.as_ref()?;
+        let mut due = d.save_due();
+        for (_, t) in self.torrents.iter() {
+            let eligible = !t.meta.as_ref().is_some_and(|m| m.private)
+                && matches!(t.phase, Phase::Downloading | Phase::Seeding);
+            let at = if !eligible {
+                d.node.serves(crate::dht::Id(t.info_hash)).then_some(now)
+            } else if self.dht_waiting {
+                // Asked as soon as the node knows some (see `step`).
+                None
+            } else {
+                Some(t.dht_next)
+            };
+            due = [due, at].into_iter().flatten().min();
+        }
+        due
+    }
+
     fn ask_dht(&mut self, now: Instant) {
         let Some(d) = &mut self.dht else {
             return;
@@ -1102,6 +1144,21 @@ impl Host {
     }
 
     /// Incoming links that did not name a torrent in time are closed.
+    /// When the oldest link still waiting for a handshake runs out of time. O(links), and
+    /// only while there are such links.
+    fn unattached_due(&self) -> Option<Instant> {
+        if self.unattached == 0 {
+            return None;
+        }
+        self.links
+            .iter()
+            .filter_map(|(_, l)| match l.owner {
+                Owner::Unattached { since, .. } => Some(since + ATTACH_TIMEOUT),
+                _ => None,
+            })
+            .min()
+    }
+
     fn expire_unattached(&mut self, now: Instant) {
         let late: Vec<usize> = self
             .links

@@ -20,9 +20,12 @@ const SYNS_PER_SECOND: u32 = 100;
 pub(super) struct UtpNet {
     /// Off with `--no-utp`: SYNs are dropped and every dial is TCP.
     pub(super) on: bool,
-    /// (peer, our receive id) → link. Entries of links gone are dropped when met and swept
-    /// each tick.
+    /// (peer, our receive id) → link. Entries of links gone are dropped when met, and swept
+    /// whenever the map has doubled since the last sweep (so it stays within twice the
+    /// live links, at O(1) a link).
     ids: HashMap<(SocketAddr, u16), usize>,
+    /// The map's size after the last sweep.
+    swept: usize,
     v4: Option<Arc<UdpSocket>>,
     v6: Option<Arc<UdpSocket>>,
     syns: PerSecond,
@@ -34,6 +37,7 @@ impl UtpNet {
         Self {
             on,
             ids: HashMap::new(),
+            swept: 0,
             v4,
             v6,
             syns: PerSecond::new(SYNS_PER_SECOND),
@@ -88,8 +92,17 @@ impl UtpNet {
             decrypt: None,
             outgoing,
         });
-        self.ids.insert((addr, id), link);
+        self.remember(links, (addr, id), link);
         link
+    }
+
+    /// Names `link` by (peer, receive id).
+    pub(super) fn remember(&mut self, links: &mut Slab<Link>, key: (SocketAddr, u16), link: usize) {
+        self.ids.insert(key, link);
+        if self.ids.len() >= 2 * self.swept.max(32) {
+            self.sweep(links);
+            self.swept = self.ids.len();
+        }
     }
 
     /// The link `(from, id)` names, if it still does.
@@ -108,7 +121,7 @@ impl UtpNet {
     }
 
     /// Forgets the ids of links gone (a link's slot may be taken by another since).
-    pub(super) fn sweep(&mut self, links: &mut Slab<Link>) {
+    fn sweep(&mut self, links: &mut Slab<Link>) {
         self.ids.retain(|&(from, id), &mut k| {
             links
                 .get_mut(k)
@@ -170,7 +183,7 @@ impl Host {
             outgoing: Outgoing::Plain,
         });
         self.unattached += 1;
-        self.utp.ids.insert((from, id), link);
+        self.utp.remember(&mut self.links, (from, id), link);
         log::debug!("{from}: uTP connection accepted");
     }
 

@@ -575,17 +575,21 @@ impl Connection {
         }
     }
 
-    /// The next moment something is due on this connection: the handshake's time limit
-    /// before it is active; then the next keep-alive, the oldest request's time limit, the
-    /// next PEX message and the moment it counts as silent.
-    pub(crate) fn deadline(&self, t: &Timers) -> Instant {
+    /// The next moment something is due on this connection, later than `after` (what was
+    /// due by then was handled, or deliberately left: a keep-alive behind queued bytes, a
+    /// silent peer kept): the handshake's time limit before it is active; then the next
+    /// keep-alive, the oldest request's time limit, the next PEX message and the moment it
+    /// counts as silent.
+    pub(crate) fn deadline(&self, t: &Timers, after: Option<Instant>) -> Option<Instant> {
+        let later = |d: &Instant| after.is_none_or(|a| *d > a);
         if self.stage != Stage::Active {
-            return self.since + t.handshake;
+            return Some(self.since + t.handshake).filter(later);
         }
         let oldest = self
             .requests
             .iter()
             .map(|(_, sent)| *sent + t.request)
+            .filter(later)
             .min();
         [
             Some(self.last_sent + t.keepalive),
@@ -595,8 +599,8 @@ impl Connection {
         ]
         .into_iter()
         .flatten()
+        .filter(later)
         .min()
-        .expect("the keep-alive is always due")
     }
 
     /// Whether it has been heard from within `window`.

@@ -410,7 +410,7 @@ fn pex_sent(s: &mut Session, key: usize, now: Instant) -> Vec<crate::ext::pex::P
 #[test]
 fn pex_tells_reachable_peers_at_most_once_a_minute() {
     let (mut s, [k1, _, _, k4], mut now) = pex_swarm();
-    s.tick(now);
+    s.handle_timeout(now);
     let first = pex_sent(&mut s, k4, now);
     assert_eq!(first.len(), 1, "the first message goes at once");
     let mut added: Vec<(SocketAddr, u8)> = first[0].added.clone();
@@ -427,18 +427,18 @@ fn pex_tells_reachable_peers_at_most_once_a_minute() {
     s.closed(k1, now);
     for _ in 0..59 {
         now += Duration::from_secs(1);
-        s.tick(now);
+        s.handle_timeout(now);
         assert!(pex_sent(&mut s, k4, now).is_empty());
     }
     now += Duration::from_secs(1);
-    s.tick(now);
+    s.handle_timeout(now);
     let next = pex_sent(&mut s, k4, now);
     assert_eq!(next.len(), 1);
     assert!(next[0].added.is_empty());
     assert_eq!(next[0].dropped, ["10.0.0.1:7000".parse().unwrap()]);
     // Nothing changed since: no message at all.
     now += Duration::from_secs(61);
-    s.tick(now);
+    s.handle_timeout(now);
     assert!(pex_sent(&mut s, k4, now).is_empty());
 }
 

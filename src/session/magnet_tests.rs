@@ -324,7 +324,7 @@ fn a_peer_that_never_answers_times_out_and_another_is_asked() {
     assert_eq!(asked(&sent(&mut m.s, a, now)), [0]);
     sent(&mut m.s, b, now);
     let later = now + ext::fetch::REQUEST_TIMEOUT + Duration::from_secs(1);
-    m.s.tick(later);
+    m.s.handle_timeout(later);
     assert_eq!(asked(&sent(&mut m.s, b, later)), [0]);
 }
 
@@ -442,7 +442,7 @@ fn a_magnet_whose_metadata_says_private_stops_pex() {
     sent(&mut m.s, key, now);
     sent(&mut m.s, other, now);
     m.s.set_metadata(&m.meta, Bitfield::new(4), now);
-    m.s.tick(now + Duration::from_secs(1));
+    m.s.handle_timeout(now + Duration::from_secs(1));
     let out = sent(&mut m.s, key, now);
     assert!(
         !out.iter()

@@ -4,7 +4,7 @@
 //! rate below a block a second still moves; it banks at most one second's worth, so an idle
 //! spell does not turn into a burst.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One direction's limit.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +58,17 @@ impl TokenBucket {
         self.last = Some(now);
     }
 
+    /// When the bucket, closed now, opens again (just past the moment its debt is paid);
+    /// `None` while it is open or unlimited.
+    pub fn ready_at(&self) -> Option<Instant> {
+        let rate = self.rate? as f64;
+        if self.tokens > 0.0 {
+            return None;
+        }
+        let wait = Duration::from_secs_f64((-self.tokens / rate).min(3600.0));
+        Some(self.last? + wait + Duration::from_millis(1))
+    }
+
     /// Whether something may go now.
     pub fn open(&self) -> bool {
         self.rate.is_none() || self.tokens > 0.0
@@ -74,7 +85,6 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     /// Sends 16 KiB blocks whenever the bucket is open, refilling every `step`, for
     /// `secs` seconds; the bytes sent.
@@ -129,5 +139,23 @@ mod tests {
         assert!(!b.open(), "an hour idle banks one second");
         b.set_rate(None);
         assert!(b.open());
+    }
+
+    #[test]
+    fn a_closed_bucket_says_when_it_opens_and_is_open_then() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(Some(100_000));
+        b.refill(t0);
+        assert_eq!(b.ready_at(), None, "full");
+        b.take(100_000 + 16_384);
+        let at = b.ready_at().expect("in debt");
+        // 16,384 bytes of debt at 100 kB/s: 164 ms.
+        assert!(at > t0 + Duration::from_millis(163) && at < t0 + Duration::from_millis(166));
+        b.refill(at - Duration::from_millis(2));
+        assert!(!b.open());
+        b.refill(at);
+        assert!(b.open());
+        assert_eq!(b.ready_at(), None);
+        assert_eq!(TokenBucket::new(None).ready_at(), None);
     }
 }

@@ -328,7 +328,7 @@ impl Session {
             return Ok(());
         }
         p.downloaded += data.len() as u64;
-        p.rate.add(data.len() as u64);
+        p.rate.add(data.len() as u64, now);
         self.downloaded += data.len() as u64;
         let got = self
             .picker

@@ -562,11 +562,11 @@ fn silent_peers_are_dropped_after_two_minutes_and_more_are_asked_for() {
     sim.settle();
     assert_eq!(sim.s.stats(sim.now).connected, 3);
     sim.now += Duration::from_secs(119);
-    sim.s.tick(sim.now);
+    sim.s.handle_timeout(sim.now);
     sim.settle();
     assert_eq!(sim.s.stats(sim.now).alive, 3);
     sim.now += Duration::from_secs(1);
-    sim.s.tick(sim.now);
+    sim.s.handle_timeout(sim.now);
     assert_eq!(sim.s.stats(sim.now).alive, 0);
     sim.settle();
     assert_eq!(sim.closed.len(), 3);
@@ -578,9 +578,9 @@ fn silent_peers_are_dropped_after_two_minutes_and_more_are_asked_for() {
 fn keepalives_are_sent_after_90_quiet_seconds() {
     let (mut s, key, now) = active_peer(10);
     s.sent(key, s.tx(key).len(), now);
-    s.tick(now + Duration::from_secs(89));
+    s.handle_timeout(now + Duration::from_secs(89));
     assert!(s.tx(key).is_empty());
-    s.tick(now + Duration::from_secs(90));
+    s.handle_timeout(now + Duration::from_secs(90));
     assert_eq!(s.tx(key), &[0, 0, 0, 0]);
 }
 
@@ -616,7 +616,7 @@ fn lost_requests_time_out_and_go_to_another_peer() {
     silent.shaken = true;
     sim.fakes.insert(addr, silent);
     sim.s.add_peers(["10.0.0.2:6881".parse().unwrap()], sim.now);
-    sim.s.tick(sim.now);
+    sim.s.handle_timeout(sim.now);
     sim.settle();
     assert!(sim.completed);
 }
@@ -875,11 +875,11 @@ fn share_rule_holds_the_last_piece_until_the_wait_for_leechers_runs_out() {
             .starts_with("holding the last piece")
     );
     sim.now += Duration::from_secs(59);
-    sim.s.tick(sim.now);
+    sim.s.handle_timeout(sim.now);
     sim.settle();
     assert!(!sim.completed);
     sim.now += Duration::from_secs(1);
-    sim.s.tick(sim.now);
+    sim.s.handle_timeout(sim.now);
     sim.settle();
     assert!(
         sim.completed,
@@ -984,7 +984,7 @@ fn redials(pinned: bool, complete: bool, ending: Ending) -> Vec<u64> {
             s.closed(key, now);
         }
         now += Duration::from_secs(30);
-        s.tick(now);
+        s.handle_timeout(now);
     }
     dials
 }
@@ -1121,7 +1121,7 @@ fn a_download_limit_paces_requests_to_the_rate() {
     for secs in 1..=10u64 {
         sim.now = start + Duration::from_secs(secs);
         let now = sim.now;
-        sim.s.tick(now);
+        sim.s.handle_timeout(now);
         sim.settle();
         let got = sim.s.stats(now).downloaded;
         // A second's worth banked at the start, one block of debt: never more.
@@ -1134,10 +1134,10 @@ fn a_download_limit_paces_requests_to_the_rate() {
     }
     assert!(!sim.completed, "2 MiB at 100 kB/s takes more than 10 s");
     // Lifted, the rest comes at once.
-    sim.s.set_rate_limits(None, None);
+    sim.s.set_rate_limits(None, None, sim.now);
     let now = sim.now + Duration::from_secs(1);
     sim.now = now;
-    sim.s.tick(now);
+    sim.s.handle_timeout(now);
     sim.settle();
     assert!(sim.completed);
 }
@@ -1146,7 +1146,7 @@ fn a_download_limit_paces_requests_to_the_rate() {
 fn an_upload_limit_paces_the_blocks_read_for_peers() {
     let (mut s, key, now, data, _) = seeding_session();
     let rate = 50_000u64;
-    s.set_rate_limits(None, Some(rate));
+    s.set_rate_limits(None, Some(rate), now);
     let tx = s.tx(key).to_vec();
     s.sent(key, tx.len(), now);
     // 12 blocks asked for at once (the whole 6-piece torrent; the last block is short).
@@ -1161,7 +1161,7 @@ fn an_upload_limit_paces_the_blocks_read_for_peers() {
     assert!(served * 16_384 <= rate + 16_384, "{served} blocks at once");
     for secs in 1..=3u64 {
         let t = now + Duration::from_secs(secs);
-        s.tick(t);
+        s.handle_timeout(t);
         served += serve_all(&mut s, key, &data, t).len() as u64;
         assert!(
             served * 16_384 <= rate * (secs + 1) + 16_384,
@@ -1169,4 +1169,52 @@ fn an_upload_limit_paces_the_blocks_read_for_peers() {
         );
     }
     assert!(served >= 9, "{served} blocks in 3 s at 50 kB/s");
+}
+
+#[test]
+fn driven_only_at_its_deadlines_a_session_keeps_its_timers_and_never_spins() {
+    let mut sim = Sim::new(8, &[Kind::Silent, Kind::Silent, Kind::Idle]);
+    sim.settle();
+    assert_eq!(sim.s.stats(sim.now).connected, 3);
+    let t0 = sim.now;
+    // The first round is due with the first peer.
+    assert_eq!(sim.s.poll_timeout(), Some(t0));
+    sim.s.handle_timeout(sim.now);
+    sim.settle();
+    let mut wakes = 0;
+    let mut all_closed_at = None;
+    while sim.now < t0 + Duration::from_secs(600) {
+        let due = sim.s.poll_timeout().expect("the choke round is always due");
+        assert!(
+            due > sim.now,
+            "a deadline already handled came back: it would spin"
+        );
+        sim.now = due;
+        sim.s.handle_timeout(sim.now);
+        sim.settle();
+        wakes += 1;
+        if sim.closed.len() == 3 && all_closed_at.is_none() {
+            all_closed_at = Some(sim.now - t0);
+        }
+    }
+    // Silent from the handshake on: dropped at two minutes to the millisecond, not at
+    // the next tick after.
+    assert_eq!(all_closed_at, Some(Duration::from_secs(120)));
+    assert!(
+        sim.closed[..3]
+            .iter()
+            .all(|(_, r)| *r == CloseReason::Silent)
+    );
+    // Each is dialled again three times after its backoff (the simulation never answers),
+    // each dial given up at its handshake's time limit.
+    assert_eq!(sim.closed.len(), 12, "{:?}", sim.closed);
+    assert!(
+        sim.closed[3..]
+            .iter()
+            .all(|(_, r)| *r == CloseReason::HandshakeTimeout)
+    );
+    // With nobody left, peers are asked for every 5 s.
+    assert!((80..=100).contains(&sim.want_peers), "{}", sim.want_peers);
+    // Choke rounds every 10 s, keep-alives, the closings, redials, the asks for peers: no tick.
+    assert!(wakes < 160, "{wakes} wakes in 10 minutes");
 }

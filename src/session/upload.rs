@@ -22,6 +22,7 @@ impl Session {
     /// uploaded — unless every connected peer is a seed (nobody could take our data), or the
     /// connected leechers have asked for nothing for `share_wait`.
     pub(super) fn update_hold(&mut self, now: Instant) {
+        self.hold_until = None;
         let need = self.config.min_share_bytes;
         let done = self.uploaded_before + self.uploaded;
         let near_end = self.picker.unstarted() <= 1 && !self.is_done();
@@ -60,6 +61,7 @@ impl Session {
             self.set_hold(None);
             return;
         }
+        self.hold_until = Some(last_ask + self.config.share_wait);
         let why = format!(
             "holding the last piece until {} is shared ({} so far)",
             crate::util::human_bytes(need),
@@ -113,7 +115,7 @@ impl Session {
         });
         c.last_sent = now;
         p.uploaded += data.len() as u64;
-        p.up_rate.add(data.len() as u64);
+        p.up_rate.add(data.len() as u64, now);
         self.uploaded += data.len() as u64;
         self.want_send(key);
     }
@@ -187,9 +189,9 @@ impl Session {
                 (
                     k,
                     if complete {
-                        p.up_rate.get()
+                        p.up_rate.get(now)
                     } else {
-                        p.rate.get()
+                        p.rate.get(now)
                     },
                 )
             })

@@ -549,7 +549,7 @@ pub(crate) fn session(data: &[u8]) {
             5 => {
                 let secs = take(&mut input, 1).first().copied().unwrap_or(1);
                 now += Duration::from_secs(u64::from(secs));
-                s.tick(now);
+                s.handle_timeout(now);
             }
             6 => {
                 // Writes: everything the session queued goes out (or part, if asked).

@@ -31,7 +31,7 @@ fn the_deadline_is_the_earliest_timer() {
     };
     let now = Instant::now();
     let mut c = Connection::new("10.0.0.1:1".parse().unwrap(), true, now);
-    assert_eq!(c.deadline(&t), now + t.handshake, "connecting");
+    assert_eq!(c.deadline(&t, None), Some(now + t.handshake), "connecting");
     let hs = Handshake {
         reserved: OUR_RESERVED,
         info_hash: [1; 20],
@@ -40,7 +40,11 @@ fn the_deadline_is_the_earliest_timer() {
     c.connected(&hs.encode(), now);
     c.established(&hs);
     assert!(c.fast && c.ltep);
-    assert_eq!(c.deadline(&t), now + t.keepalive, "idle: the keep-alive");
+    assert_eq!(
+        c.deadline(&t, None),
+        Some(now + t.keepalive),
+        "idle: the keep-alive"
+    );
     let r = BlockRef {
         index: 0,
         begin: 0,
@@ -48,12 +52,22 @@ fn the_deadline_is_the_earliest_timer() {
     };
     c.request(r, now + Duration::from_secs(5));
     assert_eq!(
-        c.deadline(&t),
-        now + Duration::from_secs(35),
+        c.deadline(&t, None),
+        Some(now + Duration::from_secs(35)),
         "the request's limit"
     );
     c.pex_due = Some(now + Duration::from_secs(1));
-    assert_eq!(c.deadline(&t), now + Duration::from_secs(1), "PEX");
+    assert_eq!(
+        c.deadline(&t, None),
+        Some(now + Duration::from_secs(1)),
+        "PEX"
+    );
+    // Once the PEX moment was handled (and, say, nothing could be sent), the request's
+    // limit is next: a moment already handled is never due again.
+    assert_eq!(
+        c.deadline(&t, Some(now + Duration::from_secs(1))),
+        Some(now + Duration::from_secs(35)),
+    );
     assert_eq!(c.expire(now + Duration::from_secs(35), t.request), [r]);
 }
 
