@@ -192,6 +192,8 @@ pub struct Session {
     pex: bool,
     /// Our listen port, stated in the extended handshake.
     listen_port: Option<u16>,
+    /// We take encrypted connections only: `e` in the extended handshake.
+    encryption_only: bool,
     /// Our DHT node's UDP port, when it serves this torrent (BEP 5): the handshake sets
     /// the DHT bit, and peers that set it get a `port` message.
     dht_port: Option<u16>,
@@ -310,6 +312,7 @@ impl Session {
             peer_id,
             pex: config.pex,
             listen_port: None,
+            encryption_only: false,
             dht_port: None,
             metadata: std::sync::Arc::from(Vec::new()),
             fetch: Some(MetadataFetch::new(info_hash)),
@@ -441,6 +444,21 @@ impl Session {
     /// Our listen port, told to peers in the extended handshake (`p`).
     pub fn set_listen_port(&mut self, port: u16) {
         self.listen_port = Some(port);
+    }
+
+    /// We take encrypted connections only (`--encryption require`): the extended handshake
+    /// says so (`e`), as libtorrent's does.
+    pub fn set_encryption_only(&mut self, on: bool) {
+        self.encryption_only = on;
+    }
+
+    /// How peer `key` is connected, as only the shell knows: through an MSE handshake
+    /// (`mse`), over uTP (`utp`). PEX tells other peers so (flags 0x01 and 0x04, BEP 11).
+    pub fn set_transport(&mut self, key: usize, mse: bool, utp: bool) {
+        if let Some(p) = self.peers.get_mut(key) {
+            p.conn.transport_flags =
+                if mse { pex::FLAG_ENCRYPTION } else { 0 } | if utp { pex::FLAG_UTP } else { 0 };
+        }
     }
 
     /// Our DHT node's UDP port (BEP 5), or `None` when the DHT does not serve this torrent

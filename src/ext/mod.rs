@@ -81,6 +81,9 @@ pub struct ExtHandshake {
     pub metadata_size: Option<u64>,
     /// It only uploads (`upload_only`, BEP 21).
     pub upload_only: bool,
+    /// It prefers encrypted connections (`e`, BEP 10): libtorrent sends it when it requires
+    /// them, and flags such peers for encryption in PEX.
+    pub encryption: bool,
 }
 
 impl ExtHandshake {
@@ -115,6 +118,7 @@ impl ExtHandshake {
             .filter(|&q| q > 0);
         h.metadata_size = int(b"metadata_size").and_then(|s| u64::try_from(s).ok());
         h.upload_only = int(b"upload_only").is_some_and(|u| u != 0);
+        h.encryption = int(b"e").is_some_and(|e| e != 0);
         h.client = v.get(b"v").and_then(|c| c.as_bytes()).map(|c| {
             let s = crate::util::printable(&String::from_utf8_lossy(c));
             s.chars().take(MAX_CLIENT).collect()
@@ -153,6 +157,9 @@ impl ExtHandshake {
         if self.upload_only {
             d.insert("upload_only", Item::Int(1));
         }
+        if self.encryption {
+            d.insert("e", Item::Int(1));
+        }
         let ip;
         if let Some(addr) = self.yourip {
             ip = match addr {
@@ -184,6 +191,8 @@ pub struct Registry {
     pub client: Option<String>,
     /// Its `metadata_size`, if it gave one.
     pub metadata_size: Option<u64>,
+    /// It said it prefers encryption (`e`) in one of its extended handshakes.
+    pub encryption: bool,
     /// It has sent at least one extended handshake.
     pub shaken: bool,
 }
@@ -202,6 +211,7 @@ impl Registry {
         self.port = h.port.or(self.port);
         self.client = h.client.or(self.client.take());
         self.metadata_size = h.metadata_size.or(self.metadata_size);
+        self.encryption |= h.encryption;
     }
 }
 

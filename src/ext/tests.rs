@@ -16,6 +16,7 @@ fn reads_a_libtorrent_handshake() {
     assert_eq!(h.client.as_deref(), Some("libtorrent/2.0.8.0"));
     assert_eq!(h.yourip, Some("10.77.0.2".parse().unwrap()));
     assert!(!h.upload_only);
+    assert!(!h.encryption);
 }
 
 #[test]
@@ -29,11 +30,12 @@ fn our_handshake_round_trips_with_sorted_keys() {
         yourip: Some("10.0.0.1".parse().unwrap()),
         metadata_size: None,
         upload_only: false,
+        encryption: true,
     };
     let b = h.encode();
     assert_eq!(
         b,
-        b"d1:md11:ut_metadatai2e6:ut_pexi1ee1:pi6881e4:reqqi500e1:v12:btmini 0.1.06:yourip4:\x0a\x00\x00\x01e"
+        b"d1:ei1e1:md11:ut_metadatai2e6:ut_pexi1ee1:pi6881e4:reqqi500e1:v12:btmini 0.1.06:yourip4:\x0a\x00\x00\x01e"
             .to_vec()
     );
     assert_eq!(ExtHandshake::decode(&b).unwrap(), h);

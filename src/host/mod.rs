@@ -432,6 +432,7 @@ impl Host {
             _ => Session::from_info_hash(info_hash, self.peer_id, opts.session.clone(), seed),
         };
         session.set_listen_port(self.port);
+        session.set_encryption_only(self.opts.encryption == crate::mse::Policy::Require);
         let private = meta.as_ref().is_some_and(|m| m.private);
         session.set_dht_port((self.dht.is_some() && !private).then_some(self.port));
         let own_ip = opts.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -1276,6 +1277,8 @@ impl Host {
             }
             other => {
                 l.outgoing = other;
+                let utp = l.utp().is_some();
+                t.session.set_transport(key, false, utp);
                 t.session.connected(key, now);
             }
         }
@@ -1312,7 +1315,7 @@ impl Host {
                     Err(e) => return self.close_unattached(link, &e.to_string()),
                     Ok(Some(hash)) => {
                         let rx = std::mem::take(rx);
-                        self.attach(link, hash, rx, None, now);
+                        self.attach(link, hash, rx, None, false, now);
                         return;
                     }
                 }
@@ -1383,7 +1386,7 @@ impl Host {
         };
         let hash = est.info_hash;
         let (enc, plain) = l.encrypted(est);
-        self.attach(link, hash, plain, enc, now);
+        self.attach(link, hash, plain, enc, true, now);
     }
 
     /// Bytes of the MSE handshake of a link we dialled: our step 3 goes out when their key
@@ -1415,6 +1418,7 @@ impl Host {
             Ok(Some(est)) => est,
         };
         l.outgoing = link::Outgoing::Plain;
+        let utp = l.utp().is_some();
         let (enc, rest) = l.encrypted(est);
         let Some(t) = self.torrents.get_mut(torrent) else {
             return;
@@ -1422,6 +1426,7 @@ impl Host {
         if let Some(e) = enc {
             t.session.set_encryptor(key, e);
         }
+        t.session.set_transport(key, true, utp);
         t.session.connected(key, now);
         if !rest.is_empty() {
             self.received(link, &rest, now);
@@ -1476,14 +1481,15 @@ impl Host {
     }
 
     /// An incoming link's handshake named `hash`: it becomes a peer of that torrent, which
-    /// gets the bytes read so far (and, after an MSE handshake that chose RC4, encrypts
-    /// what it sends with `enc`).
+    /// gets the bytes read so far (and, after an MSE handshake (`mse`) that chose RC4,
+    /// encrypts what it sends with `enc`).
     fn attach(
         &mut self,
         link: usize,
         hash: [u8; 20],
         rx: Vec<u8>,
         enc: Option<crate::mse::Half>,
+        mse: bool,
         now: Instant,
     ) {
         let addr = self.links[link].addr;
@@ -1498,9 +1504,12 @@ impl Host {
             return self.close_unattached(link, "not one of our torrents, or no room");
         };
         self.unattached -= 1;
+        let utp = self.links[link].utp().is_some();
+        let session = &mut self.torrents[id].session;
         if let Some(e) = enc {
-            self.torrents[id].session.set_encryptor(key, e);
+            session.set_encryptor(key, e);
         }
+        session.set_transport(key, mse, utp);
         self.links[link].owner = Owner::Peer { torrent: id, key };
         self.torrents[id].links.insert(key, link);
         self.received(link, &rx, now);

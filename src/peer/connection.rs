@@ -162,6 +162,8 @@ pub(crate) struct Connection {
     pub(crate) pex_due: Option<Instant>,
     /// The addresses our PEX messages told it of and did not drop since.
     pub(crate) pex_told: Vec<SocketAddr>,
+    /// What the shell knows of how it connects (the PEX flags for encryption and uTP).
+    pub(crate) transport_flags: u8,
 }
 
 impl Connection {
@@ -205,6 +207,7 @@ impl Connection {
             pex_heard: VecDeque::new(),
             pex_due: None,
             pex_told: Vec::new(),
+            transport_flags: 0,
         }
     }
 

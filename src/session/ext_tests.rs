@@ -106,6 +106,7 @@ fn a_fast_extended_peer_gets_our_handshake_have_all_and_allowed_fast() {
     assert_eq!(h.port, Some(6881));
     assert_eq!(h.yourip, Some("10.0.0.5".parse().unwrap()));
     assert!(h.client.unwrap().starts_with("btmini "));
+    assert!(!h.encryption, "`e` only when encryption is required");
     assert_eq!(msgs[1], Message::HaveAll);
     let allowed: Vec<u32> = msgs[2..]
         .iter()
@@ -450,17 +451,24 @@ fn pex_from_a_peer_gives_candidates_and_a_flood_drops_it() {
         added: vec![
             ("10.0.0.50:6881".parse().unwrap(), 0),
             ("10.0.0.51:6881".parse().unwrap(), pex::FLAG_SEED),
+            ("[2001:db8::50]:6881".parse().unwrap(), pex::FLAG_UTP),
         ],
         dropped: vec![],
     };
-    s.received(k4, &ext_msg(ext::UT_PEX, &msg.encode()), now);
+    let payload = msg.encode();
+    // The IPv6 one travels in `added6` (BEP 11), and is dialled like the others.
+    assert!(payload.windows(8).any(|w| w == b"6:added6"));
+    s.received(k4, &ext_msg(ext::UT_PEX, &payload), now);
     let mut dialled = Vec::new();
     while let Some(a) = s.poll_action() {
         if let Action::Connect { addr, .. } = a {
             dialled.push(addr.to_string());
         }
     }
-    assert_eq!(dialled, ["10.0.0.50:6881", "10.0.0.51:6881"]);
+    assert_eq!(
+        dialled,
+        ["10.0.0.50:6881", "10.0.0.51:6881", "[2001:db8::50]:6881"]
+    );
     // Three messages in a minute are allowed; the fourth is a flood.
     s.received(k4, &ext_msg(ext::UT_PEX, &Pex::default().encode()), now);
     s.received(k4, &ext_msg(ext::UT_PEX, &Pex::default().encode()), now);
@@ -640,4 +648,46 @@ fn with_the_dht_off_no_dht_bit_no_port_message_and_a_peers_port_is_ignored() {
     while s.poll_action().is_some() {}
     s.received(key, &encode(&[Message::Port(7000)]), now);
     assert!(s.poll_action().is_none());
+}
+
+#[test]
+fn pex_flags_say_which_peers_speak_mse_and_which_came_over_utp() {
+    let (mut s, [k1, k2, _, k4], now) = pex_swarm();
+    // k1 (dialled) came through an MSE handshake over uTP; k2 says it prefers encryption.
+    s.set_transport(k1, true, true);
+    s.received(k2, &ext_msg(0, b"d1:ei1e1:pi7002ee"), now);
+    s.handle_timeout(now);
+    let sent = pex_sent(&mut s, k4, now);
+    let mut added = sent[0].added.clone();
+    added.sort();
+    assert_eq!(
+        added,
+        [
+            (
+                "10.0.0.1:7000".parse().unwrap(),
+                pex::FLAG_ENCRYPTION | pex::FLAG_UTP | pex::FLAG_CONNECTABLE
+            ),
+            ("10.0.0.2:7002".parse().unwrap(), pex::FLAG_ENCRYPTION),
+        ]
+    );
+}
+
+#[test]
+fn a_session_that_requires_encryption_says_so_in_its_extended_handshake() {
+    let meta = torrent(10, false);
+    let mut s = Session::new(&meta, Bitfield::full(10), [7; 20], Config::default(), 5);
+    s.set_encryption_only(true);
+    let now = Instant::now();
+    let key = s.accept("10.0.0.5:5000".parse().unwrap(), now).unwrap();
+    let hs = Handshake {
+        reserved: BOTH,
+        info_hash: meta.info_hash.0,
+        peer_id: [3; 20],
+    };
+    s.received(key, &hs.encode(), now);
+    let out = drain(&mut s, key, now);
+    let Message::Extended { id: 0, payload } = messages(&out, true)[0] else {
+        panic!("the extended handshake first");
+    };
+    assert!(ext::ExtHandshake::decode(payload).unwrap().encryption);
 }

@@ -17,6 +17,7 @@ impl Session {
             yourip: self.peers.get(key).map(|p| p.conn.addr.ip()),
             metadata_size: self.has_metadata().then_some(self.metadata.len() as u64),
             upload_only: false,
+            encryption: self.encryption_only,
         }
     }
 
@@ -82,7 +83,8 @@ impl Session {
 
     /// Sends peer `key` what changed in our connections since its last PEX message: the
     /// peers others can dial (ones we dialled, or with a stated listen port), at most
-    /// [`PEX_MAX`] added and dropped. Never the encryption flag: btmini does not speak MSE.
+    /// [`PEX_MAX`] added and dropped. The flags say which are seeds, which we dialled
+    /// (connectable), which spoke MSE with us or said they prefer it, and which came over uTP.
     pub(super) fn send_pex(&mut self, key: usize, now: Instant) {
         if !self.pex {
             // A magnet's metadata said private (BEP 27): no more PEX, whatever was due.
@@ -97,7 +99,10 @@ impl Session {
                 continue;
             }
             if let Some(a) = q.conn.reachable_addr() {
-                let mut flags = 0;
+                let mut flags = q.conn.transport_flags;
+                if q.conn.ext.encryption {
+                    flags |= pex::FLAG_ENCRYPTION;
+                }
                 if q.is_seed() {
                     flags |= pex::FLAG_SEED;
                 }
