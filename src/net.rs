@@ -24,6 +24,23 @@ pub fn connect(addr: SocketAddr, bind: Option<IpAddr>) -> io::Result<TcpStream> 
     Ok(TcpStream::from_std(socket.into()))
 }
 
+/// [`connect`] for a peer connection: Nagle's algorithm off (`TCP_NODELAY`), as libtorrent
+/// has it. The loop already writes each peer's queued bytes in one call per pass, so Nagle
+/// would only hold back the small messages (requests, haves) behind unacknowledged data.
+pub fn connect_peer(addr: SocketAddr, bind: Option<IpAddr>) -> io::Result<TcpStream> {
+    let stream = connect(addr, bind)?;
+    no_delay(&stream);
+    Ok(stream)
+}
+
+/// Turns Nagle's algorithm off on a peer connection (best effort: a socket that refuses
+/// still works, a little later).
+pub fn no_delay(stream: &TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        log::debug!("TCP_NODELAY: {e}");
+    }
+}
+
 /// A UDP socket on `bind` (or the unspecified address of `peer`'s family), port chosen by
 /// the kernel.
 pub fn udp(peer: SocketAddr, bind: Option<IpAddr>) -> io::Result<UdpSocket> {
@@ -188,5 +205,15 @@ mod tests {
         let g = |s: &str| is_global_v6(&s.parse().unwrap());
         assert!(g("2001:db8::1") && g("2a01:4f8::2"));
         assert!(!g("::1") && !g("::") && !g("fe80::1") && !g("fd00::5") && !g("::ffff:1.2.3.4"));
+    }
+
+    #[test]
+    fn peer_connections_have_nagle_off_and_others_keep_it() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let peer = connect_peer(addr, Some("127.0.0.1".parse().unwrap())).unwrap();
+        assert!(peer.nodelay().unwrap());
+        let plain = connect(addr, None).unwrap();
+        assert!(!plain.nodelay().unwrap());
     }
 }

@@ -937,6 +937,7 @@ impl Host {
                         log::debug!("{addr}: too many connections without a handshake");
                         continue;
                     }
+                    crate::net::no_delay(&stream);
                     let entry = self.links.vacant_entry();
                     let token = Token(PEER_BASE + entry.key());
                     if self
@@ -1459,7 +1460,7 @@ impl Host {
     fn redial_tcp(&mut self, link: usize) -> bool {
         let bind = self.opts.bind;
         let l = &mut self.links[link];
-        let Ok(mut stream) = crate::net::connect(l.addr, bind) else {
+        let Ok(mut stream) = crate::net::connect_peer(l.addr, bind) else {
             return false;
         };
         let registry = self.poll.registry();

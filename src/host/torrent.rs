@@ -156,7 +156,7 @@ impl Shell for Io<'_> {
             self.links.insert(key, link);
             return Dial::Started;
         }
-        let Ok(mut stream) = crate::net::connect(addr, self.opts.bind).inspect_err(|e| {
+        let Ok(mut stream) = crate::net::connect_peer(addr, self.opts.bind).inspect_err(|e| {
             log::debug!("connect to {addr}: {e}");
         }) else {
             return Dial::Failed;
