@@ -137,8 +137,10 @@ pub(crate) struct Connection {
     pub(crate) peer_choking: bool,
     /// It wants something we have.
     pub(crate) peer_interested: bool,
-    /// Our requests to it, with when they were sent.
-    pub(crate) requests: Vec<(BlockRef, Instant)>,
+    /// Our requests to it, with when they were sent, oldest first (kept in that order: the
+    /// oldest is the next to time out, and blocks come back mostly in order, so the one
+    /// answered is found near the front).
+    pub(crate) requests: VecDeque<(BlockRef, Instant)>,
     /// Requests we withdrew (cancelled, timed out, discarded by its choke) whose block or
     /// reject may still arrive: that many are not held against it.
     withdrawn: u32,
@@ -195,7 +197,7 @@ impl Connection {
             am_interested: false,
             peer_choking: true,
             peer_interested: false,
-            requests: Vec::new(),
+            requests: VecDeque::new(),
             withdrawn: 0,
             unasked: 0,
             rejects: 0,
@@ -432,7 +434,7 @@ impl Connection {
             begin: r.begin,
             length: r.len,
         });
-        self.requests.push((r, now));
+        self.requests.push_back((r, now));
     }
 
     /// Block `r` arrived: whether we had asked for it. Late blocks after a choke, a cancel
@@ -463,7 +465,7 @@ impl Connection {
     /// not), `Some(false)` if it answers a request we withdrew, `None` if it answers nothing.
     fn answer(&mut self, r: BlockRef) -> Option<bool> {
         if let Some(pos) = self.requests.iter().position(|(q, _)| *q == r) {
-            self.requests.swap_remove(pos);
+            self.requests.remove(pos);
             return Some(true);
         }
         if self.withdrawn > 0 {
@@ -479,7 +481,7 @@ impl Connection {
         let Some(pos) = self.requests.iter().position(|(q, _)| *q == r) else {
             return false;
         };
-        self.requests.swap_remove(pos);
+        self.requests.remove(pos);
         self.withdrawn += 1;
         self.send(&Message::Cancel {
             index: r.index,
@@ -497,7 +499,7 @@ impl Connection {
             return Vec::new();
         }
         self.withdrawn += self.requests.len() as u32;
-        std::mem::take(&mut self.requests)
+        std::mem::take(&mut self.requests).into()
     }
 
     /// Requests sent before `now - timeout` are withdrawn and returned.
@@ -588,12 +590,8 @@ impl Connection {
         if self.stage != Stage::Active {
             return Some(self.since + t.handshake).filter(later);
         }
-        let oldest = self
-            .requests
-            .iter()
-            .map(|(_, sent)| *sent + t.request)
-            .filter(later)
-            .min();
+        // The oldest is first; after a handle_timeout every one left is due later.
+        let oldest = self.requests.front().map(|(_, sent)| *sent + t.request);
         [
             Some(self.last_sent + t.keepalive),
             Some(self.last_heard + t.dead_after),
