@@ -161,3 +161,57 @@ fn a_download_over_utp_completes_through_delay_and_one_percent_loss() {
         dropped.load(Ordering::Relaxed)
     );
 }
+
+#[test]
+fn btmini_ends_a_utp_connection_with_a_fin_that_is_acknowledged_not_a_reset() {
+    use btmini::utp::{Stream, UtpError, packet};
+    let dir = TempDir::new("utp-fin");
+    let (_, torrent) = single_file_torrent(dir.path(), 45, 100_000, &[]);
+    let port = free_port();
+    let seed = btmini_seeding(&torrent, &dir.join("data"), "127.0.0.45", port);
+    let to: SocketAddr = format!("127.0.0.45:{port}").parse().unwrap();
+    // A uTP peer of our own making (the sans-IO stream on a real socket) that sends a
+    // handshake for a torrent btmini does not have: btmini drops the connection.
+    let sock = UdpSocket::bind("127.0.0.46:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let start = Instant::now();
+    let mut s = Stream::connect(4242, 7, start);
+    let mut handshake = b"\x13BitTorrent protocol".to_vec();
+    handshake.extend_from_slice(&[0; 8]);
+    handshake.extend_from_slice(&[0xEE; 20]);
+    handshake.extend_from_slice(b"-XX0000-fin-test-000");
+    let (mut written, mut types) = (false, Vec::new());
+    let mut buf = Vec::new();
+    let mut rx = [0u8; 2048];
+    while s.error().is_none() && start.elapsed() < Duration::from_secs(20) {
+        let now = Instant::now();
+        if s.is_connected() && !written {
+            assert_eq!(s.write(&handshake), handshake.len());
+            written = true;
+        }
+        while s.poll_transmit(now, &mut buf) {
+            sock.send_to(&buf, to).unwrap();
+        }
+        match sock.recv_from(&mut rx) {
+            Ok((n, _)) => {
+                let p = packet::decode(&rx[..n]).unwrap();
+                types.push(p.header.ty);
+                s.handle(Instant::now(), &p);
+            }
+            Err(_) => {
+                if s.poll_timeout().is_some_and(|t| t <= Instant::now()) {
+                    s.handle_timeout(Instant::now());
+                }
+            }
+        }
+    }
+    // Our ACK of its FIN goes out, and btmini forgets the connection.
+    while s.poll_transmit(Instant::now(), &mut buf) {
+        sock.send_to(&buf, to).unwrap();
+    }
+    assert_eq!(s.error(), Some(UtpError::Eof), "{types:?}\n{}", seed.log());
+    assert!(types.contains(&packet::Type::Fin));
+    assert!(!types.contains(&packet::Type::Reset), "{types:?}");
+    seed.wait_for("uTP connection closed");
+}

@@ -880,8 +880,8 @@ impl Host {
             return;
         };
         for (_, link) in t.links.drain() {
-            if let Some(mut l) = self.links.try_remove(link) {
-                l.release(self.poll.registry(), Instant::now());
+            if let Some(l) = self.links.try_remove(link) {
+                self.utp.let_go(l, self.poll.registry(), Instant::now());
             }
         }
     }
@@ -1176,10 +1176,10 @@ impl Host {
     }
 
     fn close_unattached(&mut self, link: usize, why: &str) {
-        let mut l = self.links.remove(link);
+        let l = self.links.remove(link);
         self.unattached -= 1;
         log::debug!("dropping {}: {why}", l.addr);
-        l.release(self.poll.registry(), Instant::now());
+        self.utp.let_go(l, self.poll.registry(), Instant::now());
     }
 
     /// Readiness on a TCP link: finish its connect, read it to `WouldBlock`, attach it to
@@ -1543,14 +1543,18 @@ impl Host {
                 return;
             }
         }
-        let Some(mut l) = self.links.try_remove(link) else {
+        let Some(l) = self.links.try_remove(link) else {
             return;
         };
         log::debug!("connection to {} ended: {why}", l.addr);
-        l.release(self.poll.registry(), now);
-        match l.owner {
-            Owner::Unattached { .. } => self.unattached -= 1,
-            Owner::Peer { torrent, key } => {
+        let peer = match l.owner {
+            Owner::Unattached { .. } => None,
+            Owner::Peer { torrent, key } => Some((torrent, key)),
+        };
+        self.utp.let_go(l, self.poll.registry(), now);
+        match peer {
+            None => self.unattached -= 1,
+            Some((torrent, key)) => {
                 if let Some(t) = self.torrents.get_mut(torrent) {
                     t.link_closed(key, now);
                 }

@@ -186,7 +186,7 @@ impl Shell for Io<'_> {
 
     fn close(&mut self, key: usize, reason: &CloseReason) {
         if let Some(link) = self.links.remove(&key) {
-            if let Some(mut c) = self.all_links.try_remove(link) {
+            if let Some(c) = self.all_links.try_remove(link) {
                 log::debug!("dropping {}: {reason}", c.addr);
                 if let Outgoing::Handshake {
                     fallback: true,
@@ -199,7 +199,7 @@ impl Shell for Io<'_> {
                         remember(self.plain_peers, c.addr);
                     }
                 }
-                c.release(self.poll.registry(), self.now);
+                self.utp.let_go(c, self.poll.registry(), self.now);
             }
         }
         if matches!(reason, CloseReason::Banned | CloseReason::BadMetadata) {
@@ -275,9 +275,9 @@ impl Shell for Io<'_> {
             Ok(n) => Some(n),
             Err(why) => {
                 self.links.remove(&key);
-                let mut c = self.all_links.remove(link);
+                let c = self.all_links.remove(link);
                 log::debug!("connection to {} ended: {why}", c.addr);
-                c.release(self.poll.registry(), self.now);
+                self.utp.let_go(c, self.poll.registry(), self.now);
                 None
             }
         }

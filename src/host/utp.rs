@@ -1,6 +1,7 @@
 //! The host's side of uTP: datagrams from the shared UDP socket to their connections by
-//! connection id, SYNs into new links, and each pass's timeouts and sends. The protocol is
-//! `crate::utp`'s; this only moves datagrams.
+//! connection id, SYNs into new links, each pass's timeouts and sends, and connections we
+//! closed while their FIN goes out. The protocol is `crate::utp`'s; this only moves
+//! datagrams.
 
 use super::link::{Link, Outgoing, Owner, Transport};
 use super::{Host, PerSecond};
@@ -10,11 +11,26 @@ use slab::Slab;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Incoming uTP connections started a second, at most (a SYN flood costs a link each until
 /// its handshake is due, and a SYN-ACK).
 const SYNS_PER_SECOND: u32 = 100;
+
+/// Connections we closed that still send their last bytes and FIN, at most; past it a
+/// closed connection is reset at once.
+const MAX_CLOSING: usize = 256;
+
+/// How long a closed connection may take to have its FIN acknowledged before it is reset.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// A connection we closed: its link is gone, the stream sends what was queued, then a FIN,
+/// and is forgotten once the FIN is acknowledged (or the peer ends it, or time runs out).
+struct Closing {
+    stream: Box<Stream>,
+    udp: Arc<UdpSocket>,
+    until: Instant,
+}
 
 /// The process's uTP: whether it is on, the sockets, and which link each connection is.
 pub(super) struct UtpNet {
@@ -26,6 +42,8 @@ pub(super) struct UtpNet {
     ids: HashMap<(SocketAddr, u16), usize>,
     /// The map's size after the last sweep.
     swept: usize,
+    /// Connections closed by us, by (peer, our receive id), until their FIN is acknowledged.
+    closing: HashMap<(SocketAddr, u16), Closing>,
     v4: Option<Arc<UdpSocket>>,
     v6: Option<Arc<UdpSocket>>,
     syns: PerSecond,
@@ -38,6 +56,7 @@ impl UtpNet {
             on,
             ids: HashMap::new(),
             swept: 0,
+            closing: HashMap::new(),
             v4,
             v6,
             syns: PerSecond::new(SYNS_PER_SECOND),
@@ -120,6 +139,90 @@ impl UtpNet {
         Some(k)
     }
 
+    /// Lets go of link `l`, taken out of the links: a uTP connection that is up closes as
+    /// BEP 29 has it, with a FIN after what was queued, kept here until the FIN is
+    /// acknowledged; anything else as [`Link::release`] does (a RESET for uTP).
+    pub(super) fn let_go(&mut self, mut l: Link, registry: &mio::Registry, now: Instant) {
+        let addr = l.addr;
+        match l.transport {
+            Transport::Utp { mut stream, udp }
+                if stream.is_connected() && self.closing.len() < MAX_CLOSING =>
+            {
+                stream.close();
+                let key = (addr, stream.recv_id());
+                self.ids.remove(&key);
+                self.closing.insert(
+                    key,
+                    Closing {
+                        stream,
+                        udp,
+                        until: now + CLOSE_WAIT,
+                    },
+                );
+            }
+            _ => l.release(registry, now),
+        }
+    }
+
+    /// A datagram for a connection we closed, if it is one: taken in (what it carries is
+    /// dropped), answered, and the connection forgotten once it is over.
+    fn closing_datagram(
+        &mut self,
+        key: (SocketAddr, u16),
+        p: &packet::Packet<'_>,
+        now: Instant,
+    ) -> bool {
+        let Some(c) = self.closing.get_mut(&key) else {
+            return false;
+        };
+        c.stream.handle(now, p);
+        self.drive_closing(now, Some(key));
+        true
+    }
+
+    /// Timeouts and sends of the closed connections (or of one), and forgets those that
+    /// are over: FIN acknowledged, ended by the peer, or out of time (then reset).
+    fn drive_closing(&mut self, now: Instant, only: Option<(SocketAddr, u16)>) {
+        let mut buf = Vec::new();
+        let mut sink = Vec::new();
+        self.closing.retain(|&(addr, id), c| {
+            if only.is_some_and(|k| k != (addr, id)) {
+                return true;
+            }
+            if c.stream.poll_timeout().is_some_and(|t| t <= now) {
+                c.stream.handle_timeout(now);
+            }
+            c.stream.read(&mut sink);
+            sink.clear();
+            if now >= c.until {
+                if c.stream.reset_packet(now, &mut buf) {
+                    let _ = c.udp.send_to(&buf, addr);
+                }
+                log::debug!("{addr}: uTP close not acknowledged in time: reset");
+                return false;
+            }
+            while c.stream.poll_transmit(now, &mut buf) {
+                if c.udp.send_to(&buf, addr).is_err() {
+                    break;
+                }
+            }
+            let over = c.stream.error().is_some() || c.stream.fin_acked();
+            if over {
+                log::debug!("{addr}: uTP connection closed");
+            }
+            !over
+        });
+    }
+
+    /// The earliest moment a closed connection has something due.
+    fn closing_deadline(&self) -> Option<Instant> {
+        self.closing
+            .values()
+            .flat_map(|c| [c.stream.poll_timeout(), Some(c.until)])
+            .flatten()
+            .min()
+    }
+
     /// Forgets the ids of links gone (a link's slot may be taken by another since).
     fn sweep(&mut self, links: &mut Slab<Link>) {
         self.ids.retain(|&(from, id), &mut k| {
@@ -152,6 +255,9 @@ impl Host {
                 s.handle(now, &p);
             }
             return self.utp_progress(link, now);
+        }
+        if self.utp.closing_datagram((from, id), &p, now) {
+            return;
         }
         if !syn {
             return log::trace!("{from}: a uTP packet for no connection");
@@ -288,13 +394,18 @@ impl Host {
             l.flush_utp(now, &mut buf);
         }
         self.utp_tx = buf;
+        if !self.utp.closing.is_empty() {
+            self.utp.drive_closing(now, None);
+        }
     }
 
     /// The earliest uTP timeout.
     pub(super) fn utp_deadline(&mut self) -> Option<Instant> {
+        let closing = self.utp.closing_deadline();
         self.links
             .iter_mut()
             .filter_map(|(_, l)| l.utp().and_then(|s| s.poll_timeout()))
+            .chain(closing)
             .min()
     }
 }

@@ -296,6 +296,11 @@ impl Stream {
         self.unsent.is_empty() && self.inflight.is_empty()
     }
 
+    /// The FIN after [`Stream::close`] went out and was acknowledged: the close is done.
+    pub fn fin_acked(&self) -> bool {
+        self.fin_sent && self.inflight.is_empty()
+    }
+
     /// Bytes received out of order, held until the hole before them fills.
     pub fn held(&self) -> usize {
         self.reorder_bytes
