@@ -24,9 +24,9 @@ pub fn connect(addr: SocketAddr, bind: Option<IpAddr>) -> io::Result<TcpStream> 
     Ok(TcpStream::from_std(socket.into()))
 }
 
-/// [`connect`] for a peer connection: Nagle's algorithm off (`TCP_NODELAY`), as libtorrent
-/// has it. The loop already writes each peer's queued bytes in one call per pass, so Nagle
-/// would only hold back the small messages (requests, haves) behind unacknowledged data.
+/// [`connect`] for a peer connection: Nagle's algorithm off (`TCP_NODELAY`). The loop
+/// already writes each peer's queued bytes in one call per pass, so Nagle would only hold
+/// back the small messages (requests, haves) behind unacknowledged data.
 pub fn connect_peer(addr: SocketAddr, bind: Option<IpAddr>) -> io::Result<TcpStream> {
     let stream = connect(addr, bind)?;
     no_delay(&stream);

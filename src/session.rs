@@ -192,8 +192,8 @@ pub struct Session {
     pex: bool,
     /// Our listen port, stated in the extended handshake.
     listen_port: Option<u16>,
-    /// We take encrypted connections only: `e` in the extended handshake.
-    encryption_only: bool,
+    /// We prefer encrypted connections: `e` in the extended handshake.
+    prefers_encryption: bool,
     /// Our DHT node's UDP port, when it serves this torrent (BEP 5): the handshake sets
     /// the DHT bit, and peers that set it get a `port` message.
     dht_port: Option<u16>,
@@ -312,7 +312,7 @@ impl Session {
             peer_id,
             pex: config.pex,
             listen_port: None,
-            encryption_only: false,
+            prefers_encryption: false,
             dht_port: None,
             metadata: std::sync::Arc::from(Vec::new()),
             fetch: Some(MetadataFetch::new(info_hash)),
@@ -446,10 +446,10 @@ impl Session {
         self.listen_port = Some(port);
     }
 
-    /// We take encrypted connections only (`--encryption require`): the extended handshake
-    /// says so (`e`), as libtorrent's does.
-    pub fn set_encryption_only(&mut self, on: bool) {
-        self.encryption_only = on;
+    /// We prefer (or require) encrypted connections: the extended handshake says so (`e`),
+    /// as Transmission's does unless it prefers plaintext, and as it reads a peer's `e`.
+    pub fn set_prefers_encryption(&mut self, on: bool) {
+        self.prefers_encryption = on;
     }
 
     /// How peer `key` is connected, as only the shell knows: through an MSE handshake

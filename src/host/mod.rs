@@ -432,7 +432,7 @@ impl Host {
             _ => Session::from_info_hash(info_hash, self.peer_id, opts.session.clone(), seed),
         };
         session.set_listen_port(self.port);
-        session.set_encryption_only(self.opts.encryption == crate::mse::Policy::Require);
+        session.set_prefers_encryption(self.opts.encryption != crate::mse::Policy::Off);
         let private = meta.as_ref().is_some_and(|m| m.private);
         session.set_dht_port((self.dht.is_some() && !private).then_some(self.port));
         let own_ip = opts.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));

@@ -106,7 +106,7 @@ fn a_fast_extended_peer_gets_our_handshake_have_all_and_allowed_fast() {
     assert_eq!(h.port, Some(6881));
     assert_eq!(h.yourip, Some("10.0.0.5".parse().unwrap()));
     assert!(h.client.unwrap().starts_with("btmini "));
-    assert!(!h.encryption, "`e` only when encryption is required");
+    assert!(!h.encryption, "`e` only when encryption is preferred");
     assert_eq!(msgs[1], Message::HaveAll);
     let allowed: Vec<u32> = msgs[2..]
         .iter()
@@ -673,10 +673,10 @@ fn pex_flags_say_which_peers_speak_mse_and_which_came_over_utp() {
 }
 
 #[test]
-fn a_session_that_requires_encryption_says_so_in_its_extended_handshake() {
+fn a_session_that_prefers_encryption_says_so_in_its_extended_handshake() {
     let meta = torrent(10, false);
     let mut s = Session::new(&meta, Bitfield::full(10), [7; 20], Config::default(), 5);
-    s.set_encryption_only(true);
+    s.set_prefers_encryption(true);
     let now = Instant::now();
     let key = s.accept("10.0.0.5:5000".parse().unwrap(), now).unwrap();
     let hs = Handshake {

@@ -17,7 +17,7 @@ impl Session {
             yourip: self.peers.get(key).map(|p| p.conn.addr.ip()),
             metadata_size: self.has_metadata().then_some(self.metadata.len() as u64),
             upload_only: false,
-            encryption: self.encryption_only,
+            encryption: self.prefers_encryption,
         }
     }
 
