@@ -81,9 +81,9 @@ pub struct ExtHandshake {
     pub metadata_size: Option<u64>,
     /// It only uploads (`upload_only`, BEP 21).
     pub upload_only: bool,
-    /// It prefers encrypted connections (`e`, a key µTorrent brought in): Transmission sends
-    /// it unless it prefers plaintext, and dials such peers encrypted first; libtorrent 2.0
-    /// neither sends nor reads it.
+    /// It prefers encrypted connections (`e`, the field BEP 11's PEX flag 0x01 refers to):
+    /// Transmission sends it unless it prefers plaintext, and dials such peers encrypted
+    /// first; libtorrent 2.0 neither sends nor reads it.
     pub encryption: bool,
 }
 
