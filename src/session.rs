@@ -447,7 +447,7 @@ impl Session {
     }
 
     /// We prefer (or require) encrypted connections: the extended handshake says so (`e`),
-    /// as Transmission's does unless it prefers plaintext, and as it reads a peer's `e`.
+    /// as Transmission's does unless it prefers plaintext.
     pub fn set_prefers_encryption(&mut self, on: bool) {
         self.prefers_encryption = on;
     }

@@ -82,8 +82,8 @@ pub struct ExtHandshake {
     /// It only uploads (`upload_only`, BEP 21).
     pub upload_only: bool,
     /// It prefers encrypted connections (`e`, the field BEP 11's PEX flag 0x01 refers to):
-    /// Transmission sends it unless it prefers plaintext, and dials such peers encrypted
-    /// first; libtorrent 2.0 neither sends nor reads it.
+    /// Transmission sends it unless it prefers plaintext, and flags such peers 0x01 in its
+    /// PEX messages; libtorrent 2.0 neither sends nor reads it.
     pub encryption: bool,
 }
 
