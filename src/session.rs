@@ -377,6 +377,17 @@ impl Session {
         }
         self.completed = self.picker.is_done();
         self.fill_all(now);
+        self.wake_dialling(now);
+    }
+
+    /// After the session may have gone from complete to wanting more: candidates queued
+    /// while it was complete are dialled now, and with none, the shell is asked for peers
+    /// at once (no tick would do either later).
+    fn wake_dialling(&mut self, now: Instant) {
+        self.connect_more(now);
+        if !self.completed && self.peers.is_empty() && self.candidates.is_empty() {
+            self.want_peers_at = Some(now);
+        }
     }
 
     /// Gives each piece its tier (0 high, 1 normal, 2 low, [`crate::picker::SKIP`]: not
@@ -404,6 +415,7 @@ impl Session {
         }
         self.completed = done;
         self.fill_all(now);
+        self.wake_dialling(now);
         self.want_send_all();
     }
 
