@@ -325,7 +325,8 @@ impl PieceHasher {
     /// Feeds the next bytes of the data.
     pub fn update(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
-            let room = (self.piece_length - self.in_piece).min(data.len() as u64) as usize;
+            let room = usize::try_from(self.piece_length - self.in_piece)
+                .map_or(data.len(), |r| r.min(data.len()));
             self.sha.update(&data[..room]);
             self.in_piece += room as u64;
             data = &data[room..];
@@ -388,7 +389,7 @@ fn read_files(
             let Ok(mut buf) = empty.recv() else {
                 return Ok(());
             };
-            let want = left.min(buf.len() as u64) as usize;
+            let want = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
             let n = read_full(&mut file, &mut buf[..want]).map_err(io_err(&f.fs_path))?;
             if n == 0 {
                 return Err(CreateError::Changed(f.fs_path.clone()));

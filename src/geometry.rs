@@ -29,8 +29,11 @@ impl Geometry {
         let mut spans = Vec::with_capacity(meta.pieces.len() + meta.files.len());
         let mut starts = Vec::with_capacity(meta.pieces.len() + 1);
         let mut file = 0usize;
+        // Spans number at most pieces + files, and a span is at most a piece (128 MiB):
+        // every conversion to u32 below holds.
+        let to_u32 = |n: usize| u32::try_from(n).expect("fewer than 2^32 spans and files");
         for piece in 0..meta.piece_count() {
-            starts.push(spans.len() as u32);
+            starts.push(to_u32(spans.len()));
             let mut pos = u64::from(piece) * meta.piece_length;
             let end = pos + meta.piece_size(piece);
             while pos < end {
@@ -42,14 +45,14 @@ impl Geometry {
                 }
                 let run = file_end.min(end) - pos;
                 spans.push(Span {
-                    file: file as u32,
+                    file: to_u32(file),
                     offset: pos - f.offset,
-                    len: run as u32,
+                    len: u32::try_from(run).expect("within one piece"),
                 });
                 pos += run;
             }
         }
-        starts.push(spans.len() as u32);
+        starts.push(to_u32(spans.len()));
         Self { spans, starts }
     }
 
@@ -77,6 +80,7 @@ impl Geometry {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test data of known small sizes
 mod tests {
     use super::*;
     use crate::bencode::Item;

@@ -96,6 +96,7 @@ pub mod daemon;
 pub mod dht;
 pub mod engine;
 pub mod ext;
+#[warn(clippy::cast_possible_truncation)] // file offsets: checked on 32 bits
 pub mod geometry;
 pub mod hash;
 pub mod host;
@@ -106,14 +107,17 @@ pub mod metainfo;
 pub mod mse;
 pub mod net;
 pub mod peer;
+#[warn(clippy::cast_possible_truncation)] // file offsets: checked on 32 bits
 pub mod picker;
 #[cfg(feature = "daemon")]
 pub mod rpc;
 pub mod selection;
 pub mod session;
 pub mod signals;
+#[warn(clippy::cast_possible_truncation)] // file offsets: checked on 32 bits
 pub mod storage;
 pub mod tracker;
 pub mod util;
 pub mod utp;
+#[warn(clippy::cast_possible_truncation)] // file offsets: checked on 32 bits
 pub mod wire;

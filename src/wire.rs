@@ -287,6 +287,9 @@ pub fn decode(buf: &[u8], max_len: u32) -> Result<Option<(Message<'_>, usize)>, 
 
 /// Appends `msg` to `out`.
 pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
+    // What we send is bounded long before 4 GiB: a bitfield of at most 2^32 pieces, a 16 KiB
+    // block, an extended message of our own making.
+    let len32 = |n: usize| u32::try_from(n).expect("a message we send is under 4 GiB");
     let head = |out: &mut Vec<u8>, len: u32, id: u8| {
         out.extend_from_slice(&len.to_be_bytes());
         out.push(id);
@@ -308,7 +311,7 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(&i.to_be_bytes());
         }
         Message::Bitfield(b) => {
-            head(out, 1 + b.len() as u32, 5);
+            head(out, 1 + len32(b.len()), 5);
             out.extend_from_slice(b);
         }
         Message::Request {
@@ -317,7 +320,7 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
             length,
         } => three(out, 6, index, begin, length),
         Message::Piece { index, begin, data } => {
-            head(out, 9 + data.len() as u32, 7);
+            head(out, 9 + len32(data.len()), 7);
             out.extend_from_slice(&index.to_be_bytes());
             out.extend_from_slice(&begin.to_be_bytes());
             out.extend_from_slice(data);
@@ -347,7 +350,7 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(&i.to_be_bytes());
         }
         Message::Extended { id, payload } => {
-            head(out, 2 + payload.len() as u32, 20);
+            head(out, 2 + len32(payload.len()), 20);
             out.push(id);
             out.extend_from_slice(payload);
         }
@@ -356,6 +359,7 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test data of known small sizes
 mod tests {
     #[test]
     fn the_info_hash_of_a_handshake_is_known_after_48_bytes_whole_or_one_byte_at_a_time() {
@@ -393,7 +397,8 @@ mod tests {
         );
         assert_eq!(
             missing(&[0xff; 4], false),
-            0xffff_ffff,
+            // 2^32 + 3 more bytes, saturated where a usize is 32 bits.
+            usize::try_from(0xffff_ffff_u64 + 4).unwrap_or(usize::MAX) - 4,
             "the codec refuses it, not this"
         );
         assert_eq!(missing(&[19; 10], true), 58);

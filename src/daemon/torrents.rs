@@ -88,7 +88,11 @@ fn choose_files(
         let picked: Vec<usize> = if indices.is_empty() {
             (0..count).collect()
         } else {
-            indices.iter().map(|&i| i as usize).collect()
+            // An index past a 32-bit usize is out of range, not cut to one that is in it.
+            indices
+                .iter()
+                .map(|&i| usize::try_from(i).unwrap_or(usize::MAX))
+                .collect()
         };
         if picked.iter().any(|&i| i >= count) {
             return Err("file index out of range".into());

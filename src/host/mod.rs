@@ -61,7 +61,8 @@ const TRACKER_BASE: usize = 16;
 const PEER_BASE: usize = 1 << 24;
 /// Tokens from here up belong to the program that embeds the host: it registers its own
 /// sources with [`Host::registry`], and [`Host::take_external`] hands their events back.
-pub const EXTERNAL_BASE: usize = 1 << 40;
+/// Below 2^31, so that it fits a 32-bit `usize` and leaves links 2^30 - 2^24 tokens.
+pub const EXTERNAL_BASE: usize = 1 << 30;
 /// How often the process-wide rate limits are shared out again among the torrents, while
 /// there are any.
 const SHARE_EVERY: Duration = Duration::from_secs(1);

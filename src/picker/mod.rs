@@ -117,9 +117,9 @@ impl Picker {
         // Shuffled once, so pieces equally rare are taken in a random order.
         for i in (1..missing.len()).rev() {
             rng = xorshift(rng);
-            missing.swap(i, (rng % (i as u64 + 1)) as usize);
+            missing.swap(i, usize_of(rng % (i as u64 + 1)));
         }
-        let need = missing.len() as u32;
+        let need = u32_of(missing.len());
         Self {
             piece_length,
             total,
@@ -212,7 +212,7 @@ impl Picker {
         let mut need = 0;
         let mut lacking = 0;
         for (i, &t) in tier.iter().enumerate() {
-            let i = i as u32;
+            let i = u32_of(i);
             if t < SKIP && !self.have.get(i) {
                 lacking += 1;
                 need += u32::from(!self.writing.get(i));
@@ -220,13 +220,13 @@ impl Picker {
         }
         self.need = need;
         self.lacking = lacking;
-        self.wanted_count = tier.iter().filter(|&&t| t < SKIP).count() as u32;
+        self.wanted_count = u32_of(tier.iter().filter(|&&t| t < SKIP).count());
         self.rarity.rebuild(tier, cands);
     }
 
     /// Pieces neither verified, on their way to storage, nor being downloaded.
     pub fn unstarted(&self) -> u32 {
-        self.missing().saturating_sub(self.partial.len() as u32)
+        self.missing().saturating_sub(u32_of(self.partial.len()))
     }
 
     /// Holds back (or lets go of) the last piece not yet started.
@@ -294,17 +294,17 @@ impl Picker {
         if held_buffers < max_partial && !held {
             if let Some(index) = self.choose_new(peer_has) {
                 let size = self.piece_size(index);
-                let blocks = size.div_ceil(u64::from(BLOCK)) as usize;
+                let blocks = usize_of(size.div_ceil(u64::from(BLOCK)));
                 self.rarity.remove(index);
                 let mut buf = self.spare.pop().unwrap_or_default();
                 // Every byte is overwritten by a block before the piece is complete.
-                buf.resize(size as usize, 0);
+                buf.resize(usize_of(size), 0);
                 self.partial.insert(
                     index,
                     Partial {
                         buf,
                         blocks: vec![Block::Open; blocks],
-                        open: blocks as u32,
+                        open: u32_of(blocks),
                         first_open: 0,
                         received: 0,
                         contributors: Vec::new(),
@@ -345,8 +345,10 @@ impl Picker {
     }
 
     fn block_ref(&self, index: u32, b: usize) -> BlockRef {
-        let begin = b as u32 * BLOCK;
-        let len = (self.piece_size(index) - u64::from(begin)).min(u64::from(BLOCK)) as u32;
+        let begin = u32_of(b) * BLOCK;
+        let len = u32_of(usize_of(
+            (self.piece_size(index) - u64::from(begin)).min(u64::from(BLOCK)),
+        ));
         BlockRef { index, begin, len }
     }
 
@@ -373,7 +375,7 @@ impl Picker {
         if self.have.count() < RANDOM_FIRST {
             // At random among the most urgent tier's pieces, then in order.
             let front = self.rarity.first_tier_len();
-            let from = (self.random() % front as u64) as usize;
+            let from = usize_of(self.random() % front as u64);
             let order = self.rarity.order();
             let (a, b) = order[..front].split_at(from);
             let rest = &order[front..];
@@ -510,6 +512,17 @@ impl Picker {
     }
 }
 
+/// A count or index of pieces (or of one piece's blocks) as a u32: a torrent has fewer than
+/// 2^32 pieces.
+fn u32_of(n: usize) -> u32 {
+    u32::try_from(n).expect("fewer than 2^32 pieces")
+}
+
+/// A piece's length (or a number below one) as a usize: a piece is at most 128 MiB.
+fn usize_of(n: u64) -> usize {
+    usize::try_from(n).expect("a piece is at most 128 MiB")
+}
+
 fn xorshift(mut x: u64) -> u64 {
     x ^= x << 13;
     x ^= x >> 7;
@@ -518,6 +531,7 @@ fn xorshift(mut x: u64) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test data of known small sizes
 mod tests {
     use super::*;
 

@@ -14,6 +14,10 @@
 //! a higher tier sorts before any piece of a lower one, rarest first within each. With one
 //! tier in use (the usual case) every bias is 0 and nothing changes.
 
+// Positions, counts and bucket bounds here index vectors of at most one entry per piece,
+// and piece indices are u32: every usize <-> u32 conversion below holds.
+#![allow(clippy::cast_possible_truncation)]
+
 /// Marks a piece that is not among the candidates.
 const NONE: u32 = u32::MAX;
 
@@ -231,6 +235,7 @@ impl Rarity {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test data of known small sizes
 mod tests {
     use super::*;
 

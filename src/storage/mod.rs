@@ -20,9 +20,11 @@
 //! trusted; anything else (missing with data present, damaged, foreign, stale) asks for a
 //! [`Storage::recheck`], which hashes what is on disk.
 //!
-//! Memory: no copy of the torrent's data is kept. Reads go through read-only maps of at most
-//! [`MAX_OPEN_FILES`] files at a time, whose pages are let go after every few MiB read;
-//! verified pieces are written with `pwrite` (see `files.rs` for why).
+//! Memory: no copy of the torrent's data is kept. At most [`MAX_OPEN_FILES`] files are open
+//! at a time; reads go through read-only maps of 4 MiB windows, 256 MiB of them at most in
+//! the whole process whatever the torrents' sizes (a 32-bit address space holds them), let
+//! go after every few MiB read; verified pieces are written with `pwrite` (see `files.rs`
+//! for why).
 
 mod error;
 mod files;
@@ -447,7 +449,8 @@ impl Storage {
             let from = at;
             at += u64::from(span.len);
             if slot.stored && slot.in_place {
-                sha.update(self.files.read(i, span.offset, span.len as usize)?);
+                self.files
+                    .read(i, span.offset, span.len as usize, &mut |b| sha.update(b))?;
             } else if slot.stored {
                 kept.clear();
                 self.parts.read(index, from, span.len as usize, &mut kept)?;
@@ -528,10 +531,13 @@ impl Storage {
                 continue;
             }
             let i = span.file as usize;
-            let n = (to - from) as usize;
+            // Within one span of a piece: at most 128 MiB.
+            let n = files::to_usize(to - from);
             let slot = &self.files.slots[i];
             if slot.stored && slot.in_place {
-                out.extend_from_slice(self.files.read(i, span.offset + (from - s), n)?);
+                let at = span.offset + (from - s);
+                self.files
+                    .read(i, at, n, &mut |b| out.extend_from_slice(b))?;
             } else if slot.stored {
                 self.parts.read(index, from, n, out)?;
             } else {
@@ -585,4 +591,5 @@ impl Storage {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test data of known small sizes
 mod tests;

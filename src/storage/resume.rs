@@ -20,7 +20,8 @@ pub(super) fn stamp(path: &Path) -> io::Result<FileStamp> {
         Ok(m) => Ok(FileStamp {
             size: m.len(),
             mtime_sec: m.mtime(),
-            mtime_nsec: m.mtime_nsec() as u32,
+            // Nanoseconds: 0..10^9.
+            mtime_nsec: u32::try_from(m.mtime_nsec()).unwrap_or(0),
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(FileStamp::ABSENT),
         Err(e) => Err(e),

@@ -97,7 +97,9 @@ impl Sidecar {
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&self.info_hash.0);
         out.extend_from_slice(&self.have.len().to_le_bytes());
-        out.extend_from_slice(&(self.files.len() as u32).to_le_bytes());
+        // One stamp per file of a torrent: fewer than 2^32.
+        let files = u32::try_from(self.files.len()).expect("fewer than 2^32 files");
+        out.extend_from_slice(&files.to_le_bytes());
         out.extend_from_slice(&self.uploaded.to_le_bytes());
         for f in &self.files {
             out.extend_from_slice(&f.size.to_le_bytes());

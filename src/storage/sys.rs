@@ -18,15 +18,34 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-/// Maps all `len` bytes of `file` read-only and shared, after checking that the file
-/// really is `len` bytes long (a shorter file would SIGBUS on access past its end). Writes
-/// go through `pwrite`, so no stray store through a map can touch a verified piece.
-pub(super) fn map(file: &File, len: u64) -> io::Result<Mmap> {
+/// A file offset or length as the `*64` calls take it. Those are used throughout: on 32-bit
+/// glibc the plain calls take a 32-bit `off_t` (Rust's libc does not build with
+/// `_FILE_OFFSET_BITS=64`), which would cut every offset past 2 GiB; on musl the `*64` names
+/// are the plain calls.
+fn off(n: u64) -> io::Result<libc::off64_t> {
+    libc::off64_t::try_from(n)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a file offset past 2^63"))
+}
+
+/// Maps bytes `offset..offset + len` of `file` read-only and shared, after checking that the
+/// file really is `file_len` bytes long and the range inside it (a shorter file would
+/// SIGBUS on access past its end). Writes go through `pwrite`, so no stray store through a
+/// map can touch a verified piece.
+pub(super) fn map(file: &File, file_len: u64, offset: u64, len: usize) -> io::Result<Mmap> {
     let actual = file.metadata()?.len();
-    if actual != len {
+    if actual != file_len {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("file is {actual} bytes, expected {len}: changed by another program"),
+            format!("file is {actual} bytes, expected {file_len}: changed by another program"),
+        ));
+    }
+    if offset
+        .checked_add(len as u64)
+        .is_none_or(|end| end > file_len)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a map past the end of the file",
         ));
     }
     // SAFETY: the map is only sound while nobody truncates the file. btmini itself never
@@ -34,18 +53,14 @@ pub(super) fn map(file: &File, len: u64) -> io::Result<Mmap> {
     // by `allocate`, so every page of the map is backed. Another process truncating the
     // file is caught by the size check before every read (`FileSet::read`); only a
     // truncation between that check and the copy right after it is beyond a map's reach.
-    unsafe { memmap2::MmapOptions::new().len(len as usize).map(file) }
-}
-
-/// Drops bytes `offset..offset + len` of `map` from this process's page tables
-/// (`MADV_DONTNEED`), so the file pages read through it stop counting in its resident set.
-/// The page cache keeps them; the next read faults them back in.
-pub(super) fn release(map: &Mmap, offset: usize, len: usize) -> io::Result<()> {
-    // SAFETY: memmap2 marks MADV_DONTNEED unsafe because on a private or anonymous map it
-    // throws the contents away. This map is shared, read-only and file-backed: dropping
-    // its page-table entries loses nothing, since the bytes live in the file's page cache
-    // (and were written there by `pwrite`, never through the map).
-    unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }
+    // memmap2 maps with mmap64 where off_t is 32 bits (32-bit glibc), so the offset is
+    // not cut.
+    unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .map(file)
+    }
 }
 
 /// Starts writing bytes `offset..offset + len` of `file` back to disk without waiting
@@ -58,8 +73,8 @@ pub(super) fn start_writeback(file: &File, offset: u64, len: u64) {
     unsafe {
         libc::sync_file_range(
             file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
+            libc::off64_t::try_from(offset).unwrap_or(libc::off64_t::MAX),
+            libc::off64_t::try_from(len).unwrap_or(libc::off64_t::MAX),
             libc::SYNC_FILE_RANGE_WRITE,
         );
     }
@@ -72,9 +87,9 @@ pub(super) fn allocate(file: &File, len: u64) -> io::Result<()> {
     if len == 0 {
         return Ok(());
     }
-    // SAFETY: posix_fallocate only reads its integer arguments; the descriptor is open for
+    // SAFETY: posix_fallocate64 only reads its integer arguments; the descriptor is open for
     // the lifetime of `file`.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    let rc = unsafe { libc::posix_fallocate64(file.as_raw_fd(), 0, off(len)?) };
     match rc {
         0 => Ok(()),
         libc::EOPNOTSUPP | libc::EINVAL => {
@@ -98,7 +113,7 @@ pub(super) fn fill_holes(file: &File, len: u64) -> io::Result<()> {
         let data = seek(file, hole, libc::SEEK_DATA)?.unwrap_or(len).min(len);
         let mut at = hole;
         while at < data {
-            let n = (data - at).min(zeros.len() as u64) as usize;
+            let n = usize::try_from(data - at).map_or(zeros.len(), |n| n.min(zeros.len()));
             file.write_all_at(&zeros[..n], at)?;
             at += n as u64;
         }
@@ -109,10 +124,11 @@ pub(super) fn fill_holes(file: &File, len: u64) -> io::Result<()> {
 
 /// `lseek` with SEEK_HOLE or SEEK_DATA; `None` when there is no such region after `from`.
 fn seek(file: &File, from: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
-    // SAFETY: lseek only reads its integer arguments; the descriptor is open.
-    let r = unsafe { libc::lseek(file.as_raw_fd(), from as libc::off_t, whence) };
-    if r >= 0 {
-        return Ok(Some(r as u64));
+    let from = off(from)?;
+    // SAFETY: lseek64 only reads its integer arguments; the descriptor is open.
+    let r = unsafe { libc::lseek64(file.as_raw_fd(), from, whence) };
+    if let Ok(r) = u64::try_from(r) {
+        return Ok(Some(r));
     }
     let e = io::Error::last_os_error();
     if e.raw_os_error() == Some(libc::ENXIO) {
@@ -128,9 +144,10 @@ pub(super) fn free_bytes(path: &Path) -> io::Result<u64> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
     // SAFETY: statvfs writes only into the struct we pass, which is plain old data that
     // zeroed memory initialises validly; `c` is a NUL-terminated string that outlives the call.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+    let mut st: libc::statvfs64 = unsafe { std::mem::zeroed() };
+    // SAFETY: as above (statvfs64: on 32-bit glibc, statvfs fails with EOVERFLOW on a
+    // file system past 2^32 blocks).
+    if unsafe { libc::statvfs64(c.as_ptr(), &mut st) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(st.f_bavail as u64 * st.f_frsize as u64)

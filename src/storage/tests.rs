@@ -299,3 +299,79 @@ fn a_lost_part_file_means_a_recheck_and_never_trusted_pieces() {
     assert_eq!(st.recheck(|_, _| {}).unwrap(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A sparse file of `len` bytes with `marks` (offset, bytes) written into it, in a file set
+/// drawing on `budget`.
+fn sparse_set(
+    tag: &str,
+    len: u64,
+    marks: &[(u64, &[u8])],
+    budget: &'static files::Budget,
+) -> (PathBuf, files::FileSet) {
+    let dir = temp_dir(tag);
+    let path = dir.join("big");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(len).unwrap();
+    for &(at, bytes) in marks {
+        std::os::unix::fs::FileExt::write_all_at(&f, bytes, at).unwrap();
+    }
+    let set = files::FileSet::new([(path, len, true, true)]).with_budget(budget);
+    (dir, set)
+}
+
+fn read_all(set: &mut files::FileSet, at: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    set.read(0, at, len, &mut |b| out.extend_from_slice(b))
+        .unwrap();
+    out
+}
+
+#[test]
+fn a_file_past_4_gib_is_read_through_windows_that_stay_within_the_budget() {
+    static BUDGET: files::Budget = files::Budget::new(3 * files::WINDOW as usize);
+    let len = 5u64 << 30;
+    // A read across a window boundary, and marks past 2^32 (a 32-bit offset would wrap).
+    let edge = files::WINDOW * 1000 - 5;
+    let far = (4u64 << 30) + 12345;
+    let marks: [(u64, &[u8]); 3] = [
+        (edge, b"across-the-edge"),
+        (far, b"past 4 GiB"),
+        (len - 3, b"end"),
+    ];
+    let (dir, mut set) = sparse_set("windows", len, &marks, &BUDGET);
+    assert_eq!(read_all(&mut set, edge, 15), b"across-the-edge");
+    assert_eq!(set.windows(), 2, "the read mapped both windows it crosses");
+    assert_eq!(read_all(&mut set, far, 10), b"past 4 GiB");
+    assert_eq!(read_all(&mut set, len - 3, 3), b"end");
+    assert_eq!(set.windows(), 3);
+    assert_eq!(BUDGET.mapped(), 3 * files::WINDOW as usize);
+    // A fourth window: the least recently used one is unmapped for it.
+    let mid = 2u64 << 30;
+    assert_eq!(read_all(&mut set, mid, 4), [0; 4]);
+    assert_eq!(set.windows(), 3);
+    assert!(BUDGET.mapped() <= 3 * files::WINDOW as usize);
+    assert_eq!(read_all(&mut set, edge, 15), b"across-the-edge");
+    set.release();
+    assert_eq!(set.windows(), 0);
+    assert_eq!(BUDGET.mapped(), 0, "unmapped windows give their bytes back");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn with_the_budget_held_elsewhere_reads_fall_back_to_pread() {
+    static BUDGET: files::Budget = files::Budget::new(files::WINDOW as usize);
+    let len = 3 * files::WINDOW;
+    let marks: [(u64, &[u8]); 1] = [(files::WINDOW - 2, b"abcd")];
+    let (dir, mut other) = sparse_set("budget-a", len, &[], &BUDGET);
+    let (dir2, mut set) = sparse_set("budget-b", len, &marks, &BUDGET);
+    // Another file set holds the whole budget.
+    assert_eq!(read_all(&mut other, 0, 1), [0]);
+    assert_eq!(BUDGET.mapped(), files::WINDOW as usize);
+    assert_eq!(read_all(&mut set, files::WINDOW - 2, 4), b"abcd");
+    assert_eq!(set.windows(), 0, "no window: read with pread");
+    other.release();
+    assert_eq!(read_all(&mut set, files::WINDOW - 2, 2), b"ab");
+    assert_eq!(set.windows(), 1, "a window again once the budget has room");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&dir2).unwrap();
+}
