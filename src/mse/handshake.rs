@@ -345,11 +345,14 @@ impl Responder {
                     }
                     let (provide, len) = (*provide, *len);
                     let both = provide & self.allowed;
-                    // RC4 when both sides allow it: it is what the peer is most likely to want.
-                    let select = if both & RC4 != 0 {
-                        RC4
-                    } else if both & PLAINTEXT != 0 {
+                    // Plaintext when both sides allow it, as libtorrent answers (its
+                    // `prefer_rc4` is off by default): the handshake has already hidden the
+                    // protocol from a throttler, and RC4 would cost both sides CPU on every
+                    // byte. RC4 when one side will take nothing else (`require`).
+                    let select = if both & PLAINTEXT != 0 {
                         PLAINTEXT
+                    } else if both & RC4 != 0 {
+                        RC4
                     } else {
                         return Err(MseError::NoCommonMethod(provide, self.allowed));
                     };

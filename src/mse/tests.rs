@@ -65,8 +65,9 @@ fn both_sides_agree_on_rc4_and_the_stream_then_flows_both_ways() {
             &bytes(&mut r, pads[0]),
             &bytes(&mut r, pads[1]),
         );
+        // RC4 is chosen when the answering side requires it.
         let mut b = Responder::new(
-            RC4 | PLAINTEXT,
+            RC4,
             key(&mut r),
             &bytes(&mut r, pads[2]),
             &bytes(&mut r, pads[3]),
@@ -88,12 +89,23 @@ fn both_sides_agree_on_rc4_and_the_stream_then_flows_both_ways() {
 }
 
 #[test]
-fn plaintext_is_chosen_only_when_one_side_will_not_do_rc4() {
+fn an_offer_of_both_is_answered_with_plaintext_and_rc4_only_when_one_side_requires_it() {
     let mut r = stream(2);
     let mut a = Initiator::new(IH, PLAINTEXT, b"", key(&mut r), b"", b"");
     let mut b = Responder::new(RC4 | PLAINTEXT, key(&mut r), b"", b"");
     let (ea, eb) = run(&mut a, &mut b, 1000);
     assert!(ea.cipher.is_none() && eb.cipher.is_none());
+    // Both offered, both allowed (`prefer` on both sides, libtorrent's default offer):
+    // plaintext after the handshake, as libtorrent answers.
+    let mut a = Initiator::new(IH, RC4 | PLAINTEXT, b"", key(&mut r), b"", b"");
+    let mut b = Responder::new(RC4 | PLAINTEXT, key(&mut r), b"", b"");
+    let (ea, eb) = run(&mut a, &mut b, 1000);
+    assert!(ea.cipher.is_none() && eb.cipher.is_none());
+    // A peer that offers RC4 alone gets it.
+    let mut a = Initiator::new(IH, RC4, b"", key(&mut r), b"", b"");
+    let mut b = Responder::new(RC4 | PLAINTEXT, key(&mut r), b"", b"");
+    let (ea, eb) = run(&mut a, &mut b, 1000);
+    assert!(ea.cipher.is_some() && eb.cipher.is_some());
     // A peer that requires RC4 refuses an offer of plaintext alone.
     let mut a = Initiator::new(IH, PLAINTEXT, b"", key(&mut r), b"", b"");
     let mut b = Responder::new(RC4, key(&mut r), b"", b"");
