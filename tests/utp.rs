@@ -89,6 +89,32 @@ fn without_utp_a_utp_only_peer_is_out_of_reach() {
     assert!(got.iter().all(|&x| x == 0), "bytes arrived without uTP");
 }
 
+/// A libtorrent with uTP off (TCP only, its UDP port open and silent, so no ICMP error
+/// comes): btmini dials uTP and, unanswered after a moment, TCP beside it, which wins; the
+/// uTP dial's own 3-second fallback never comes into it (issue 25: it cost every first
+/// contact with such a peer 3 s).
+#[test]
+fn a_tcp_only_peer_is_reached_by_tcp_dialled_beside_the_unanswered_utp_dial() {
+    let dir = TempDir::new("utp-race");
+    let (file, torrent) = single_file_torrent(dir.path(), 44, 1_000_003, &[]);
+    let seeder = lt_process(&[
+        OsStr::new("seed"),
+        torrent.as_os_str(),
+        dir.join("data").as_os_str(),
+        OsStr::new("127.0.0.50"),
+    ]);
+    let out = dir.join("out");
+    let peer = format!("127.0.0.50:{}", seeder.port);
+    let mut b = btmini_from(&torrent, &out, "127.0.0.51", &peer, &[]);
+    let log = b.finish_with(&out.join("single.bin"), &file);
+    assert!(log.contains("dialling TCP beside it"), "{log}");
+    assert!(
+        log.contains("TCP answered before uTP: keeping TCP"),
+        "{log}"
+    );
+    assert!(!log.contains("no answer over uTP:"), "{log}");
+}
+
 /// A UDP relay between a client and `to`: each datagram waits `delay` and every 100th is
 /// dropped, both ways. Returns its address and a switch that stops it; counts the drops.
 fn relay(

@@ -54,6 +54,20 @@ pub(super) struct Link {
     pub(super) decrypt: Option<crate::mse::Half>,
     /// An outgoing link's encryption handshake, before the session's handshake goes out.
     pub(super) outgoing: Outgoing,
+    /// A uTP dial's TCP twin (`race.rs`).
+    pub(super) race: Race,
+}
+
+/// A uTP dial's TCP twin, dialled beside it when uTP is slow to answer (`race.rs`).
+#[derive(Default)]
+pub(super) enum Race {
+    /// None: a TCP link, an incoming one, or a uTP dial past its race.
+    #[default]
+    None,
+    /// TCP is dialled beside the uTP dial at this moment, unless it is answered first.
+    Due(Instant),
+    /// Dialled, registered under the link's race token, not yet connected.
+    Tcp(TcpStream),
 }
 
 impl Link {
@@ -98,8 +112,9 @@ impl Link {
     }
 
     /// Lets go of the connection: a TCP socket leaves the poll (and closes when dropped); a
-    /// uTP one tells the peer with a RESET.
+    /// uTP one tells the peer with a RESET, and its racing TCP dial is dropped.
     pub(super) fn release(&mut self, registry: &mio::Registry, now: Instant) {
+        self.drop_race(registry);
         match &mut self.transport {
             Transport::Tcp(s) => {
                 let _ = registry.deregister(s);
@@ -110,6 +125,13 @@ impl Link {
                     let _ = udp.send_to(&d, self.addr);
                 }
             }
+        }
+    }
+
+    /// Drops the racing TCP dial, if there is one.
+    pub(super) fn drop_race(&mut self, registry: &mio::Registry) {
+        if let Race::Tcp(mut tcp) = std::mem::take(&mut self.race) {
+            let _ = registry.deregister(&mut tcp);
         }
     }
 

@@ -22,6 +22,7 @@
 
 mod dht;
 mod link;
+mod race;
 mod share;
 mod torrent;
 mod utp;
@@ -59,6 +60,8 @@ const LISTENER6: Token = Token(5);
 const TRACKER_BASE: usize = 16;
 /// Links' tokens start here; below it, each torrent's trackers have [`MAX_JOBS`] tokens.
 const PEER_BASE: usize = 1 << 24;
+/// A uTP dial's racing TCP connect (`race.rs`) has its link's number from here.
+const RACE_BASE: usize = 1 << 29;
 /// Tokens from here up belong to the program that embeds the host: it registers its own
 /// sources with [`Host::registry`], and [`Host::take_external`] hands their events back.
 /// Below 2^31, so that it fits a 32-bit `usize` and leaves links 2^30 - 2^24 tokens.
@@ -476,7 +479,7 @@ impl Host {
             measured: None,
             encryption: self.opts.encryption,
             plain_peers: HashSet::new(),
-            tcp_peers: HashSet::new(),
+            paths: race::Paths::default(),
             own_ipv6: self.own_ipv6,
         };
         if t.storage
@@ -712,6 +715,7 @@ impl Host {
         }
         for d in [
             self.utp_deadline(),
+            self.race_deadline(),
             self.dht_ask_due(now),
             self.unattached_due(),
             self.next_share,
@@ -762,6 +766,7 @@ impl Host {
                     });
                     self.external.push((token, r, w));
                 }
+                Token(t) if t >= RACE_BASE => self.race_event(t - RACE_BASE, now),
                 Token(t) if t >= PEER_BASE => self.link_event(t - PEER_BASE, now),
                 Token(t) if t >= TRACKER_BASE => {
                     let id = (t - TRACKER_BASE) / MAX_JOBS;
@@ -786,6 +791,9 @@ impl Host {
         }
         if self.unattached_due().is_some_and(|t| t <= now) {
             self.expire_unattached(now);
+        }
+        if self.race_deadline().is_some_and(|t| t <= now) {
+            self.start_races(now);
         }
         // A torrent waits for the node to know some nodes: ask as soon as it does (one
         // check a pass while it waits, none after).
@@ -959,6 +967,7 @@ impl Host {
                             },
                             decrypt: None,
                             outgoing: link::Outgoing::Plain,
+                            race: link::Race::None,
                         });
                     }
                 }

@@ -82,8 +82,8 @@ pub(super) struct Torrent {
     /// Peers that failed an MSE handshake and then spoke plaintext: dialled in plaintext
     /// from then on (bounded like the session's known peers).
     pub(super) plain_peers: HashSet<SocketAddr>,
-    /// Peers that did not answer over uTP: dialled over TCP from then on (bounded alike).
-    pub(super) tcp_peers: HashSet<SocketAddr>,
+    /// How its peers answered: uTP's round trips, and the peers dialled over TCP alone.
+    pub(super) paths: super::race::Paths,
     /// Our IPv6 address for HTTP trackers (BEP 7), when we have one.
     pub(super) own_ipv6: Option<std::net::Ipv6Addr>,
 }
@@ -107,7 +107,7 @@ pub(super) struct Io<'a> {
     pub(super) dht_pings: &'a mut Vec<SocketAddr>,
     pub(super) encryption: crate::mse::Policy,
     pub(super) plain_peers: &'a mut HashSet<SocketAddr>,
-    pub(super) tcp_peers: &'a HashSet<SocketAddr>,
+    pub(super) paths: &'a super::race::Paths,
     pub(super) utp: &'a mut UtpNet,
 }
 
@@ -134,8 +134,9 @@ impl Shell for Io<'_> {
     type Error = DownloadError;
 
     /// uTP first (as libtorrent and Transmission dial: it is what gets through NATs
-    /// and yields to other traffic), TCP for a peer that did not answer over uTP before or
-    /// when uTP is off; MSE first unless it is off or the peer failed it before.
+    /// and yields to other traffic), with TCP dialled beside it when uTP is slow to answer
+    /// (`race.rs`); TCP alone for a peer that answered TCP first before, or when uTP is
+    /// off. MSE first unless it is off or the peer failed it before.
     fn dial(&mut self, key: usize, addr: SocketAddr) -> Dial {
         let outgoing = match self.encryption {
             Policy::Off => Outgoing::Plain,
@@ -149,10 +150,11 @@ impl Shell for Io<'_> {
             torrent: self.torrent_id,
             key,
         };
-        if !self.tcp_peers.contains(&addr) && self.utp.can_dial(&addr) {
+        if !self.paths.tcp_only(&addr) && self.utp.can_dial(&addr) {
+            let race = self.now + self.paths.race_delay(&addr);
             let link = self
                 .utp
-                .dial(self.all_links, addr, owner, outgoing, self.now);
+                .dial(self.all_links, addr, owner, outgoing, self.now, race);
             self.links.insert(key, link);
             return Dial::Started;
         }
@@ -179,6 +181,7 @@ impl Shell for Io<'_> {
             owner,
             decrypt: None,
             outgoing,
+            race: super::link::Race::None,
         });
         self.links.insert(key, link);
         Dial::Started
@@ -335,7 +338,7 @@ impl Torrent {
                 dht_pings: &mut self.dht_pings,
                 encryption: self.encryption,
                 plain_peers: &mut self.plain_peers,
-                tcp_peers: &self.tcp_peers,
+                paths: &self.paths,
                 utp,
             },
             &mut self.session,

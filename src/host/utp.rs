@@ -79,7 +79,8 @@ impl UtpNet {
     }
 
     /// A new uTP link to `addr` (after [`UtpNet::can_dial`]), dialled: its SYN goes out at
-    /// the end of the pass.
+    /// the end of the pass, and TCP is dialled beside it at `race` if it is not answered by
+    /// then.
     pub(super) fn dial(
         &mut self,
         links: &mut Slab<Link>,
@@ -87,6 +88,7 @@ impl UtpNet {
         owner: Owner,
         outgoing: Outgoing,
         now: Instant,
+        race: Instant,
     ) -> usize {
         let udp = self
             .socket_for(&addr)
@@ -110,6 +112,7 @@ impl UtpNet {
             owner,
             decrypt: None,
             outgoing,
+            race: super::link::Race::Due(race),
         });
         self.remember(links, (addr, id), link);
         link
@@ -287,6 +290,7 @@ impl Host {
             },
             decrypt: None,
             outgoing: Outgoing::Plain,
+            race: super::link::Race::None,
         });
         self.unattached += 1;
         self.utp.remember(&mut self.links, (from, id), link);
@@ -309,6 +313,13 @@ impl Host {
         if !l.connected {
             if connected {
                 l.connected = true;
+                l.drop_race(self.poll.registry());
+                let (addr, rtt) = (l.addr, l.utp().and_then(|s| s.rtt()));
+                if let Owner::Peer { torrent, .. } = l.owner {
+                    if let Some(t) = self.torrents.get_mut(torrent) {
+                        t.paths.utp_answered(addr, rtt);
+                    }
+                }
                 self.connect_done(link, now);
             } else if error.is_some() {
                 self.utp_rx = data;
@@ -339,19 +350,47 @@ impl Host {
         }
     }
 
-    /// A uTP dial the peer never answered: the same peer is dialled over TCP instead, for
-    /// the same session peer, and over TCP from now on.
+    /// A uTP dial the peer never answered: the same peer is dialled over TCP instead (or
+    /// the TCP dial racing it goes on alone), for the same session peer, and over TCP from
+    /// now on.
     fn dial_tcp_instead(&mut self, link: usize, now: Instant) {
         let addr = self.links[link].addr;
-        log::debug!("{addr}: no answer over uTP: dialling it over TCP");
         if let Owner::Peer { torrent, .. } = self.links[link].owner {
             if let Some(t) = self.torrents.get_mut(torrent) {
-                super::torrent::remember(&mut t.tcp_peers, addr);
+                t.paths.tcp_answered(addr);
             }
         }
+        if self.race_alone(link, now) {
+            return log::debug!("{addr}: no answer over uTP: the TCP dial beside it goes on");
+        }
+        log::debug!("{addr}: no answer over uTP: dialling it over TCP");
         if !self.redial_tcp(link) {
             self.close_link(link, "no answer over uTP, and TCP failed", now);
         }
+    }
+
+    /// Makes link `link`'s racing TCP dial, if it has one, the link's transport (the uTP
+    /// dial given up); whether it had one.
+    fn race_alone(&mut self, link: usize, now: Instant) -> bool {
+        let l = &mut self.links[link];
+        let super::link::Race::Tcp(mut tcp) = std::mem::take(&mut l.race) else {
+            return false;
+        };
+        let registry = self.poll.registry();
+        let token = mio::Token(super::PEER_BASE + link);
+        if registry
+            .reregister(
+                &mut tcp,
+                token,
+                mio::Interest::READABLE | mio::Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        l.release(registry, now);
+        l.transport = Transport::Tcp(tcp);
+        true
     }
 
     /// An ICMP error says nothing listens (or nothing is reachable) at `to`: uTP dials

@@ -239,6 +239,11 @@ impl Stream {
         self.recv_id
     }
 
+    /// The smoothed round trip, once one was measured (the SYN's answer is the first).
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt.map(|(rtt, _)| rtt)
+    }
+
     /// The handshake is done (for the dialler, the SYN-ACK came; for the side dialled, a
     /// packet after the SYN).
     pub fn is_connected(&self) -> bool {
