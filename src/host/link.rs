@@ -180,6 +180,19 @@ impl Link {
     }
 }
 
+/// Where a nonblocking TCP connect stands, once it reports readiness: `None` still under
+/// way, else connected or why not.
+pub(super) fn connect_state(stream: &TcpStream) -> Option<io::Result<()>> {
+    match stream.take_error() {
+        Ok(None) => match stream.peer_addr() {
+            Ok(_) => Some(Ok(())),
+            Err(e) if e.kind() == ErrorKind::NotConnected => None,
+            Err(e) => Some(Err(e)),
+        },
+        Ok(Some(e)) | Err(e) => Some(Err(e)),
+    }
+}
+
 /// What an outgoing link does once its connect is done.
 #[derive(Default)]
 pub(super) enum Outgoing {

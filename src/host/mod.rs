@@ -1208,17 +1208,13 @@ impl Host {
             // Readiness may mean the socket can take the bytes that did not fit before.
             t.session.want_send(key);
             if !l.connected {
-                let failed = match stream.take_error() {
-                    Ok(None) => match stream.peer_addr() {
-                        Ok(_) => None,
-                        Err(e) if e.kind() == ErrorKind::NotConnected => return,
-                        Err(e) => Some(e),
-                    },
-                    Ok(Some(e)) | Err(e) => Some(e),
-                };
-                if let Some(e) = failed {
-                    self.close_link(link, &format!("connect failed: {e}"), now);
-                    return;
+                match link::connect_state(stream) {
+                    None => return,
+                    Some(Err(e)) => {
+                        self.close_link(link, &format!("connect failed: {e}"), now);
+                        return;
+                    }
+                    Some(Ok(())) => {}
                 }
                 l.connected = true;
                 self.connect_done(link, now);

@@ -25,7 +25,6 @@ use super::link::{Race, Transport};
 use mio::Interest;
 use mio::Token;
 use std::collections::{HashMap, HashSet};
-use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -131,20 +130,15 @@ impl Host {
         let Some(l) = self.links.get_mut(link) else {
             return;
         };
-        let Race::Tcp(tcp) = &mut l.race else { return };
-        let failed = match tcp.take_error() {
-            Ok(None) => match tcp.peer_addr() {
-                Ok(_) => None,
-                Err(e) if e.kind() == ErrorKind::NotConnected => return,
-                Err(e) => Some(e),
-            },
-            Ok(Some(e)) | Err(e) => Some(e),
+        let Race::Tcp(tcp) = &l.race else { return };
+        let Some(state) = super::link::connect_state(tcp) else {
+            return;
         };
         let registry = self.poll.registry();
         let Race::Tcp(mut tcp) = std::mem::take(&mut l.race) else {
             unreachable!("matched above");
         };
-        if let Some(e) = failed {
+        if let Err(e) = state {
             let _ = registry.deregister(&mut tcp);
             return log::debug!("{}: TCP beside uTP failed: {e}", l.addr);
         }
