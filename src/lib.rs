@@ -19,8 +19,9 @@
 //! 3. **The I/O shell**: [`host`] (the one mio loop of the process: listener, links,
 //!    each torrent's trackers, signals, timers; torrents added and removed while it runs),
 //!    [`engine`] (a download's options and status, and one torrent on its own host), [`tracker::io`] (nonblocking HTTP and UDP announces), [`storage`]
-//!    (memory-mapped files with reserved blocks, verified-only writes, the sidecar replaced
-//!    atomically after the data it claims is durable), the command line ([`cli`], [`app`],
+//!    (files read through small mapped windows, with reserved blocks; verified-only writes
+//!    and the sidecar replaced atomically after the data it claims is durable, both on one
+//!    disk thread off the loop), the command line ([`cli`], [`app`],
 //!    [`logging`]) and torrent creation ([`create`]).
 //!
 //! # The loop
@@ -32,8 +33,9 @@
 //!                 | incoming link: first 48 bytes -> info-hash -> torrent
 //!                 | bytes, now (per torrent)             ^ bytes to send
 //!                 v                                      |
-//!              Session  --Verify-->  Storage.write_piece (SHA-1, then pwrite)
-//!                 |  <--piece_result--
+//!              Session  --Verify-->  Storage.submit_piece (SHA-1)  --> disk thread
+//!                 |  <--piece_result--   once written            (pwrite, fdatasync,
+//!                 |                                               sidecar)
 //!                 |  --Metadata--> validate, save .btmini-HASH.torrent, open Storage
 //!                 +--Connect / Close / WantPeers / Completed--> host, Trackers
 //! ```

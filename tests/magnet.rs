@@ -159,7 +159,8 @@ fn two_torrents_and_a_magnet_download_in_one_process_on_one_port_and_one_resolve
         assert!(Instant::now() < deadline, "{}", bt.log());
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Three torrents' trackers, one resolver thread: the process has two threads.
+    // Three torrents' trackers, one resolver thread, one disk thread for every torrent's
+    // writes: the process has three threads.
     let threads = std::fs::read_to_string(format!("/proc/{}/status", bt.child.id()))
         .unwrap_or_default()
         .lines()
@@ -169,7 +170,10 @@ fn two_torrents_and_a_magnet_download_in_one_process_on_one_port_and_one_resolve
     let status = wait_exit(&mut bt.child, "btmini", LOGGED_LIMIT);
     let log = bt.log();
     assert!(status.success(), "{log}");
-    assert_eq!(threads, "2", "the main thread and one resolver: {log}");
+    assert_eq!(
+        threads, "3",
+        "the loop, one resolver, one disk thread: {log}"
+    );
     assert_eq!(log.matches("listening on port").count(), 1, "{log}");
     assert_eq!(log.matches("download complete").count(), 3, "{log}");
     for f in &files {

@@ -17,7 +17,7 @@ use btmini::bitfield::Bitfield;
 use btmini::metainfo::Metainfo;
 use btmini::peer::CloseReason;
 use btmini::picker::BlockRef;
-use btmini::session::driver::{self, Dial, Shell};
+use btmini::session::driver::{self, Dial, Shell, Stored};
 use btmini::session::{Config, Session};
 use btmini::wire::{self, Handshake, Message};
 use std::collections::HashMap;
@@ -98,9 +98,9 @@ impl Shell for Swarm {
         panic!("peer {key} dropped: {reason}");
     }
 
-    fn store(&mut self, _: u32, _: &[u8]) -> Result<bool, Self::Error> {
+    fn store(&mut self, _: u32, data: Vec<u8>) -> Result<Stored, Self::Error> {
         self.stored += 1;
-        Ok(true)
+        Ok(Stored::Now(true, data))
     }
 
     fn read(&mut self, _: BlockRef, _: &mut Vec<u8>) -> Result<(), Self::Error> {

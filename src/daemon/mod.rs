@@ -189,7 +189,7 @@ impl Daemon {
                     self.host.stop();
                 }
                 if self.host.all_finished() {
-                    self.items.save_totals(Instant::now());
+                    self.items.save_totals(Instant::now(), None);
                     log::info!("stopped");
                     return Ok(());
                 }

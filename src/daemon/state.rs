@@ -481,10 +481,17 @@ impl Totals {
         m
     }
 
-    /// Writes them (atomically).
-    pub fn save(self, state: &Path) -> Result<(), String> {
+    /// Writes them (atomically), here or, given `disk`, on its thread (failures are logged).
+    pub fn save(self, state: &Path, disk: Option<&crate::storage::Disk>) -> Result<(), String> {
         let bytes = serde_json::to_vec_pretty(&Value::Object(self.to_json())).unwrap_or_default();
-        crate::storage::write_atomic(&state.join("stats.json"), &bytes).map_err(|e| e.to_string())
+        let path = state.join("stats.json");
+        match disk {
+            Some(disk) => {
+                disk.save(path, bytes);
+                Ok(())
+            }
+            None => crate::storage::write_atomic(&path, &bytes).map_err(|e| e.to_string()),
+        }
     }
 
     /// These and `other`, added.

@@ -321,15 +321,16 @@ impl Items {
         self.removed
             .retain(|(_, at)| now.duration_since(*at) < RECENT);
         if now.duration_since(self.saved_totals) >= Duration::from_secs(60) {
-            self.save_totals(now);
+            self.save_totals(now, Some(host.disk()));
         }
     }
 
-    /// Keeps the totals of all runs, this one's so far included.
-    pub(super) fn save_totals(&mut self, now: Instant) {
+    /// Keeps the totals of all runs, this one's so far included: on `disk`'s thread when
+    /// given (the minute's save), else here (at exit).
+    pub(super) fn save_totals(&mut self, now: Instant, disk: Option<&crate::storage::Disk>) {
         self.saved_totals = now;
         self.run.seconds = self.since.elapsed().as_secs();
-        if let Err(e) = self.before.plus(self.run).save(&self.state) {
+        if let Err(e) = self.before.plus(self.run).save(&self.state, disk) {
             log::warn!("saving the statistics: {e}");
         }
     }

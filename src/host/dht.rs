@@ -143,7 +143,14 @@ impl Dht {
         Some(self.saved_at + SAVE_EVERY)
     }
 
-    pub(super) fn save(&mut self, now: Instant, now_anyway: bool) {
+    /// Saves the node's state when it is due (or `now_anyway`): on `disk`'s thread when
+    /// given (the loop's periodic saves), else here (the last one, at exit).
+    pub(super) fn save(
+        &mut self,
+        now: Instant,
+        now_anyway: bool,
+        disk: Option<&crate::storage::Disk>,
+    ) {
         let Some(path) = &self.opts.state else {
             return;
         };
@@ -157,8 +164,13 @@ impl Dht {
             .map(|e| e.info)
             .collect();
         let b = store(self.node.id(), &nodes);
-        if let Err(e) = crate::storage::write_atomic(path, &b) {
-            log::debug!("DHT state: {e}");
+        match disk {
+            Some(disk) => disk.save(path.clone(), b),
+            None => {
+                if let Err(e) = crate::storage::write_atomic(path, &b) {
+                    log::debug!("DHT state: {e}");
+                }
+            }
         }
     }
 

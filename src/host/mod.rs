@@ -223,6 +223,8 @@ pub struct Host {
     /// The UDP read buffer.
     udp_buf: Vec<u8>,
     resolver: Arc<Resolver>,
+    /// The disk thread: every torrent's piece writes and sidecar records, off the loop.
+    disk: crate::storage::Disk,
     dht: Option<dht::Dht>,
     /// A torrent waits to ask the DHT until the node knows some nodes.
     dht_waiting: bool,
@@ -276,6 +278,13 @@ impl Host {
         let mut udp = udp_socket(opts.bind, port)?;
         poll.registry()
             .register(&mut udp, UDP, Interest::READABLE)?;
+        let disk = {
+            let waker = waker.clone();
+            crate::storage::Disk::start(move || {
+                // A failed wake only delays the answer to the next pass.
+                let _ = waker.wake();
+            })?
+        };
         let resolver = Resolver::new(waker);
         let now = Instant::now();
         // IPv6 datagrams (the DHT's, uTP's) on a socket of their own, as the listener.
@@ -338,6 +347,7 @@ impl Host {
             udp_buf: Vec::new(),
             utp_tx: Vec::new(),
             resolver,
+            disk,
             dht,
             dht_waiting: false,
             signals,
@@ -417,7 +427,10 @@ impl Host {
             }
         }
         let storage = match &meta {
-            Some(m) => Some(torrent::open_storage(m, &opts, progress).map_err(AddError::Download)?),
+            Some(m) => Some(
+                torrent::open_storage(m, &opts, &self.disk, progress)
+                    .map_err(AddError::Download)?,
+            ),
             None => None,
         };
         let now = Instant::now();
@@ -518,6 +531,12 @@ impl Host {
         for (_, t) in self.torrents.iter_mut() {
             t.stop(&self.poll, self.port, now);
         }
+    }
+
+    /// The disk thread, for the embedder's own files ([`crate::storage::Disk::save`]): a
+    /// write that must not stop the loop.
+    pub fn disk(&self) -> &crate::storage::Disk {
+        &self.disk
     }
 
     /// The poll's registry, for the embedder's own sources (tokens from [`EXTERNAL_BASE`]).
@@ -825,7 +844,8 @@ impl Host {
         self.flush_dht(now);
         let done = self.all_finished();
         if let (true, Some(d)) = (done, &mut self.dht) {
-            d.save(now, true);
+            // The process is about to end: saved here, not queued.
+            d.save(now, true, None);
         }
         Ok(done)
     }
@@ -855,6 +875,7 @@ impl Host {
                 &self.poll,
                 &mut self.links,
                 &mut self.utp,
+                &self.disk,
                 PEER_BASE,
                 &mut self.read_buf,
                 now,
@@ -1009,7 +1030,7 @@ impl Host {
         let Some(d) = &mut self.dht else {
             return;
         };
-        d.save(now, false);
+        d.save(now, false, Some(&self.disk));
         let ready = d.node.knows_nodes();
         let mut waiting = false;
         for (_, t) in self.torrents.iter_mut() {
@@ -1339,6 +1360,7 @@ impl Host {
             &self.poll,
             &mut self.links,
             &mut self.utp,
+            &self.disk,
             PEER_BASE,
             &mut self.read_buf,
             now,

@@ -10,8 +10,8 @@ use crate::mse::Policy;
 use crate::peer::CloseReason;
 use crate::picker::BlockRef;
 use crate::session::Session;
-use crate::session::driver::{self, Dial, Installed, Shell};
-use crate::storage::{Resume, Storage, WriteOutcome};
+use crate::session::driver::{self, Dial, Installed, Shell, Stored};
+use crate::storage::{Disk, Resume, Storage, Submitted, WriteOutcome};
 use crate::tracker::{AnnounceEvent, AnnounceParams, Trackers};
 use mio::{Interest, Poll, Token};
 use slab::Slab;
@@ -98,6 +98,7 @@ pub(super) struct Io<'a> {
     pub(super) meta: &'a mut Option<Arc<Metainfo>>,
     pub(super) tiers: &'a [Vec<String>],
     pub(super) trackers: &'a mut Trackers,
+    pub(super) disk: &'a Disk,
     pub(super) opts: &'a DownloadOptions,
     pub(super) now: Instant,
     pub(super) peer_base: usize,
@@ -210,8 +211,12 @@ impl Shell for Io<'_> {
         }
     }
 
-    fn store(&mut self, index: u32, data: &[u8]) -> Result<bool, DownloadError> {
-        Ok(match self.storage()?.write_piece(index, data)? {
+    fn store(&mut self, index: u32, data: Vec<u8>) -> Result<Stored, DownloadError> {
+        let (outcome, data) = match self.storage()?.submit_piece(index, data)? {
+            Submitted::Queued => return Ok(Stored::Later),
+            Submitted::Done(outcome, data) => (outcome, data),
+        };
+        let ok = match outcome {
             WriteOutcome::Written | WriteOutcome::AlreadyHave => true,
             WriteOutcome::HashMismatch => {
                 log::warn!("piece {index} failed its hash check: fetching it again");
@@ -221,7 +226,8 @@ impl Shell for Io<'_> {
                 log::debug!("piece {index} is in files no longer wanted: dropped");
                 false
             }
-        })
+        };
+        Ok(Stored::Now(ok, data))
     }
 
     fn read(&mut self, block: BlockRef, into: &mut Vec<u8>) -> Result<(), DownloadError> {
@@ -252,7 +258,8 @@ impl Shell for Io<'_> {
         let path = saved_metainfo_path(&self.opts.output, &meta.info_hash.0);
         std::fs::create_dir_all(&self.opts.output)
             .map_err(|e| DownloadError::SaveMetadata(path.clone(), e))?;
-        crate::storage::write_atomic(&path, &meta.to_torrent_file())?;
+        // On the disk thread: a crash before it lands costs a fetch of the metadata again.
+        self.disk.save(path.clone(), meta.to_torrent_file());
         log::info!(
             "metadata: {} ({}, {} pieces), saved in {}",
             crate::util::printable(&meta.name),
@@ -260,7 +267,7 @@ impl Shell for Io<'_> {
             meta.piece_count(),
             path.display()
         );
-        let storage = open_storage(&meta, self.opts, &mut |_, _| {})?;
+        let storage = open_storage(&meta, self.opts, self.disk, &mut |_, _| {})?;
         let have = storage.have().clone();
         *self.storage = Some(storage);
         *self.meta = Some(meta.clone());
@@ -291,6 +298,7 @@ impl Shell for Io<'_> {
 pub(super) fn open_storage(
     meta: &Arc<Metainfo>,
     opts: &DownloadOptions,
+    disk: &Disk,
     progress: &mut dyn FnMut(u32, u32),
 ) -> Result<Storage, DownloadError> {
     let stored = meta.files.iter().filter(|f| !f.padding).count();
@@ -307,17 +315,22 @@ pub(super) fn open_storage(
             log::info!("{found} of {} pieces are already there", meta.piece_count());
         }
     }
+    // Writes and records go to the disk thread from now on (a check above, done before
+    // the loop runs, recorded inline).
+    storage.use_disk(disk.clone());
     Ok(storage)
 }
 
 impl Torrent {
     /// The parts the session's actions work on, and the session.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn io<'a>(
         &'a mut self,
         id: usize,
         poll: &'a Poll,
         all_links: &'a mut Slab<Link>,
         utp: &'a mut UtpNet,
+        disk: &'a Disk,
         peer_base: usize,
         now: Instant,
     ) -> (Io<'a>, &'a mut Session) {
@@ -331,6 +344,7 @@ impl Torrent {
                 meta: &mut self.meta,
                 tiers: &self.tiers,
                 trackers: &mut self.trackers,
+                disk,
                 opts: &self.opts,
                 now,
                 peer_base,
@@ -347,7 +361,8 @@ impl Torrent {
 
     /// Carries out the session's actions, and with `writes` its writes too, round after
     /// round until none is left (64 rounds at most); then what they changed: the metadata
-    /// installed, completion.
+    /// installed, completion. Pieces the disk thread wrote since the last call are
+    /// reported to the session first.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn drain(
         &mut self,
@@ -355,13 +370,15 @@ impl Torrent {
         poll: &Poll,
         all_links: &mut Slab<Link>,
         utp: &mut UtpNet,
+        disk: &Disk,
         peer_base: usize,
         buf: &mut Vec<u8>,
         now: Instant,
         writes: bool,
     ) -> Result<(), DownloadError> {
+        self.take_written(now)?;
         let had_meta = self.meta.is_some();
-        let (mut io, session) = self.io(id, poll, all_links, utp, peer_base, now);
+        let (mut io, session) = self.io(id, poll, all_links, utp, disk, peer_base, now);
         let result = if writes {
             driver::drain(session, &mut io, buf, now, 64).map(|_| ())
         } else {
@@ -374,6 +391,20 @@ impl Torrent {
         result?;
         if completed {
             self.on_completed(now)?;
+        }
+        Ok(())
+    }
+
+    /// Pieces the disk thread wrote: verified and readable now, their buffers back to the
+    /// session.
+    fn take_written(&mut self, now: Instant) -> Result<(), DownloadError> {
+        let Some(s) = &mut self.storage else {
+            return Ok(());
+        };
+        for (index, buf) in s.take_written()? {
+            // Recycled first: the result may start a new piece in this buffer.
+            self.session.recycle(buf);
+            self.session.piece_result(index, true, &[], now);
         }
         Ok(())
     }
@@ -412,7 +443,7 @@ impl Torrent {
             );
         }
         if let Some(s) = &mut self.storage {
-            s.flush()?;
+            s.start_flush()?;
         }
         self.completed_at = Some(now);
         if self.phase == Phase::Downloading {
@@ -492,10 +523,10 @@ impl Torrent {
         }
     }
 
-    /// Flushes, announces `stopped`, and waits for that (bounded) before finishing.
+    /// Starts a flush, announces `stopped`, and waits for that (bounded) before finishing.
     pub(super) fn begin_stop(&mut self, poll: &Poll, port: u16, now: Instant) {
         if let Some(s) = &mut self.storage {
-            if let Err(e) = s.flush() {
+            if let Err(e) = s.start_flush() {
                 log::error!("{e}");
             }
         }
@@ -505,7 +536,9 @@ impl Torrent {
     }
 
     /// Moves the phase on: exit after completing, stop at the seed ratio, finish once
-    /// `stopped` went out. Returns whether the torrent just finished.
+    /// `stopped` went out and every verified piece is recorded durably. Returns whether the
+    /// torrent's links are to be closed: it finished, or it waits for its last record (no
+    /// more transfers meanwhile, so that record holds everything).
     pub(super) fn advance_phase(
         &mut self,
         poll: &Poll,
@@ -530,7 +563,10 @@ impl Torrent {
             }
             Phase::Stopping if self.trackers.stop_finished(now) => {
                 if let Some(s) = &mut self.storage {
-                    s.flush()?;
+                    s.start_flush()?;
+                    if !s.is_durable() {
+                        return Ok(true);
+                    }
                 }
                 self.phase = Phase::Finished;
                 return Ok(true);
@@ -548,7 +584,7 @@ impl Torrent {
             s.add_uploaded(up - self.synced_up);
             self.synced_up = up;
             if s.wants_flush(now) {
-                s.flush()?;
+                s.start_flush()?;
             }
         }
         Ok(())

@@ -25,6 +25,17 @@ pub enum Dial {
     Failed,
 }
 
+/// What became of a complete piece handed to [`Shell::store`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// Done with now: whether its hash matched and it is stored; the buffer comes back.
+    Now(bool, Vec<u8>),
+    /// Its hash matched and it is on its way to disk: once it is written, the shell gives
+    /// the buffer back with [`Session::recycle`] and reports it with
+    /// [`Session::piece_result`] (`ok`, no contributor to blame).
+    Later,
+}
+
 /// What [`Shell::metadata`] gives back: the torrent, its verified pieces, the pieces' tiers.
 pub type Installed = (Arc<Metainfo>, Bitfield, Vec<u8>);
 
@@ -39,8 +50,8 @@ pub trait Shell {
     /// The session closed peer `key` for `reason`: release its connection.
     fn close(&mut self, key: usize, reason: &CloseReason);
 
-    /// Checks and stores piece `index`: whether its hash matched (and it is stored).
-    fn store(&mut self, index: u32, data: &[u8]) -> Result<bool, Self::Error>;
+    /// Checks and stores piece `index`.
+    fn store(&mut self, index: u32, data: Vec<u8>) -> Result<Stored, Self::Error>;
 
     /// Reads a verified block into `into` (cleared first).
     fn read(&mut self, block: BlockRef, into: &mut Vec<u8>) -> Result<(), Self::Error>;
@@ -85,10 +96,11 @@ pub fn run_actions<S: Shell + ?Sized>(
             },
             Action::Close { key, reason } => shell.close(key, &reason),
             Action::Verify(c) => {
-                let ok = shell.store(c.index, &c.data)?;
-                // Recycled first: the result may start a new piece in this buffer.
-                s.recycle(c.data);
-                s.piece_result(c.index, ok, &c.contributors, now);
+                if let Stored::Now(ok, data) = shell.store(c.index, c.data)? {
+                    // Recycled first: the result may start a new piece in this buffer.
+                    s.recycle(data);
+                    s.piece_result(c.index, ok, &c.contributors, now);
+                }
             }
             Action::Read { key, block } => {
                 buf.clear();

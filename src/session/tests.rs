@@ -138,6 +138,9 @@ struct Net {
     got_metadata: bool,
     /// DHT nodes peers told of (`port` messages).
     dht_nodes: Vec<SocketAddr>,
+    /// A disk that falls behind: verified pieces wait here, unwritten, until the test lets
+    /// them go ([`driver::Stored::Later`]).
+    slow_disk: Option<Vec<(u32, Vec<u8>)>>,
 }
 
 impl driver::Shell for Net {
@@ -153,10 +156,14 @@ impl driver::Shell for Net {
         self.closed.push((addr, reason.clone()));
     }
 
-    fn store(&mut self, index: u32, data: &[u8]) -> Result<bool, Self::Error> {
-        let ok = crate::hash::sha1(data) == self.meta.pieces[index as usize];
+    fn store(&mut self, index: u32, data: Vec<u8>) -> Result<driver::Stored, Self::Error> {
+        let ok = crate::hash::sha1(&data) == self.meta.pieces[index as usize];
         self.verified += u32::from(ok);
-        Ok(ok)
+        if let (true, Some(waiting)) = (ok, &mut self.slow_disk) {
+            waiting.push((index, data));
+            return Ok(driver::Stored::Later);
+        }
+        Ok(driver::Stored::Now(ok, data))
     }
 
     fn read(&mut self, block: BlockRef, into: &mut Vec<u8>) -> Result<(), Self::Error> {
@@ -252,6 +259,7 @@ impl Sim {
                 wrote: false,
                 got_metadata: false,
                 dht_nodes: Vec::new(),
+                slow_disk: None,
             },
             now: Instant::now(),
         };
@@ -300,6 +308,42 @@ fn downloads_everything_from_one_seeder() {
     assert_eq!(stats.downloaded, sim.data.len() as u64);
     assert_eq!(stats.wasted, 0);
     assert_eq!(sim.s.left(sim.data.len() as u64), 0);
+}
+
+/// Backpressure: pieces on their way to a disk that falls behind keep their buffers, which
+/// count in the piece-buffer budget, so no block is requested past it; each piece written
+/// lets one more in, and the download completes at the disk's pace.
+#[test]
+fn a_disk_that_falls_behind_holds_the_requests_to_the_piece_buffer_budget() {
+    let config = Config {
+        max_partial_bytes: 4 * PIECE as u64,
+        ..Config::default()
+    };
+    let mut sim = Sim::with(20, &[Kind::Seeder, Kind::Seeder], config);
+    sim.slow_disk = Some(Vec::new());
+    sim.settle();
+    let blocks_per_piece = PIECE / wire::BLOCK as usize;
+    let served = |sim: &Sim| sim.fakes.values().map(|f| f.served).sum::<usize>();
+    assert_eq!(
+        sim.slow_disk.as_ref().unwrap().len(),
+        4,
+        "the budget: 4 pieces"
+    );
+    assert_eq!(served(&sim), 4 * blocks_per_piece, "no block asked past it");
+    let mut written = 0;
+    while let Some((index, buf)) = sim.slow_disk.as_mut().unwrap().pop() {
+        assert!(!sim.completed);
+        let now = sim.now;
+        sim.s.recycle(buf);
+        sim.s.piece_result(index, true, &[], now);
+        written += 1;
+        sim.settle();
+        let held = sim.slow_disk.as_ref().unwrap().len();
+        assert!(held <= 4, "{held} pieces held");
+    }
+    assert!(sim.completed);
+    assert_eq!(written, 20);
+    assert!(sim.s.is_complete());
 }
 
 #[test]
@@ -1047,8 +1091,8 @@ impl driver::Shell for Sink<'_> {
         panic!("closed: {reason}");
     }
 
-    fn store(&mut self, _: u32, _: &[u8]) -> Result<bool, Self::Error> {
-        Ok(true)
+    fn store(&mut self, _: u32, data: Vec<u8>) -> Result<driver::Stored, Self::Error> {
+        Ok(driver::Stored::Now(true, data))
     }
 
     fn read(&mut self, block: BlockRef, into: &mut Vec<u8>) -> Result<(), Self::Error> {

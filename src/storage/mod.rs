@@ -16,6 +16,13 @@
 //! replaces the sidecar atomically. A crash loses at most the pieces written since the last
 //! flush, which [`Storage::wants_flush`] keeps to a few seconds' or a few pieces' worth.
 //!
+//! Off the loop: with a disk thread ([`Storage::use_disk`], what the host does), the hash is
+//! still checked by the caller, but the writes ([`Storage::submit_piece`]) and the records
+//! ([`Storage::start_flush`]) run on that thread, in order (`disk.rs`). A piece is verified
+//! (in [`Storage::have`], readable) only once it is written, and a record claims only the
+//! pieces written before it was asked for, after syncing them: the rule above holds as it
+//! does inline.
+//!
 //! On [`Storage::open`], a sidecar whose info-hash, file sizes and modification times match is
 //! trusted; anything else (missing with data present, damaged, foreign, stale) asks for a
 //! [`Storage::recheck`], which hashes what is on disk.
@@ -26,6 +33,7 @@
 //! go after every few MiB read; verified pieces are written with `pwrite` (see `files.rs`
 //! for why).
 
+mod disk;
 mod error;
 mod files;
 mod parts;
@@ -34,6 +42,7 @@ mod resume;
 pub mod sidecar;
 mod sys;
 
+pub use disk::Disk;
 pub use error::StorageError;
 pub use prepare::Allocation;
 pub use resume::write_atomic;
@@ -60,7 +69,7 @@ use crate::geometry::{self, Geometry};
 use crate::metainfo::Metainfo;
 use files::FileSet;
 use parts::PartFile;
-use sidecar::{FileStamp, Sidecar};
+use sidecar::FileStamp;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,6 +104,17 @@ pub enum Resume {
     Trusted,
     /// The data on disk must be hashed first ([`Storage::recheck`]); the text says why.
     NeedsRecheck(String),
+}
+
+/// The outcome of [`Storage::submit_piece`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// Checked, and on its way to disk: [`Storage::take_written`] gives it back once it is
+    /// written (and readable).
+    Queued,
+    /// Done with now (written inline, refused, or not to be written): the outcome, and the
+    /// buffer back.
+    Done(WriteOutcome, Vec<u8>),
 }
 
 /// The outcome of [`Storage::write_piece`].
@@ -133,6 +153,16 @@ pub struct Storage {
     saved_uploaded: u64,
     /// While a check runs: the next piece to hash.
     checked: Option<u32>,
+    /// The disk thread, once [`Storage::use_disk`] gave one; without it pieces are written
+    /// and recorded inline.
+    line: Option<disk::Line>,
+    /// Verified pieces on their way to disk.
+    writing: Bitfield,
+    in_flight: u32,
+    /// A record (sync, then the sidecar) is under way on the disk thread.
+    recording: bool,
+    /// Pieces the disk thread wrote, for [`Storage::take_written`].
+    written: Vec<(u32, Vec<u8>)>,
 }
 
 impl Storage {
@@ -228,6 +258,11 @@ impl Storage {
             uploaded,
             saved_uploaded: uploaded,
             checked: None,
+            line: None,
+            writing: Bitfield::new(meta.piece_count()),
+            in_flight: 0,
+            recording: false,
+            written: Vec::new(),
             geometry,
             meta,
         };
@@ -261,6 +296,8 @@ impl Storage {
     /// pieces from the part file, and is made durable before the sidecar says so. A file no
     /// longer wanted stays on disk.
     pub fn set_wanted(&mut self, wanted: &[bool]) -> Result<(), StorageError> {
+        // The part file is read below: every piece written to it must be there first.
+        self.settle()?;
         for i in 0..self.files.slots.len() {
             let slot = &self.files.slots[i];
             if !slot.stored || slot.in_place || !wanted.get(i).copied().unwrap_or(true) {
@@ -327,20 +364,13 @@ impl Storage {
     /// The stamps the sidecar records: each stored file's (absent when not on disk), then
     /// the part file's when there is one.
     fn stamps(&self) -> Result<Vec<FileStamp>, StorageError> {
-        let mut out = Vec::with_capacity(self.files.slots.len() + 1);
-        for s in self.files.slots.iter().filter(|s| s.stored) {
-            out.push(if s.in_place {
-                resume::stamp(&s.path).map_err(|e| StorageError::io("inspect", &s.path, e))?
-            } else {
-                FileStamp::ABSENT
-            });
-        }
-        let p = self.parts.path();
-        let parts = resume::stamp(p).map_err(|e| StorageError::io("inspect", p, e))?;
-        if parts != FileStamp::ABSENT {
-            out.push(parts);
-        }
-        Ok(out)
+        disk::stamps(&self.stamp_paths(), self.parts.path())
+    }
+
+    /// Each stored file's path when it is on disk, `None` when it is not.
+    fn stamp_paths(&self) -> Vec<Option<PathBuf>> {
+        let stored = self.files.slots.iter().filter(|s| s.stored);
+        stored.map(|s| s.in_place.then(|| s.path.clone())).collect()
     }
 
     /// The torrent.
@@ -396,6 +426,11 @@ impl Storage {
     /// Starts a check of every piece on disk, to be carried out by [`Storage::recheck_some`]
     /// a slice at a time. Nothing is verified until it is over.
     pub fn begin_recheck(&mut self) {
+        if let Err(e) = self.settle() {
+            // What failed to be written is not verified; the check finds what is there.
+            log::warn!("{e}");
+        }
+        self.written.clear();
         self.have = Bitfield::new(self.meta.piece_count());
         self.resume = Resume::NeedsRecheck("checking".into());
         self.checked = Some(0);
@@ -434,7 +469,7 @@ impl Storage {
         // sync before the sidecar claims it.
         self.files.mark_all_dirty();
         self.stale = true;
-        self.flush()?;
+        self.start_flush()?;
         Ok(Some(self.have.count()))
     }
 
@@ -471,14 +506,63 @@ impl Storage {
     /// Checks `data` against piece `index`'s SHA-1 and, only if it matches, writes it into
     /// the files. The piece is readable at once and durable after the next [`Storage::flush`].
     pub fn write_piece(&mut self, index: u32, data: &[u8]) -> Result<WriteOutcome, StorageError> {
+        if self.writing.get(index) {
+            return Ok(WriteOutcome::AlreadyHave);
+        }
+        let ops = match self.plan_write(index, data)? {
+            Ok(ops) => ops,
+            Err(outcome) => return Ok(outcome),
+        };
+        disk::write(&ops, data)?;
+        self.mark_written(index, data.len());
+        Ok(WriteOutcome::Written)
+    }
+
+    /// Like [`Storage::write_piece`], but with the disk thread ([`Storage::use_disk`]) the
+    /// piece is checked here and written there: [`Submitted::Queued`], and
+    /// [`Storage::take_written`] hands it back once it is in the files. Without the thread,
+    /// or when it is not to be written, it is done with at once.
+    pub fn submit_piece(&mut self, index: u32, data: Vec<u8>) -> Result<Submitted, StorageError> {
+        if self.line.is_none() {
+            let outcome = self.write_piece(index, &data)?;
+            return Ok(Submitted::Done(outcome, data));
+        }
+        if self.writing.get(index) {
+            // Already on its way (a duplicate): that one's answer stands for both.
+            return Ok(Submitted::Queued);
+        }
+        let ops = match self.plan_write(index, &data)? {
+            Ok(ops) => ops,
+            Err(outcome) => return Ok(Submitted::Done(outcome, data)),
+        };
+        let line = self.line.as_ref().expect("checked above");
+        line.disk.send(disk::Job::Write {
+            index,
+            data,
+            ops,
+            reply: line.reply.clone(),
+        });
+        self.writing.set(index);
+        self.in_flight += 1;
+        Ok(Submitted::Queued)
+    }
+
+    /// Where piece `index`'s bytes go, once it proved to be one to write: its hash matched,
+    /// it is not verified yet, and it has somewhere to go. The files it touches count as
+    /// written from now on (the next record syncs them).
+    fn plan_write(
+        &mut self,
+        index: u32,
+        data: &[u8],
+    ) -> Result<Result<Vec<disk::WriteOp>, WriteOutcome>, StorageError> {
         if index >= self.meta.piece_count() || data.len() as u64 != self.meta.piece_size(index) {
             return Err(StorageError::OutOfRange);
         }
         if self.have.get(index) {
-            return Ok(WriteOutcome::AlreadyHave);
+            return Ok(Err(WriteOutcome::AlreadyHave));
         }
         if crate::hash::sha1(data) != self.meta.pieces[index as usize] {
-            return Ok(WriteOutcome::HashMismatch);
+            return Ok(Err(WriteOutcome::HashMismatch));
         }
         let spans = self.geometry.spans(index);
         let parted = |s: &geometry::Span| {
@@ -486,24 +570,110 @@ impl Storage {
             slot.stored && !slot.in_place
         };
         if spans.iter().any(parted) && !self.parts.has_slot(index) {
-            return Ok(WriteOutcome::Dropped);
+            return Ok(Err(WriteOutcome::Dropped));
         }
+        let mut ops = Vec::with_capacity(spans.len());
         let mut at = 0usize;
-        for span in self.geometry.spans(index) {
-            let len = span.len as usize;
+        for k in 0..self.geometry.spans(index).len() {
+            let span = self.geometry.spans(index)[k];
+            let range = at..at + span.len as usize;
+            at = range.end;
             let i = span.file as usize;
             let slot = &self.files.slots[i];
-            if slot.stored && slot.in_place {
-                self.files.write(i, span.offset, &data[at..at + len])?;
+            let (to, check, offset) = if slot.stored && slot.in_place {
+                let h = self.files.handle(i)?;
+                self.files.slots[i].dirty = true;
+                let len = h.len;
+                (h, Some(len), span.offset)
             } else if slot.stored {
-                self.parts.write(index, at as u64, &data[at..at + len])?;
-            }
-            at += len;
+                let (h, pos) = self.parts.handle(index, range.start as u64)?;
+                (h, None, pos)
+            } else {
+                continue;
+            };
+            ops.push(disk::WriteOp {
+                to,
+                check,
+                offset,
+                range,
+            });
         }
+        Ok(Ok(ops))
+    }
+
+    /// Piece `index` (`len` bytes) is in the files: verified, durable at the next record.
+    fn mark_written(&mut self, index: u32, len: usize) {
         self.have.set(index);
         self.pending_pieces += 1;
-        self.pending_bytes += data.len() as u64;
-        Ok(WriteOutcome::Written)
+        self.pending_bytes += len as u64;
+    }
+
+    /// Writes pieces and records them on `disk`'s thread from now on, off the caller's.
+    pub fn use_disk(&mut self, disk: Disk) {
+        if self.line.is_none() {
+            self.line = Some(disk::Line::new(disk));
+        }
+    }
+
+    /// The pieces the disk thread has written since the last call (verified and readable
+    /// now), with their buffers; an error when a write or a record failed.
+    pub fn take_written(&mut self) -> Result<Vec<(u32, Vec<u8>)>, StorageError> {
+        self.pump(false)?;
+        Ok(std::mem::take(&mut self.written))
+    }
+
+    /// Takes the disk thread's answers: those there (`wait`: until nothing is under way).
+    fn pump(&mut self, wait: bool) -> Result<(), StorageError> {
+        loop {
+            let Some(line) = &self.line else {
+                return Ok(());
+            };
+            let busy = self.in_flight > 0 || self.recording;
+            let answer = if wait && busy {
+                line.answers.recv().ok()
+            } else {
+                line.answers.try_recv().ok()
+            };
+            let Some(answer) = answer else {
+                return Ok(());
+            };
+            match answer {
+                disk::Done::Written {
+                    index,
+                    data,
+                    result,
+                } => {
+                    self.in_flight -= 1;
+                    self.writing.clear(index);
+                    result?;
+                    self.mark_written(index, data.len());
+                    self.written.push((index, data));
+                }
+                disk::Done::Recorded(result) => {
+                    self.recording = false;
+                    if result.is_err() {
+                        // Not recorded: the next record tries it all again (and fails the
+                        // same way on a full disk, which then stops the torrent).
+                        self.stale = true;
+                    }
+                    result?;
+                }
+            }
+        }
+    }
+
+    /// Waits for every write and record under way on the disk thread (rare: a change of
+    /// the wanted files, a check, a failure, a stop that cannot wait).
+    fn settle(&mut self) -> Result<(), StorageError> {
+        self.pump(true)
+    }
+
+    /// Whether nothing is under way on the disk thread and nothing written waits to be
+    /// recorded: every verified piece is claimed in a durable sidecar.
+    pub fn is_durable(&self) -> bool {
+        let nothing_new = self.pending_pieces == 0 && !self.stale;
+        let unverified = matches!(self.resume, Resume::NeedsRecheck(_));
+        self.in_flight == 0 && !self.recording && (nothing_new || unverified)
     }
 
     /// Appends `len` bytes of verified piece `index` from `begin` to `out`.
@@ -562,31 +732,62 @@ impl Storage {
     }
 
     /// Makes every written piece durable, then records them (and the upload count) in the
-    /// sidecar, replaced atomically. Does nothing when the sidecar is up to date.
+    /// sidecar, replaced atomically; durable when it returns (with the disk thread, after
+    /// waiting for what is under way there). Does nothing when the sidecar is up to date.
     pub fn flush(&mut self) -> Result<(), StorageError> {
-        if self.pending_pieces == 0 && !self.stale && self.uploaded == self.saved_uploaded {
+        self.settle()?;
+        match self.record() {
+            Some(r) => disk::record(&r),
+            None => Ok(()),
+        }
+    }
+
+    /// Like [`Storage::flush`], without waiting: with the disk thread, the record is queued
+    /// there (after the writes it records) unless one is under way already (then it is for
+    /// the next call); [`Storage::is_durable`] says when it is done.
+    pub fn start_flush(&mut self) -> Result<(), StorageError> {
+        if self.line.is_none() {
+            return self.flush();
+        }
+        self.pump(false)?;
+        if self.recording {
             return Ok(());
+        }
+        if let Some(r) = self.record() {
+            let line = self.line.as_ref().expect("checked above");
+            line.disk
+                .send(disk::Job::Record(Box::new(r), line.reply.clone()));
+            self.recording = true;
+        }
+        Ok(())
+    }
+
+    /// What the next record is to say, and to sync first; `None` when the sidecar is up to
+    /// date, or when nothing is verified yet (a check is due: an old sidecar is never
+    /// replaced before it). What it covers counts as recorded from now on.
+    fn record(&mut self) -> Option<disk::Record> {
+        if self.pending_pieces == 0 && !self.stale && self.uploaded == self.saved_uploaded {
+            return None;
         }
         if matches!(self.resume, Resume::NeedsRecheck(_)) {
-            // Nothing verified yet: never replace a sidecar before the recheck.
-            return Ok(());
+            return None;
         }
-        self.files.sync()?;
-        self.parts.sync()?;
-        let files = self.stamps()?;
-        let sc = Sidecar {
-            info_hash: self.meta.info_hash,
-            files,
-            uploaded: self.uploaded,
-            have: self.have.clone(),
-        };
-        resume::write_atomic(&self.sidecar_path, &sc.encode())?;
+        let mut sync = self.files.take_dirty();
+        sync.extend(self.parts.take_dirty());
         self.pending_pieces = 0;
         self.pending_bytes = 0;
         self.pending_since = None;
         self.stale = false;
         self.saved_uploaded = self.uploaded;
-        Ok(())
+        Some(disk::Record {
+            sync,
+            stamps: self.stamp_paths(),
+            parts: self.parts.path().to_owned(),
+            sidecar: self.sidecar_path.clone(),
+            info_hash: self.meta.info_hash,
+            uploaded: self.uploaded,
+            have: self.have.clone(),
+        })
     }
 }
 

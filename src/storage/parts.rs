@@ -11,12 +11,14 @@
 //! those bytes.
 
 use super::StorageError;
+use super::files::Handle;
 use crate::geometry::Geometry;
 use crate::metainfo::Metainfo;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// `DIR/.NAME.parts`.
 pub(super) fn parts_path(dir: &Path, name: &str) -> PathBuf {
@@ -25,7 +27,7 @@ pub(super) fn parts_path(dir: &Path, name: &str) -> PathBuf {
 
 pub(super) struct PartFile {
     path: PathBuf,
-    file: Option<File>,
+    file: Option<Arc<File>>,
     piece_length: u64,
     /// The boundary pieces, sorted: piece `boundary[k]` owns slot `k`.
     boundary: Vec<u32>,
@@ -85,7 +87,7 @@ impl PartFile {
                 .create(create)
                 .open(&self.path);
             match opened {
-                Ok(f) => self.file = Some(f),
+                Ok(f) => self.file = Some(Arc::new(f)),
                 Err(e) if !create && e.kind() == io::ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(StorageError::io("open", &self.path, e)),
             }
@@ -93,15 +95,24 @@ impl PartFile {
         Ok(true)
     }
 
-    /// Keeps `data`, bytes `at..` of piece `index`. The piece must have a slot.
-    pub(super) fn write(&mut self, index: u32, at: u64, data: &[u8]) -> Result<(), StorageError> {
+    /// Where bytes `at..` of piece `index` go: the file (created if need be; it counts as
+    /// written from now on) and the offset. The piece must have a slot.
+    pub(super) fn handle(&mut self, index: u32, at: u64) -> Result<(Handle, u64), StorageError> {
         let pos = self.offset(index, at).ok_or(StorageError::OutOfRange)?;
         self.open(true)?;
-        let file = self.file.as_ref().expect("opened");
-        file.write_all_at(data, pos)
-            .map_err(|e| StorageError::io("write", &self.path, e))?;
         self.dirty = true;
-        Ok(())
+        let h = Handle {
+            file: self.file.clone().expect("opened"),
+            path: self.path.clone(),
+            len: 0,
+        };
+        Ok((h, pos))
+    }
+
+    /// The part file if it was written since the last call, to be synced; it counts as
+    /// clean from now on.
+    pub(super) fn take_dirty(&mut self) -> Option<(PathBuf, Option<Arc<File>>)> {
+        std::mem::take(&mut self.dirty).then(|| (self.path.clone(), self.file.clone()))
     }
 
     /// Appends `len` bytes `at..` of piece `index` to `out`: zeros where nothing was kept
@@ -133,18 +144,6 @@ impl PartFile {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(err(e)),
             }
-        }
-        Ok(())
-    }
-
-    /// Makes what was written durable.
-    pub(super) fn sync(&mut self) -> Result<(), StorageError> {
-        if self.dirty {
-            if let Some(f) = &self.file {
-                f.sync_data()
-                    .map_err(|e| StorageError::io("sync", &self.path, e))?;
-            }
-            self.dirty = false;
         }
         Ok(())
     }

@@ -375,3 +375,121 @@ fn with_the_budget_held_elsewhere_reads_fall_back_to_pread() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&dir2).unwrap();
 }
+
+/// A storage writing on a disk thread of its own; the receiver hears each job's end.
+fn with_disk(st: &mut Storage) -> std::sync::mpsc::Receiver<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    st.use_disk(
+        Disk::start(move || {
+            let _ = tx.send(());
+        })
+        .unwrap(),
+    );
+    rx
+}
+
+#[test]
+fn pieces_written_on_the_disk_thread_come_back_readable_and_are_recorded_after_their_sync() {
+    let dir = temp_dir("disk-thread");
+    let (meta, data) = many_files(3, 100_000, 16384);
+    let mut st = Storage::open(meta.clone(), &dir, StorageOptions::default()).unwrap();
+    let done = with_disk(&mut st);
+    let n = meta.piece_count();
+    let piece = |i: u32| data[i as usize * 16384..][..meta.piece_size(i) as usize].to_vec();
+    // A bad piece is refused here, never queued.
+    let mut bad = piece(0);
+    bad[0] ^= 1;
+    assert_eq!(
+        st.submit_piece(0, bad.clone()).unwrap(),
+        Submitted::Done(WriteOutcome::HashMismatch, bad)
+    );
+    for i in 0..n {
+        assert_eq!(st.submit_piece(i, piece(i)).unwrap(), Submitted::Queued);
+        assert!(!st.has(i), "not verified before it is written");
+    }
+    assert!(!st.is_durable());
+    let mut got = Vec::new();
+    while got.len() < n as usize {
+        done.recv().unwrap();
+        got.extend(st.take_written().unwrap());
+    }
+    got.sort();
+    for (i, (index, buf)) in got.into_iter().enumerate() {
+        assert_eq!(
+            (index, buf),
+            (i as u32, piece(i as u32)),
+            "each buffer comes back"
+        );
+        let mut out = Vec::new();
+        st.read_block(index, 0, 100, &mut out).unwrap();
+        assert_eq!(out, piece(index)[..100]);
+    }
+    st.start_flush().unwrap();
+    while !st.is_durable() {
+        done.recv().unwrap();
+        assert!(st.take_written().unwrap().is_empty());
+    }
+    drop(st);
+    let st = Storage::open(meta, &dir, StorageOptions::default()).unwrap();
+    assert_eq!(st.resume(), &Resume::Trusted);
+    assert!(st.have().is_full());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_write_that_fails_on_the_disk_thread_is_an_error_and_the_piece_is_not_verified() {
+    let dir = temp_dir("disk-thread-fail");
+    let (meta, data) = many_files(1, 100_000, 16384);
+    let mut st = Storage::open(meta.clone(), &dir, StorageOptions::default()).unwrap();
+    let done = with_disk(&mut st);
+    // Another program shortens the file: the thread's write refuses to grow it back.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("many/f0000"))
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    assert_eq!(
+        st.submit_piece(1, data[16384..32768].to_vec()).unwrap(),
+        Submitted::Queued
+    );
+    done.recv().unwrap();
+    assert!(matches!(
+        st.take_written(),
+        Err(StorageError::Changed { .. })
+    ));
+    assert!(!st.has(1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_record_that_fails_on_the_disk_thread_is_an_error_and_is_tried_again() {
+    let dir = temp_dir("disk-thread-record");
+    let (meta, data) = many_files(1, 100_000, 16384);
+    let mut st = Storage::open(meta.clone(), &dir, StorageOptions::default()).unwrap();
+    let done = with_disk(&mut st);
+    // A folder where the sidecar's temporary file goes: its creation fails.
+    let tmp = dir.join(".many.btmini.tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    assert_eq!(
+        st.submit_piece(0, data[..16384].to_vec()).unwrap(),
+        Submitted::Queued
+    );
+    done.recv().unwrap();
+    assert_eq!(st.take_written().unwrap().len(), 1);
+    st.start_flush().unwrap();
+    done.recv().unwrap();
+    assert!(st.take_written().is_err(), "the failed record is an error");
+    assert!(!st.is_durable(), "and nothing counts as recorded");
+    std::fs::remove_dir(&tmp).unwrap();
+    st.start_flush().unwrap();
+    while !st.is_durable() {
+        done.recv().unwrap();
+        st.take_written().unwrap();
+    }
+    drop(st);
+    let st = Storage::open(meta, &dir, StorageOptions::default()).unwrap();
+    assert_eq!(st.resume(), &Resume::Trusted);
+    assert!(st.has(0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

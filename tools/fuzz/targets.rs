@@ -13,7 +13,7 @@ use btmini::magnet::Magnet;
 use btmini::metainfo::Metainfo;
 use btmini::peer::CloseReason;
 use btmini::picker::BlockRef;
-use btmini::session::driver::{self, Dial, Shell};
+use btmini::session::driver::{self, Dial, Shell, Stored};
 use btmini::session::{Config, Session};
 use btmini::storage::sidecar::Sidecar;
 use btmini::tracker::http::ResponseReader;
@@ -218,12 +218,12 @@ impl Shell for FuzzShell<'_> {
         }
     }
 
-    fn store(&mut self, index: u32, data: &[u8]) -> Result<bool, Self::Error> {
-        let ok = btmini::hash::sha1(data) == self.meta.pieces[index as usize];
+    fn store(&mut self, index: u32, data: Vec<u8>) -> Result<Stored, Self::Error> {
+        let ok = btmini::hash::sha1(&data) == self.meta.pieces[index as usize];
         if ok {
             self.verified.set(index);
         }
-        Ok(ok)
+        Ok(Stored::Now(ok, data))
     }
 
     fn read(&mut self, block: BlockRef, into: &mut Vec<u8>) -> Result<(), Self::Error> {
