@@ -293,8 +293,11 @@ impl Storage {
 
     /// Wants the files `wanted` names (as in [`Storage::open_selected`]) from now on: a
     /// newly wanted file that is not on disk is created, takes its share of the verified
-    /// pieces from the part file, and is made durable before the sidecar says so. A file no
-    /// longer wanted stays on disk.
+    /// pieces from the part file, and is made durable before the sidecar says so (by a
+    /// record started here: on the disk thread when there is one). A file no longer wanted
+    /// stays on disk. With the disk thread, it first waits for the writes under way (the
+    /// part file is read), and deleting the part file once nothing needs it waits for the
+    /// sync of what moved out of it: a change of selection is rare.
     pub fn set_wanted(&mut self, wanted: &[bool]) -> Result<(), StorageError> {
         // The part file is read below: every piece written to it must be there first.
         self.settle()?;
@@ -310,7 +313,7 @@ impl Storage {
             self.stale = true;
         }
         self.drop_parts_if_unneeded()?;
-        self.flush()
+        self.start_flush()
     }
 
     /// Whether file `i` is on disk (wanted, or there already).
