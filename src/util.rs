@@ -102,6 +102,18 @@ pub fn utc_datetime(secs: i64) -> String {
     )
 }
 
+/// Whether `ip` is on this host or its local network: loopback, private (RFC 1918),
+/// link-local, or IPv6 unique-local.
+pub fn on_local_network(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments()[0];
+            v6.is_loopback() || s & 0xfe00 == 0xfc00 || s & 0xffc0 == 0xfe80
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

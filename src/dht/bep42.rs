@@ -43,17 +43,7 @@ fn prefix(ip: IpAddr, r: u8) -> u32 {
 
 /// Addresses BEP 42 leaves out: loopback, private, link-local (and unspecified).
 pub fn exempt(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
-    }
+    crate::util::on_local_network(ip) || ip.is_unspecified()
 }
 
 /// An id for a node at `ip`, from 20 random bytes.

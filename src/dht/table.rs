@@ -76,10 +76,7 @@ pub struct Table {
 
 /// Addresses that may hold several entries: loopback, private and link-local ones.
 fn is_local(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
-        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-    }
+    crate::util::on_local_network(ip)
 }
 
 impl Table {

@@ -112,7 +112,7 @@ pub(super) struct Io<'a> {
     pub(super) utp: &'a mut UtpNet,
 }
 
-/// Peer `addr` failed a way of dialling (MSE, uTP): `set` says to dial it the other way
+/// Peer `addr` failed an encrypted dial: `set` says to dial it in plaintext
 /// from now on.
 pub(super) fn remember(set: &mut HashSet<SocketAddr>, addr: SocketAddr) {
     // Bounded: forgetting them all costs one failed attempt each.
@@ -122,7 +122,7 @@ pub(super) fn remember(set: &mut HashSet<SocketAddr>, addr: SocketAddr) {
     set.insert(addr);
 }
 
-/// Peers remembered per torrent as speaking plaintext only, or TCP only.
+/// Peers remembered per torrent as speaking plaintext only.
 const MAX_REMEMBERED: usize = 4096;
 
 impl Io<'_> {
