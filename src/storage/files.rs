@@ -209,6 +209,18 @@ impl FileSet {
 
     /// File `i`, opened (closing the least recently used one past [`MAX_OPEN`]).
     pub(super) fn handle(&mut self, i: usize) -> Result<Handle, StorageError> {
+        let file = self.open(i)?;
+        let slot = &self.slots[i];
+        Ok(Handle {
+            file,
+            path: slot.path.clone(),
+            len: slot.len,
+        })
+    }
+
+    /// File `i`'s descriptor, opened if need be (closing the least recently used one past
+    /// [`MAX_OPEN`]): a reference count, no allocation, as each block read needs.
+    fn open(&mut self, i: usize) -> Result<Arc<File>, StorageError> {
         self.tick += 1;
         if self.slots[i].file.is_none() {
             if self.open >= MAX_OPEN {
@@ -225,11 +237,7 @@ impl FileSet {
         }
         let slot = &mut self.slots[i];
         slot.last_use = self.tick;
-        Ok(Handle {
-            file: slot.file.clone().expect("opened above"),
-            path: slot.path.clone(),
-            len: slot.len,
-        })
+        Ok(slot.file.clone().expect("opened above"))
     }
 
     /// Hands bytes `offset..offset + len` of file `i` to `out`, in one or more slices in
@@ -245,10 +253,11 @@ impl FileSet {
             return Ok(());
         }
         self.read_since_release += len as u64;
-        let h = self.handle(i)?;
+        let file = self.open(i)?;
+        let flen = self.slots[i].len;
         // A file shortened under its map would kill the process with SIGBUS on the read:
         // its size is checked first, every time (one fstat, small next to the copy).
-        check_size(&h.file, h.len, &h.path)?;
+        check_size(&file, flen, &self.slots[i].path)?;
         let end = offset + len as u64;
         let mut at = offset;
         while at < end {
@@ -256,13 +265,12 @@ impl FileSet {
             let stop = end.min(start + WINDOW);
             // Both below WINDOW: they fit any usize.
             let (from, to) = (to_usize(at - start), to_usize(stop - start));
-            match self.window(i, start, &h)? {
+            match self.window(i, start, &file)? {
                 Some(k) => out(&self.windows[k].map[from..to]),
                 None => {
                     self.scratch.resize(to - from, 0);
-                    h.file
-                        .read_exact_at(&mut self.scratch, at)
-                        .map_err(|e| StorageError::io("read", &h.path, e))?;
+                    file.read_exact_at(&mut self.scratch, at)
+                        .map_err(|e| StorageError::io("read", &self.slots[i].path, e))?;
                     out(&self.scratch);
                 }
             }
@@ -273,7 +281,7 @@ impl FileSet {
 
     /// The window of file `i` that starts at `start`, mapped if it is not yet; `None` when
     /// the process's budget has no room and this set holds no window to give up.
-    fn window(&mut self, i: usize, start: u64, h: &Handle) -> Result<Option<usize>, StorageError> {
+    fn window(&mut self, i: usize, start: u64, file: &File) -> Result<Option<usize>, StorageError> {
         self.tick += 1;
         if let Some(k) = self
             .windows
@@ -283,7 +291,8 @@ impl FileSet {
             self.windows[k].last_use = self.tick;
             return Ok(Some(k));
         }
-        let len = to_usize(WINDOW.min(h.len - start));
+        let flen = self.slots[i].len;
+        let len = to_usize(WINDOW.min(flen - start));
         while !self.budget.take(len) {
             let Some(lru) = (0..self.windows.len()).min_by_key(|&k| self.windows[k].last_use)
             else {
@@ -291,11 +300,11 @@ impl FileSet {
             };
             self.windows.swap_remove(lru);
         }
-        let map = match sys::map(&h.file, h.len, start, len) {
+        let map = match sys::map(file, flen, start, len) {
             Ok(m) => m,
             Err(e) => {
                 self.budget.give_back(len);
-                return Err(StorageError::io("map", &h.path, e));
+                return Err(StorageError::io("map", &self.slots[i].path, e));
             }
         };
         self.windows.push(Window {
