@@ -141,29 +141,19 @@ impl Host {
             return;
         };
         let Race::Tcp(tcp) = &l.race else { return };
-        let Some(state) = super::link::connect_state(tcp) else {
-            return;
-        };
-        let registry = self.poll.registry();
-        let Race::Tcp(mut tcp) = std::mem::take(&mut l.race) else {
-            unreachable!("matched above");
-        };
-        if let Err(e) = state {
-            let _ = registry.deregister(&mut tcp);
-            return log::debug!("{}: TCP beside uTP failed: {e}", l.addr);
+        match super::link::connect_state(tcp) {
+            None => return,
+            Some(Err(e)) => {
+                l.drop_race(self.poll.registry());
+                return log::debug!("{}: TCP beside uTP failed: {e}", l.addr);
+            }
+            Some(Ok(())) => {}
         }
-        // Under the link's own token from now on; re-registering reports its readiness
-        // again, so nothing that came meanwhile is missed.
-        let token = Token(super::PEER_BASE + link);
-        if registry
-            .reregister(&mut tcp, token, Interest::READABLE | Interest::WRITABLE)
-            .is_err()
-        {
+        if !self.race_takes_over(link, now) {
             return;
         }
+        let l = &mut self.links[link];
         log::debug!("{}: TCP answered before uTP: keeping TCP", l.addr);
-        l.release(registry, now);
-        l.transport = Transport::Tcp(tcp);
         l.connected = true;
         if let super::link::Owner::Peer { torrent, .. } = l.owner {
             if let Some(t) = self.torrents.get_mut(torrent) {
@@ -171,6 +161,29 @@ impl Host {
             }
         }
         self.connect_done(link, now);
+    }
+
+    /// Link `link`'s racing TCP dial, if it has one, takes the uTP dial's place (given up,
+    /// with a RESET): its transport from now on, under the link's own token. Whether it had
+    /// one (and it could be re-registered).
+    pub(super) fn race_takes_over(&mut self, link: usize, now: Instant) -> bool {
+        let l = &mut self.links[link];
+        let Race::Tcp(mut tcp) = std::mem::take(&mut l.race) else {
+            return false;
+        };
+        let registry = self.poll.registry();
+        // Re-registering reports its readiness again, so nothing that came meanwhile is
+        // missed.
+        let token = Token(super::PEER_BASE + link);
+        if registry
+            .reregister(&mut tcp, token, Interest::READABLE | Interest::WRITABLE)
+            .is_err()
+        {
+            return false;
+        }
+        l.release(registry, now);
+        l.transport = Transport::Tcp(tcp);
+        true
     }
 }
 

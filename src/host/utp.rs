@@ -360,37 +360,13 @@ impl Host {
                 t.paths.tcp_answered(addr);
             }
         }
-        if self.race_alone(link, now) {
+        if self.race_takes_over(link, now) {
             return log::debug!("{addr}: no answer over uTP: the TCP dial beside it goes on");
         }
         log::debug!("{addr}: no answer over uTP: dialling it over TCP");
         if !self.redial_tcp(link) {
             self.close_link(link, "no answer over uTP, and TCP failed", now);
         }
-    }
-
-    /// Makes link `link`'s racing TCP dial, if it has one, the link's transport (the uTP
-    /// dial given up); whether it had one.
-    fn race_alone(&mut self, link: usize, now: Instant) -> bool {
-        let l = &mut self.links[link];
-        let super::link::Race::Tcp(mut tcp) = std::mem::take(&mut l.race) else {
-            return false;
-        };
-        let registry = self.poll.registry();
-        let token = mio::Token(super::PEER_BASE + link);
-        if registry
-            .reregister(
-                &mut tcp,
-                token,
-                mio::Interest::READABLE | mio::Interest::WRITABLE,
-            )
-            .is_err()
-        {
-            return false;
-        }
-        l.release(registry, now);
-        l.transport = Transport::Tcp(tcp);
-        true
     }
 
     /// An ICMP error says nothing listens (or nothing is reachable) at `to`: uTP dials
