@@ -210,13 +210,20 @@ def download(path, save_path, ip, peer=None, forced_rc4=False):
     deadline = time.monotonic() + 120
     pex = set()
     rc4 = False
-    while not h.status().is_seeding and time.monotonic() < deadline:
-        ses.wait_for_alert(200)
-        ses.pop_alerts()
+
+    def look():
+        nonlocal rc4
         peers = h.get_peer_info()
         pex.update(f"{p.ip[0]}:{p.ip[1]}" for p in peers if p.source & 4)
         # peer_info flag bit 19: rc4_encrypted (include/libtorrent/peer_info.hpp@v2.0.8).
         rc4 |= any(int(p.flags) & (1 << 19) for p in peers)
+    # The peers are looked at every 20 ms and once more at the end: a small download can
+    # be over, and its connection gone, between two looks 200 ms apart.
+    while not h.status().is_seeding and time.monotonic() < deadline:
+        ses.wait_for_alert(20)
+        ses.pop_alerts()
+        look()
+    look()
     st = h.status()
     print(json.dumps({"seeding": st.is_seeding, "progress": st.progress,
                       "downloaded": st.total_payload_download,
